@@ -1,0 +1,124 @@
+"""Deterministic CBOR (RFC 8949 §4.2.1) over the ``cbor2`` C extension.
+
+Why not simply ``cbor2.dumps(canonical=True)``: cbor2 orders map keys length-first (the old
+RFC 7049 "canonical" rule), while RFC 8949 §4.2.1 orders them by the bytewise lexicographic
+order of their encodings. The two differ for maps such as ``{-1, 256}``. We therefore sort map
+keys ourselves with a key function that reproduces the bytewise order without encoding the keys,
+and let cbor2 (which keeps insertion order when ``canonical=False``) do the byte work in C.
+
+Strict decoding works by *verification through re-encoding*: decode with cbor2, walk the result
+(checking depth, allowed types, map key order and key uniqueness), re-encode, and require the
+bytes to be identical. Any non-shortest head, indefinite length, duplicate key (cbor2 keeps the
+last one, so the re-encoding is shorter), trailing byte, bignum for a small integer, or tag
+inside a payload therefore fails. Only these value types exist on our wire: unsigned and negative
+integers that fit 64 bits, byte strings, text strings, arrays, maps with integer / byte-string /
+text-string keys, ``true``, ``false`` and ``null``. No floats, no tags (COSE's tag 18 is handled by
+the COSE layer, outside payloads).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+
+from attest.errors import DecodeError
+
+#: Largest encoded message (or frame payload) accepted anywhere, in bytes.
+MAX_MESSAGE_BYTES = 65_536
+#: Deepest container nesting accepted (the top-level item is depth 1).
+MAX_DEPTH = 8
+
+_U64 = 1 << 64
+
+
+def _key_order(key: int | bytes | str) -> tuple[int, int, Any]:
+    """Sort key equal to RFC 8949 bytewise order of the encoded map key.
+
+    Encoded unsigned integers sort numerically and before negative integers (major type 0 < 1);
+    negative integers sort by their magnitude; strings sort by length (the head encodes it)
+    and then by content.
+    """
+    if type(key) is int:
+        return (0, key, b"") if key >= 0 else (1, -1 - key, b"")
+    if type(key) is bytes:
+        return (2, len(key), key)
+    if type(key) is str:
+        raw = key.encode("utf-8")
+        return (3, len(raw), raw)
+    raise TypeError(f"map key of type {type(key).__name__} is not allowed")
+
+
+def _canonicalize(value: Any, depth: int = 1) -> Any:
+    """Return ``value`` with every map rebuilt in deterministic key order (for encoding)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nesting deeper than {MAX_DEPTH}")
+    t = type(value)
+    if t is dict:
+        items = sorted(value.items(), key=lambda kv: _key_order(kv[0]))
+        return {k: _canonicalize(v, depth + 1) for k, v in items}
+    if t is list or t is tuple:
+        return [_canonicalize(v, depth + 1) for v in value]
+    if t is int:
+        if not -_U64 <= value < _U64:
+            raise ValueError("integer does not fit in 64 bits")
+        return value
+    if t is bytes or t is str or t is bool or value is None:
+        return value
+    raise TypeError(f"type {t.__name__} cannot be encoded on the attest wire")
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` as deterministic CBOR. Raises ``TypeError``/``ValueError`` on our bugs."""
+    return cbor2.dumps(_canonicalize(value))
+
+
+def _check(value: Any, depth: int) -> None:
+    """Validate a decoded item: allowed types, depth, strictly increasing map keys."""
+    if depth > MAX_DEPTH:
+        raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
+    t = type(value)
+    if t is dict:
+        previous = None
+        for k, v in value.items():
+            try:
+                order = _key_order(k)
+            except TypeError as exc:
+                raise DecodeError(str(exc)) from None
+            if previous is not None and not previous < order:
+                raise DecodeError("map keys are not in deterministic order")
+            previous = order
+            _check(v, depth + 1)
+    elif t is list:
+        for v in value:
+            _check(v, depth + 1)
+    elif t is int:
+        if not -_U64 <= value < _U64:
+            raise DecodeError("integer does not fit in 64 bits")
+    elif not (t is bytes or t is str or t is bool or value is None):
+        raise DecodeError(f"type {t.__name__} is not allowed on the attest wire")
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """Decode exactly one deterministic CBOR item from ``data`` or raise :class:`DecodeError`."""
+    if type(data) is not bytes:
+        raise DecodeError("input must be bytes")
+    if len(data) > max_bytes:
+        raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if not data:
+        raise DecodeError("empty input")
+    try:
+        value = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types (and RecursionError, MemoryError)
+        raise DecodeError(f"not well-formed CBOR: {exc}") from None
+    _check(value, 1)
+    try:
+        again = cbor2.dumps(value)
+    except Exception as exc:
+        raise DecodeError(f"cannot re-encode: {exc}") from None
+    if again != data:
+        raise DecodeError(
+            "not deterministically encoded (non-shortest form, indefinite length, duplicate key "
+            "or trailing bytes)"
+        )
+    return value

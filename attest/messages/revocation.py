@@ -1,0 +1,57 @@
+"""Numbered revocation lists signed by the authority.
+
+A list is complete (not a delta): a verifier or chip that holds list N knows every revocation up
+to N, and refuses to replace it with a list of a lower or equal number (anti-rollback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from attest.codec.cose import ContentType
+from attest.messages import claims as C
+from attest.messages.schema import BSTR_LIST, TSTR, TSTR_LIST, UEID_LIST, UINT, Field, SignedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationList(SignedMessage):
+    CONTENT_TYPE: ClassVar[str] = ContentType.REVOCATION_LIST
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("issuer", C.ISS, TSTR),
+        Field("issued_at", C.IAT, UINT),
+        Field("number", C.HEM_LIST_NUMBER, UINT),
+        Field("devices", C.HEM_REVOKED_DEVICES, UEID_LIST),
+        Field("manufacturers", C.HEM_REVOKED_MANUFACTURERS, TSTR_LIST),
+        Field("verifiers", C.HEM_REVOKED_VERIFIERS, TSTR_LIST),
+        Field("pods", C.HEM_REVOKED_PODS, BSTR_LIST),
+    )
+
+    issuer: str
+    issued_at: int
+    number: int
+    devices: tuple[bytes, ...] = ()
+    manufacturers: tuple[str, ...] = ()
+    verifiers: tuple[str, ...] = ()
+    pods: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """The verification core's view of a revocation list: sets for O(1) membership."""
+
+    number: int = 0
+    devices: frozenset[bytes] = field(default_factory=frozenset)
+    manufacturers: frozenset[str] = field(default_factory=frozenset)
+    verifiers: frozenset[str] = field(default_factory=frozenset)
+    pods: frozenset[bytes] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_list(cls, rl: RevocationList) -> Revocations:
+        return cls(
+            number=rl.number,
+            devices=frozenset(rl.devices),
+            manufacturers=frozenset(rl.manufacturers),
+            verifiers=frozenset(rl.verifiers),
+            pods=frozenset(rl.pods),
+        )

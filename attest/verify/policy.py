@@ -1,0 +1,26 @@
+"""Appraisal policy: which chip models a verifier knows and which firmware it trusts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from attest.hardware import DEFAULT_MODELS, KNOWN_FIRMWARE, ChipModel, simulated_firmware_measurement
+
+__all__ = ["ChipModel", "Policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Inputs of appraisal that an operator chooses (SPEC.md §8)."""
+
+    policy_id: str = "attest-default-v1"
+    models: Mapping[str, ChipModel] = field(default_factory=lambda: DEFAULT_MODELS)
+    min_firmware: tuple[int, ...] = (1, 1, 0)
+    firmware_measurements: Mapping[tuple[int, ...], bytes] = field(
+        default_factory=lambda: MappingProxyType(
+            {v: simulated_firmware_measurement(v) for v in KNOWN_FIRMWARE}
+        )
+    )
+    challenge_ttl_s: int = 30

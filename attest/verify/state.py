@@ -1,0 +1,36 @@
+"""What a verifier remembers about a chip between appraisals (the anti-replay / anti-rollback state)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from attest.keys import PublicKey
+from attest.messages.attestation import Meters
+
+
+class ChipStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class ChipState:
+    """The last accepted state of one chip, as stored by a verifier node.
+
+    ``last_challenge_iat`` (seconds) is the issue time of the challenge that the last accepted
+    evidence answered. Because that evidence was signed after its challenge was issued, the
+    meters can have grown by at most ``peak rate x (now - last_challenge_iat)`` since: a sound
+    bound that needs no trust in the chip's clock.
+    """
+
+    ueid: bytes
+    device_key: PublicKey
+    hwmodel: str
+    bootcount: int
+    attest_counter: int
+    meters: Meters
+    last_challenge_iat: int
+    last_seen_ms: int
+    last_evidence_digest: bytes
+    status: ChipStatus = ChipStatus.ACTIVE
