@@ -42,6 +42,7 @@ class ContentType(enum.StrEnum):
     CHALLENGE = "application/vnd.attest.challenge+cbor"
     EVIDENCE = "application/vnd.attest.evidence+cbor"
     RESULT = "application/vnd.attest.result+cbor"
+    AUDIT_CHECKPOINT = "application/vnd.attest.audit-checkpoint+cbor"
 
 
 @cache

@@ -111,6 +111,8 @@ class _NeedData(enum.Enum):
     def __repr__(self) -> str:
         return "NEED_DATA"
 
+    __str__ = __repr__
+
 
 #: Returned by ``next_event`` when the buffer holds no complete frame yet: feed more bytes.
 NEED_DATA: Final = _NeedData.NEED_DATA

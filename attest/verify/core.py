@@ -47,17 +47,7 @@ _EVIDENCE_PROTECTED = protected_header(ContentType.EVIDENCE)
 # Stand-ins used when a real value is missing, so the same operations run on every path.
 _NO_KEY = PublicKey(bytes(32))
 _NO_MODEL = ChipModel("", 0, 0, 0, 0)
-_GENESIS = ChipState(
-    ueid=b"",
-    device_key=_NO_KEY,
-    hwmodel="",
-    bootcount=0,
-    attest_counter=0,
-    meters=Meters(),
-    last_challenge_iat=0,
-    last_seen_ms=0,
-    last_evidence_digest=bytes(32),
-)
+_GENESIS = ChipState.enrolled(b"", _NO_KEY, "")
 _EMPTY_EVIDENCE = Evidence(
     verifier_id="-",
     nonce=bytes(32),
@@ -167,6 +157,7 @@ def appraise(
         (Reason.WRONG_AUDIENCE, not _eq(ev.verifier_id.encode(), challenge.verifier_id.encode())),
         (Reason.UEID_MISMATCH, not _eq(ev.ueid, device_ueid)),
         (Reason.REGISTRATION_MISMATCH, not registered_ok),
+        (Reason.NOT_ENROLLED, (state is None) & (not policy.allow_unknown_chips)),
         (Reason.EVIDENCE_REPLAY, _eq(digest, prior.last_evidence_digest)),
         (Reason.BOOTCOUNT_ROLLBACK, ev.bootcount < prior.bootcount),
         (Reason.COUNTER_ROLLBACK, ev.attest_counter <= prior.attest_counter),

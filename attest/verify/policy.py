@@ -24,3 +24,5 @@ class Policy:
         )
     )
     challenge_ttl_s: int = 30
+    #: appraise chips with no registry entry (first contact); if False they get NOT_ENROLLED
+    allow_unknown_chips: bool = True

@@ -36,6 +36,7 @@ class Reason(enum.IntEnum):
     UEID_MISMATCH = 23
     REGISTRATION_MISMATCH = 24
     EVIDENCE_REPLAY = 25
+    NOT_ENROLLED = 26
     # -- monotonic state (40-59)
     BOOTCOUNT_ROLLBACK = 40
     COUNTER_ROLLBACK = 41

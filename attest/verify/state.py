@@ -34,3 +34,18 @@ class ChipState:
     last_seen_ms: int
     last_evidence_digest: bytes
     status: ChipStatus = ChipStatus.ACTIVE
+
+    @classmethod
+    def enrolled(cls, ueid: bytes, device_key: PublicKey, hwmodel: str) -> ChipState:
+        """The state of a chip registered by an operator but never appraised yet."""
+        return cls(
+            ueid=ueid,
+            device_key=device_key,
+            hwmodel=hwmodel,
+            bootcount=0,
+            attest_counter=0,
+            meters=Meters(),
+            last_challenge_iat=0,
+            last_seen_ms=0,
+            last_evidence_digest=bytes(32),
+        )

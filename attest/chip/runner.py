@@ -1,0 +1,97 @@
+"""Trio driver for simulated chips: connect to a verifier and attest, one or many rounds.
+
+The chip's workload meters advance with real elapsed time (at ``share`` of the model's peak)
+between rounds, so the verifier's rate check sees realistic growth.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import trio
+
+from attest.chip.device import Chip
+from attest.errors import AttestError
+from attest.messages.attestation import AttestationResult
+from attest.net import receive_event, send_event
+from attest.protocol.connection import Connection
+from attest.protocol.events import (
+    PROTOCOL_VERSION,
+    Bye,
+    ChallengeFrame,
+    Error,
+    EvidenceFrame,
+    Hello,
+    Next,
+    ResultFrame,
+)
+from attest.protocol.machine import Role
+
+
+class VerifierRefused(AttestError):
+    """The verifier ended the session with an ERROR frame (overload, shutdown, timeout ...)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"verifier sent ERROR {code}: {text}")
+        self.code = code
+
+
+@dataclass
+class Workload:
+    """Drives a chip's meters from wall time: ``share`` of peak since the last step."""
+
+    share: float = 0.5
+    last_s: float | None = None
+
+    def step(self, chip: Chip, now_s: float) -> None:
+        if self.last_s is not None:
+            chip.run_workload(max(0.0, now_s - self.last_s), self.share)
+        self.last_s = now_s
+
+
+async def attest(
+    chip: Chip,
+    host: str,
+    port: int,
+    *,
+    rounds: int = 1,
+    interval_s: float = 0.0,
+    workload: Workload | None = None,
+    timeout_s: float = 30.0,
+) -> list[AttestationResult]:
+    """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive)."""
+    workload = workload or Workload()
+    results: list[AttestationResult] = []
+    with trio.fail_after(timeout_s + rounds * interval_s):
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            conn = Connection(Role.CHIP)
+            await send_event(
+                stream,
+                conn,
+                Hello((PROTOCOL_VERSION,), chip.chain.device_cert, chip.chain.manufacturer_cert),
+            )
+            for i in range(rounds):
+                frame = await _expect(stream, conn, ChallengeFrame)
+                now = time.time()
+                challenge = chip.accept_challenge(frame.verifier_cert, frame.challenge, int(now))
+                workload.step(chip, now)
+                await send_event(stream, conn, EvidenceFrame(chip.answer(challenge, now)))
+                reply = await _expect(stream, conn, ResultFrame)
+                results.append(chip.check_result(frame.verifier_cert, reply.result))
+                if i + 1 < rounds:
+                    if interval_s:
+                        await trio.sleep(interval_s)
+                    await send_event(stream, conn, Next())
+            await send_event(stream, conn, Bye())
+    return results
+
+
+async def _expect(stream: trio.SocketStream, conn: Connection, kind: type):  # type: ignore[no-untyped-def]
+    event = await receive_event(stream, conn)
+    if isinstance(event, Error):
+        raise VerifierRefused(event.code, event.text)
+    if not isinstance(event, kind):
+        raise AttestError(f"verifier closed the session (expected {kind.__name__})")
+    return event

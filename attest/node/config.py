@@ -1,0 +1,248 @@
+"""Verifier node configuration: a TOML file, every key overridable by environment variables.
+
+Environment overrides are named ``ATTEST_<SECTION>_<KEY>`` in upper case, e.g.
+``ATTEST_LISTEN_PORT=7500`` or ``ATTEST_STORE_PATH=/var/lib/attest/kl.db``; they are parsed
+with the type of the setting they replace. Relative paths are resolved against the folder of
+the configuration file. ``attest verifier serve --print-config`` shows the effective values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attest.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSection:
+    """Identity files of this verifier node (written by ``attest authority certify-verifier``)."""
+
+    #: secret key of the node (0600)
+    key_file: str = "verifier.key"
+    #: the node's certificate (COSE_Sign1 by the authority)
+    cert_file: str = "verifier.cert"
+    #: the authority's public trust-anchor file (JSON)
+    anchors_file: str = "anchors.json"
+    #: optional signed revocation list (COSE_Sign1 by the authority); "" for none
+    revocations_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSection:
+    """Attestation TCP listener."""
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (it is logged and written to ``port_file`` if set)
+    port: int = 7400
+    #: if set, the bound port is written here once the node is ready
+    port_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSection:
+    """Operations HTTP endpoint: /healthz, /readyz, /metrics (Prometheus text format)."""
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port; -1 disables the endpoint
+    port: int = 7401
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSection:
+    """Resource limits that keep one node healthy under load or attack."""
+
+    #: attestation connections served at once; more wait in the kernel backlog
+    max_connections: int = 4096
+    #: deadline for one whole challenge → evidence → result exchange, in seconds
+    session_timeout_s: float = 10.0
+    #: how long an idle keep-alive connection may wait for NEXT, in seconds
+    idle_timeout_s: float = 30.0
+    #: largest frame accepted, in bytes (checked before the body is read)
+    max_frame_bytes: int = 65536
+    #: on SIGTERM/SIGINT: how long in-flight sessions may run before they are cancelled
+    drain_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSection:
+    """Persistence backend."""
+
+    #: only "sqlite" in this release
+    backend: str = "sqlite"
+    path: str = "verifier.db"
+    #: sign an audit checkpoint every N entries
+    checkpoint_every: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySection:
+    """Appraisal policy."""
+
+    policy_id: str = "attest-default-v1"
+    #: seconds a challenge stays valid
+    challenge_ttl_s: int = 30
+    #: lowest firmware version that earns an affirming verdict (lower gets a warning)
+    min_firmware: str = "1.1.0"
+    #: enrol unknown chips whose certificate chain verifies (else they are refused)
+    auto_enroll: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LogSection:
+    #: DEBUG, INFO, WARNING or ERROR
+    level: str = "INFO"
+    #: "json" (one object per line) or "text"
+    format: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node: NodeSection = field(default_factory=NodeSection)
+    listen: ListenSection = field(default_factory=ListenSection)
+    http: HttpSection = field(default_factory=HttpSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    log: LogSection = field(default_factory=LogSection)
+    #: folder that relative paths are resolved against
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path relative to the configuration file's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(NodeConfig) if f.name != "base_dir"}
+
+
+def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
+    expected = type(current)
+    if isinstance(value, str) and expected is not str:
+        try:
+            if expected is bool:
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            return expected(value)
+        except ValueError:
+            raise ConfigError(
+                f"{section}.{key}: cannot read {value!r} as {expected.__name__}"
+            ) from None
+    if expected is float and type(value) is int:
+        return float(value)
+    if type(value) is not expected:
+        raise ConfigError(
+            f"{section}.{key}: expected {expected.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> NodeConfig:
+    """Read ``path`` (or defaults if None), then apply ``ATTEST_*`` environment overrides."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    base_dir = "."
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        base_dir = str(p.resolve().parent)
+    unknown = set(raw) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
+    sections: dict[str, Any] = {}
+    for name in _SECTIONS:
+        default = getattr(NodeConfig(), name)
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        known = {f.name for f in dataclasses.fields(default)}
+        bad = set(values) - known
+        if bad:
+            raise ConfigError(f"[{name}]: unknown key(s): {', '.join(sorted(bad))}")
+        merged: dict[str, Any] = {}
+        for key in known:
+            current = getattr(default, key)
+            value = values.get(key, current)
+            env_value = env.get(f"ATTEST_{name.upper()}_{key.upper()}")
+            if env_value is not None:
+                value = env_value
+            merged[key] = _coerce(name, key, current, value)
+        sections[name] = type(default)(**merged)
+    config = NodeConfig(**sections, base_dir=base_dir)
+    _validate(config)
+    return config
+
+
+def _validate(c: NodeConfig) -> None:
+    if c.store.backend != "sqlite":
+        raise ConfigError(f"store.backend: unsupported backend {c.store.backend!r} (use 'sqlite')")
+    if not 0 <= c.listen.port <= 65535:
+        raise ConfigError("listen.port must be 0..65535")
+    if not -1 <= c.http.port <= 65535:
+        raise ConfigError("http.port must be -1..65535")
+    if c.limits.max_connections < 1:
+        raise ConfigError("limits.max_connections must be >= 1")
+    for key in ("session_timeout_s", "idle_timeout_s", "drain_timeout_s"):
+        if getattr(c.limits, key) <= 0:
+            raise ConfigError(f"limits.{key} must be > 0")
+    if not 64 <= c.limits.max_frame_bytes <= 16 * 1024 * 1024:
+        raise ConfigError("limits.max_frame_bytes must be 64..16777216")
+    if c.policy.challenge_ttl_s < 1:
+        raise ConfigError("policy.challenge_ttl_s must be >= 1")
+    if c.log.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log.level must be DEBUG, INFO, WARNING or ERROR")
+    if c.log.format not in ("json", "text"):
+        raise ConfigError("log.format must be 'json' or 'text'")
+    try:
+        parse_version(c.policy.min_firmware)
+    except ValueError as exc:
+        raise ConfigError(f"policy.min_firmware: {exc}") from None
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'1.2.0' → (1, 2, 0)."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a dotted version like 1.2.0")
+    return tuple(int(p) for p in parts)
+
+
+def example_toml() -> str:
+    """A complete, commented configuration file with every setting at its default."""
+    lines = ["# attest verifier node configuration (all settings shown at their defaults)", ""]
+    defaults = NodeConfig()
+    for name in _SECTIONS:
+        section = getattr(defaults, name)
+        lines.append(
+            f"# {type(section).__doc__.strip().splitlines()[0] if type(section).__doc__ else ''}"
+        )
+        lines.append(f"[{name}]")
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, bool):
+                rendered = "true" if value else "false"
+            elif isinstance(value, str):
+                rendered = f'"{value}"'
+            else:
+                rendered = repr(value)
+            lines.append(f"# env: ATTEST_{name.upper()}_{f.name.upper()}")
+            lines.append(f"{f.name} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,362 @@
+"""The verifier daemon: a trio TCP server driving one sans-I/O Connection per chip.
+
+Structure (explicit structured concurrency, no hidden background tasks)::
+
+    run_node(config)                      ← `attest verifier serve`
+      └─ nursery
+           ├─ VerifierNode.run            ← listeners, sessions, drain
+           │    └─ nursery: ops HTTP, accept loop → one task per connection
+           └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown()
+
+Per connection: HELLO → (CHALLENGE → EVIDENCE → RESULT) → IDLE → NEXT … → BYE. Each exchange
+has a deadline (``session_timeout_s``); waiting in IDLE has its own (``idle_timeout_s``). Store
+work (challenge issue, appraisal commit) runs in a worker thread behind a limiter of one, so
+the SQLite writer is never contended inside one node.
+
+Shutdown: stop accepting (readyz turns 503), tell idle keep-alive sessions SHUTTING_DOWN,
+let in-flight exchanges finish within ``drain_timeout_s``, cancel what remains, then close the
+store (which signs a final audit checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+import trio
+
+from attest.errors import AttestError, RemoteProtocolError
+from attest.net import receive_event, send_event
+from attest.node.metrics import NodeMetrics
+from attest.node.service import VerifierService
+from attest.protocol.connection import Connection
+from attest.protocol.events import (
+    Bye,
+    ChallengeFrame,
+    ConnectionClosed,
+    Error,
+    ErrorCode,
+    EvidenceFrame,
+    Hello,
+    Next,
+    ResultFrame,
+)
+from attest.protocol.machine import Role, choose_version
+from attest.verify.chain import DeviceChain
+
+log = logging.getLogger("attest.node")
+
+_ERROR_SEND_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """The knobs of the network layer (a subset of NodeConfig, so tests can build one directly)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    http_host: str = "127.0.0.1"
+    http_port: int = -1
+    max_connections: int = 4096
+    session_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    max_frame_bytes: int = 65536
+    drain_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAddress:
+    port: int
+    http_port: int | None
+
+
+@dataclass(eq=False)
+class _Session:
+    scope: trio.CancelScope
+    idle: bool = False
+    shutting_down: bool = False
+    rounds: int = 0
+
+
+class VerifierNode:
+    """One verifier node's network service. ``run`` it in a nursery; ``shutdown`` to drain."""
+
+    def __init__(
+        self, service: VerifierService, settings: NodeSettings, metrics: NodeMetrics | None = None
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.metrics = metrics or NodeMetrics()
+        self.ready = False
+        self.address: NodeAddress | None = None
+        self._accepting = trio.CancelScope()
+        self._db = trio.CapacityLimiter(1)
+        self._sessions: set[_Session] = set()
+        self._all_closed = trio.Event()
+        self._open = 0
+        self._stopping = False
+        #: set when ``run`` has returned (store closed)
+        self.finished = trio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def run(
+        self, *, task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        s = self.settings
+        listeners = await trio.open_tcp_listeners(
+            s.port, host=s.host, backlog=min(4096, s.max_connections)
+        )
+        port = listeners[0].socket.getsockname()[1]
+        try:
+            self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
+            async with trio.open_nursery() as nursery:
+                http_port = None
+                if s.http_port >= 0:
+                    from attest.node.http import serve_http
+
+                    http_port = await nursery.start(
+                        serve_http, s.http_host, s.http_port, self._routes()
+                    )
+                self.address = NodeAddress(port, http_port)
+                self.ready = True
+                log.info(
+                    "verifier node ready",
+                    extra={
+                        "fields": {
+                            "event": "ready",
+                            "verifier_id": self.service.identity.verifier_id,
+                            "port": port,
+                            "http_port": http_port,
+                        }
+                    },
+                )
+                task_status.started(self.address)
+                with self._accepting:
+                    await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
+                # Accepting stopped: drain in-flight sessions, then cancel the rest.
+                for listener in listeners:
+                    await listener.aclose()
+                with trio.move_on_after(s.drain_timeout_s) as drain:
+                    while self._sessions:
+                        self._all_closed = trio.Event()
+                        await self._all_closed.wait()
+                left = len(self._sessions)
+                log.info(
+                    "drained",
+                    extra={
+                        "fields": {
+                            "event": "drained",
+                            "cancelled_sessions": left,
+                            "timed_out": drain.cancelled_caught,
+                        }
+                    },
+                )
+                nursery.cancel_scope.cancel()
+        finally:
+            self.ready = False
+            with trio.CancelScope(shield=True):
+                await self._db_call(self.service.store.close)
+            log.info("store closed", extra={"fields": {"event": "stopped"}})
+            self.finished.set()
+
+    def shutdown(self) -> None:
+        """Stop accepting, end idle sessions, let in-flight exchanges finish (see module doc)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.ready = False
+        self._accepting.cancel()
+        for session in list(self._sessions):
+            if session.idle:
+                session.shutting_down = True
+                session.scope.cancel()
+
+    def _routes(self) -> dict[str, object]:
+        def healthz() -> tuple[int, str, bytes]:
+            return (200, "text/plain", b"ok\n")
+
+        def readyz() -> tuple[int, str, bytes]:
+            return (
+                (200, "text/plain", b"ready\n")
+                if self.ready
+                else (503, "text/plain", b"not ready\n")
+            )
+
+        def metrics() -> tuple[int, str, bytes]:
+            return (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
+
+        return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+
+    async def _db_call(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._db)
+
+    # -- one connection ------------------------------------------------------------------------
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self._open += 1
+        self.metrics.open_connections.inc()
+        session = _Session(trio.CancelScope())
+        self._sessions.add(session)
+        try:
+            await self._serve_connection(stream, session)
+        finally:
+            self._sessions.discard(session)
+            if not self._sessions:
+                self._all_closed.set()
+            self._open -= 1
+            self.metrics.open_connections.dec()
+            with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
+                await stream.aclose()
+
+    async def _serve_connection(self, stream: trio.SocketStream, session: _Session) -> None:
+        s = self.settings
+        conn = Connection(Role.VERIFIER, s.max_frame_bytes)
+        try:
+            peer = "%s:%d" % stream.socket.getpeername()[:2]
+        except OSError:
+            peer = "?"
+        if self._open > s.max_connections or self._stopping:
+            code = ErrorCode.SHUTTING_DOWN if self._stopping else ErrorCode.OVERLOADED
+            self.metrics.sessions.labels(outcome=code.name.lower()).inc()
+            await self._send_error(stream, conn, code, "try again later")
+            return
+        outcome = "closed"
+        try:
+            with session.scope:
+                session.scope.deadline = trio.current_time() + s.session_timeout_s
+                hello = await receive_event(stream, conn)
+                if not isinstance(hello, Hello):
+                    return  # ConnectionClosed before HELLO
+                version = choose_version(hello)
+                if version is None:
+                    outcome = "unsupported_version"
+                    await self._send_error(
+                        stream, conn, ErrorCode.UNSUPPORTED_VERSION, "version 1 only"
+                    )
+                    return
+                chain = DeviceChain(hello.device_cert, hello.manufacturer_cert)
+                while True:
+                    await self._exchange(stream, conn, chain, version, peer)
+                    session.rounds += 1
+                    # Keep-alive: wait for NEXT or BYE.
+                    session.idle = True
+                    session.scope.deadline = trio.current_time() + s.idle_timeout_s
+                    event = await receive_event(stream, conn)
+                    session.idle = False
+                    if not isinstance(event, Next):
+                        return  # BYE or EOF
+                    session.scope.deadline = trio.current_time() + s.session_timeout_s
+            # Only reached if the scope was cancelled (deadline or shutdown).
+            if session.shutting_down:
+                outcome = "shutting_down"
+                await self._send_error(
+                    stream, conn, ErrorCode.SHUTTING_DOWN, "node is shutting down"
+                )
+            else:
+                outcome = "timeout"
+                self.metrics.protocol_errors.labels(code="TIMEOUT").inc()
+                log.warning(
+                    "session deadline passed",
+                    extra={"fields": {"event": "timeout", "peer": peer, "state": conn.state.value}},
+                )
+                await self._send_error(stream, conn, ErrorCode.TIMEOUT, "session deadline passed")
+        except RemoteProtocolError as exc:
+            outcome = "protocol_error"
+            self.metrics.protocol_errors.labels(code=ErrorCode(exc.error_code).name).inc()
+            log.warning(
+                "protocol error",
+                extra={"fields": {"event": "protocol_error", "peer": peer, "error": str(exc)}},
+            )
+            frame = conn.error_frame_for(exc)
+            if frame is not None:
+                with trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
+                    try:
+                        await stream.send_all(frame)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            outcome = "disconnected"
+        finally:
+            self.metrics.sessions.labels(outcome=outcome).inc()
+
+    async def _exchange(
+        self,
+        stream: trio.SocketStream,
+        conn: Connection,
+        chain: DeviceChain,
+        version: int,
+        peer: str,
+    ) -> None:
+        """One CHALLENGE → EVIDENCE → RESULT round; the outcome is durable before RESULT is sent."""
+        challenge, token = await self._db_call(self.service.new_challenge)
+        await send_event(stream, conn, ChallengeFrame(version, self.service.identity.cert, token))
+        event = await receive_event(stream, conn)
+        if not isinstance(event, EvidenceFrame):
+            raise trio.BrokenResourceError("peer closed before sending evidence")
+        started = time.perf_counter()
+        try:
+            outcome = await self._db_call(self.service.conclude, chain, challenge, event.evidence)
+        except AttestError as exc:
+            log.error(
+                "appraisal could not be recorded",
+                extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
+            )
+            raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
+        await send_event(stream, conn, ResultFrame(outcome.result))
+        latency = time.perf_counter() - started
+        verdict = outcome.verdict
+        self.metrics.latency.observe(latency)
+        self.metrics.verdicts.labels(tier=verdict.tier.name.lower()).inc()
+        for reason in verdict.reasons:
+            self.metrics.reasons.labels(reason=reason.name).inc()
+        log.info(
+            "attestation",
+            extra={
+                "fields": {
+                    "event": "attestation",
+                    "peer": peer,
+                    "ueid": (verdict.ueid or b"").hex(),
+                    "verdict": verdict.tier.name.lower(),
+                    "reasons": [r.name for r in verdict.reasons],
+                    "latency_ms": round(latency * 1000, 3),
+                    "audit_seq": outcome.audit.seq,
+                }
+            },
+        )
+
+    async def _send_error(
+        self, stream: trio.SocketStream, conn: Connection, code: ErrorCode, text: str
+    ) -> None:
+        try:
+            frame = conn.send(Error(int(code), text))
+        except AttestError:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
+            try:
+                await stream.send_all(frame)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+
+async def run_until_signalled(
+    node: VerifierNode, *, task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run ``node`` until SIGTERM or SIGINT, then let it drain and return."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    log.info(
+                        "signal received, draining",
+                        extra={
+                            "fields": {"event": "signal", "signal": signal.Signals(signum).name}
+                        },
+                    )
+                    node.shutdown()
+
+            nursery.start_soon(watch)
+            task_status.started(await nursery.start(node.run))
+            await node.finished.wait()
+            nursery.cancel_scope.cancel()

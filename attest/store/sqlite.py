@@ -1,0 +1,668 @@
+"""The embedded default :class:`~attest.store.base.Store`: one SQLite file in WAL mode.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL`` fsyncs the WAL on every commit, so
+when :meth:`SqliteStore.commit_appraisal` returns the consumed nonce, the new chip state and the
+audit entry survive a power cut. Every write is one ``BEGIN IMMEDIATE`` transaction, which takes
+SQLite's write lock up front: read-check-write sequences (nonce consumption, the optimistic
+counter check, appending to the chain) are atomic even across processes sharing the file.
+
+Threads: one connection (``check_same_thread=False``) guarded by a :class:`threading.Lock`.
+
+Integers: SQLite INTEGER is signed 64-bit, but bootcount, attest_counter and the meters are
+uint64 on the wire. They are stored as 8-byte big-endian BLOBs (``CHECK(length(x) = 8)``):
+exact for the whole uint64 range, and since SQLite compares BLOBs with ``memcmp``, big-endian
+keeps SQL ordering (``attest_counter > ?``) numeric. Times, tiers and seq numbers are our own
+values and use INTEGER; one outside the signed 64-bit range is refused with StoreError.
+
+Tables are ``STRICT`` (SQLite >= 3.37), so a column never silently holds a value of another type.
+Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort) and force audit
+rows to be inserted in gap-free ``seq`` order. That guards against bugs and casual edits; against
+someone with write access to the file, the hash chain and signed checkpoints are the defence.
+The full schema (version 1) is :data:`SCHEMA`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from attest.codec.cbor import decode, encode
+from attest.errors import AttestError, StoreError
+from attest.keys import PublicKey, SigningKey
+from attest.messages.attestation import Meters
+from attest.store.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditRecord,
+    Checkpoint,
+    chain_next,
+    sign_checkpoint,
+)
+from attest.store.base import ChallengeConsumed, ChallengeRecord, ChipRecord, StateConflict
+from attest.verify.state import ChipState, ChipStatus
+
+SCHEMA_VERSION = 1
+DEFAULT_CHECKPOINT_EVERY = 100
+#: Seconds a writer waits for another process's write lock before StoreError.
+BUSY_TIMEOUT_S = 10.0
+_PAGE = 1000
+
+_U64 = 1 << 64
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+
+SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value ANY
+) STRICT;
+
+CREATE TABLE chips (
+    ueid                     BLOB PRIMARY KEY,
+    device_key               BLOB NOT NULL CHECK (length(device_key) = 32),
+    device_cert              BLOB NOT NULL,
+    manufacturer_cert        BLOB NOT NULL,
+    hwmodel                  TEXT NOT NULL,
+    bootcount                BLOB NOT NULL CHECK (length(bootcount) = 8),      -- uint64 BE
+    attest_counter           BLOB NOT NULL CHECK (length(attest_counter) = 8), -- uint64 BE
+    meter_flops              BLOB NOT NULL CHECK (length(meter_flops) = 8),    -- uint64 BE
+    meter_energy_mj          BLOB NOT NULL CHECK (length(meter_energy_mj) = 8),
+    meter_interconnect_bytes BLOB NOT NULL CHECK (length(meter_interconnect_bytes) = 8),
+    last_challenge_iat       INTEGER NOT NULL,                                  -- seconds
+    last_seen_ms             INTEGER NOT NULL,
+    last_evidence_digest     BLOB NOT NULL,
+    status                   TEXT NOT NULL CHECK (status IN ('active', 'revoked'))
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE challenges (
+    nonce          BLOB PRIMARY KEY,
+    ueid           BLOB,
+    issued_at_ms   INTEGER NOT NULL,
+    expires_at_ms  INTEGER NOT NULL,
+    consumed_at_ms INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX challenges_by_expiry ON challenges (expires_at_ms);
+
+CREATE TABLE audit (
+    seq             INTEGER PRIMARY KEY CHECK (seq >= 1),
+    time_ms         INTEGER NOT NULL,
+    verifier_id     TEXT NOT NULL,
+    ueid            BLOB NOT NULL,
+    tier            INTEGER NOT NULL,
+    reasons         BLOB NOT NULL,   -- deterministic CBOR array of uint reason codes
+    evidence_digest BLOB NOT NULL CHECK (length(evidence_digest) IN (0, 32)),
+    nonce           BLOB NOT NULL,
+    kind            TEXT NOT NULL,
+    prev_hash       BLOB NOT NULL CHECK (length(prev_hash) = 32),
+    hash            BLOB NOT NULL CHECK (length(hash) = 32)
+) STRICT;
+CREATE INDEX audit_by_ueid ON audit (ueid, seq);
+CREATE TRIGGER audit_in_order BEFORE INSERT ON audit
+    WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM audit)
+    BEGIN SELECT RAISE(ABORT, 'audit seq must follow the head'); END;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+
+CREATE TABLE checkpoints (
+    seq       INTEGER PRIMARY KEY CHECK (seq >= 1),
+    head_hash BLOB NOT NULL CHECK (length(head_hash) = 32),
+    iat       INTEGER NOT NULL,   -- seconds
+    token     BLOB NOT NULL       -- COSE_Sign1, audit-checkpoint content type
+) STRICT;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+"""
+
+_T = TypeVar("_T")
+
+_CHIP_COLUMNS = (
+    "ueid, device_key, device_cert, manufacturer_cert, hwmodel, bootcount, attest_counter, "
+    "meter_flops, meter_energy_mj, meter_interconnect_bytes, last_challenge_iat, last_seen_ms, "
+    "last_evidence_digest, status"
+)
+_AUDIT_COLUMNS = (
+    "seq, time_ms, verifier_id, ueid, tier, reasons, evidence_digest, nonce, kind, prev_hash, hash"
+)
+
+
+def u64_to_blob(v: int) -> bytes:
+    """A uint64 as the 8-byte big-endian BLOB the chips table stores."""
+    if type(v) is not int or not 0 <= v < _U64:
+        raise StoreError(f"{v!r} is not a uint64")
+    return v.to_bytes(8, "big")
+
+
+def blob_to_u64(b: bytes) -> int:
+    if type(b) is not bytes or len(b) != 8:
+        raise StoreError("corrupt uint64 column")
+    return int.from_bytes(b, "big")
+
+
+def _i64(v: int, name: str) -> int:
+    if type(v) is not int or not _I64_MIN <= v <= _I64_MAX:
+        raise StoreError(f"{name} = {v!r} does not fit a signed 64-bit column")
+    return v
+
+
+def _state_columns(s: ChipState) -> tuple[Any, ...]:
+    """The appraisal-state columns, in _CHIP_COLUMNS order after the certificates."""
+    return (
+        s.hwmodel,
+        u64_to_blob(s.bootcount),
+        u64_to_blob(s.attest_counter),
+        u64_to_blob(s.meters.flops),
+        u64_to_blob(s.meters.energy_mj),
+        u64_to_blob(s.meters.interconnect_bytes),
+        _i64(s.last_challenge_iat, "last_challenge_iat"),
+        _i64(s.last_seen_ms, "last_seen_ms"),
+        s.last_evidence_digest,
+    )
+
+
+def _chip_from_row(row: tuple[Any, ...]) -> ChipRecord:
+    try:
+        state = ChipState(
+            ueid=row[0],
+            device_key=PublicKey(row[1]),
+            hwmodel=row[4],
+            bootcount=blob_to_u64(row[5]),
+            attest_counter=blob_to_u64(row[6]),
+            meters=Meters(blob_to_u64(row[7]), blob_to_u64(row[8]), blob_to_u64(row[9])),
+            last_challenge_iat=row[10],
+            last_seen_ms=row[11],
+            last_evidence_digest=row[12],
+            status=ChipStatus(row[13]),
+        )
+    except (AttestError, ValueError) as exc:
+        raise StoreError(f"corrupt chip row: {exc}") from None
+    return ChipRecord(device_cert=row[2], manufacturer_cert=row[3], state=state)
+
+
+def _audit_from_row(row: tuple[Any, ...]) -> AuditRecord:
+    seq, time_ms, verifier_id, ueid, tier, reasons, digest, nonce, kind, prev_hash, h = row
+    try:
+        codes = decode(reasons)
+        if type(codes) is not list:
+            raise ValueError("reasons is not an array")
+        entry = AuditEntry(time_ms, verifier_id, ueid, tier, tuple(codes), digest, nonce, kind)
+    except (AttestError, ValueError) as exc:
+        raise StoreError(f"corrupt audit row seq {seq}: {exc}") from None
+    return AuditRecord(entry, seq, prev_hash, h)
+
+
+def _audit_row(rec: AuditRecord) -> tuple[Any, ...]:
+    e = rec.entry
+    reasons = encode(list(e.reasons))
+    return (
+        rec.seq,
+        e.time_ms,
+        e.verifier_id,
+        e.ueid,
+        e.tier,
+        reasons,
+        e.evidence_digest,
+        e.nonce,
+        e.kind,
+        rec.prev_hash,
+        rec.hash,
+    )
+
+
+class SqliteStore:
+    """:class:`~attest.store.base.Store` over one SQLite file.
+
+    ``verifier_id`` is required when creating a file and must match when reopening one (a store
+    belongs to one verifier). With ``signing_key`` the store signs an audit checkpoint every
+    ``checkpoint_every`` entries (inside the appending transaction) and on :meth:`close`.
+    ``readonly=True`` opens an existing file for auditing without creating or changing anything.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        verifier_id: str | None = None,
+        signing_key: SigningKey | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        readonly: bool = False,
+    ) -> None:
+        if type(checkpoint_every) is not int or checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be a positive int")
+        if readonly and signing_key is not None:
+            raise ValueError("a read-only store cannot sign checkpoints")
+        self._path = Path(path)
+        self._signing_key = signing_key
+        self._checkpoint_every = checkpoint_every
+        self._readonly = readonly
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            if readonly:
+                if not self._path.exists():
+                    raise StoreError(f"{self._path}: no such store")
+                target, uri = self._path.resolve().as_uri() + "?mode=ro", True
+            else:
+                target, uri = str(self._path), False
+            conn = sqlite3.connect(
+                target,
+                uri=uri,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: cannot open: {exc}") from None
+        self._conn = conn
+        try:
+            self._verifier_id = self._setup(conn, verifier_id)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _setup(self, conn: sqlite3.Connection, verifier_id: str | None) -> str:
+        try:
+            if not self._readonly:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self._path}: cannot enable WAL (got {mode})")
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA trusted_schema=OFF")
+            if not self._readonly:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._create_schema(conn, verifier_id)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            return self._check_schema(conn, verifier_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: {exc}") from None
+
+    def _create_schema(self, conn: sqlite3.Connection, verifier_id: str | None) -> None:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if exists:
+            return
+        if type(verifier_id) is not str or not verifier_id:
+            raise StoreError("a new store needs a verifier_id")
+        for statement in _split_sql(SCHEMA):
+            conn.execute(statement)
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("schema_version", SCHEMA_VERSION), ("verifier_id", verifier_id)],
+        )
+
+    def _check_schema(self, conn: sqlite3.Connection, verifier_id: str | None) -> str:
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self._path}: not an attest store ({exc})") from None
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._path}: schema version {meta.get('schema_version')!r}, "
+                f"this code reads {SCHEMA_VERSION}"
+            )
+        stored = meta.get("verifier_id")
+        if type(stored) is not str:
+            raise StoreError(f"{self._path}: verifier_id missing from meta")
+        if verifier_id is not None and verifier_id != stored:
+            raise StoreError(f"{self._path}: belongs to verifier {stored!r}, not {verifier_id!r}")
+        return stored
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` under the lock, turning sqlite3 errors into StoreError."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("store is closed")
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"sqlite: {exc}") from None
+
+    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` in one BEGIN IMMEDIATE transaction; roll back on any exception."""
+        if self._readonly:
+            raise StoreError("store is read-only")
+
+        def txn(conn: sqlite3.Connection) -> _T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        return self._locked(txn)
+
+    @property
+    def verifier_id(self) -> str:
+        return self._verifier_id
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # -- chips -------------------------------------------------------------------------------
+
+    def enroll(self, record: ChipRecord) -> bool:
+        return self._write(lambda conn: self._enroll(conn, record))
+
+    @staticmethod
+    def _enroll(conn: sqlite3.Connection, record: ChipRecord) -> bool:
+        s = record.state
+        row = conn.execute("SELECT device_key FROM chips WHERE ueid = ?", (s.ueid,)).fetchone()
+        if row is not None:
+            if row[0] != s.device_key.raw:
+                raise StoreError(f"ueid {s.ueid.hex()} is already enrolled with another device key")
+            return False
+        conn.execute(
+            f"INSERT INTO chips ({_CHIP_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+            (
+                s.ueid,
+                s.device_key.raw,
+                record.device_cert,
+                record.manufacturer_cert,
+                *_state_columns(s),
+                ChipStatus(s.status).value,
+            ),
+        )
+        return True
+
+    def get_chip(self, ueid: bytes) -> ChipRecord | None:
+        row = self._locked(
+            lambda c: c.execute(
+                f"SELECT {_CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
+            ).fetchone()
+        )
+        return None if row is None else _chip_from_row(row)
+
+    def count_chips(self) -> int:
+        return self._locked(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
+
+    def set_status(self, ueid: bytes, status: ChipStatus) -> None:
+        value = ChipStatus(status).value
+
+        def run(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("UPDATE chips SET status = ? WHERE ueid = ?", (value, ueid))
+            if cur.rowcount != 1:
+                raise StoreError(f"unknown chip {ueid.hex()}")
+
+        self._write(run)
+
+    # -- challenges --------------------------------------------------------------------------
+
+    def issue_challenge(
+        self, nonce: bytes, ueid: bytes | None, issued_at_ms: int, expires_at_ms: int
+    ) -> None:
+        if type(nonce) is not bytes or not nonce:
+            raise StoreError("nonce must be non-empty bytes")
+        if _i64(expires_at_ms, "expires_at_ms") < _i64(issued_at_ms, "issued_at_ms"):
+            raise StoreError("a challenge cannot expire before it is issued")
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO challenges (nonce, ueid, issued_at_ms, expires_at_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    (nonce, ueid, issued_at_ms, expires_at_ms),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError("duplicate challenge nonce") from None
+
+        self._write(run)
+
+    def get_challenge(self, nonce: bytes) -> ChallengeRecord | None:
+        row = self._locked(
+            lambda c: c.execute(
+                "SELECT nonce, ueid, issued_at_ms, expires_at_ms, consumed_at_ms "
+                "FROM challenges WHERE nonce = ?",
+                (nonce,),
+            ).fetchone()
+        )
+        return None if row is None else ChallengeRecord(*row)
+
+    def expire_challenges(self, now_ms: int) -> int:
+        """Purge every challenge whose expiry has passed; return how many were never answered.
+
+        Consumed ones go too: after expiry a replay fails the caller's expiry check, and an
+        unknown nonce raises :class:`ChallengeConsumed` anyway, so keeping them buys nothing.
+        """
+        _i64(now_ms, "now_ms")
+
+        def run(conn: sqlite3.Connection) -> int:
+            unanswered = conn.execute(
+                "DELETE FROM challenges WHERE expires_at_ms <= ? AND consumed_at_ms IS NULL",
+                (now_ms,),
+            ).rowcount
+            conn.execute("DELETE FROM challenges WHERE expires_at_ms <= ?", (now_ms,))
+            return unanswered
+
+        return self._write(run)
+
+    def outstanding_challenges(self) -> int:
+        return self._locked(
+            lambda c: c.execute(
+                "SELECT count(*) FROM challenges WHERE consumed_at_ms IS NULL"
+            ).fetchone()[0]
+        )
+
+    # -- the appraisal transaction -----------------------------------------------------------
+
+    def commit_appraisal(
+        self,
+        *,
+        nonce: bytes,
+        ueid: bytes,
+        now_ms: int,
+        new_state: ChipState | None,
+        entry: AuditEntry,
+        enroll: ChipRecord | None = None,
+        expected_counter: int | None = None,
+    ) -> AuditRecord:
+        _i64(now_ms, "now_ms")
+        if new_state is not None and new_state.ueid != ueid:
+            raise StoreError("new_state is for another chip")
+        if enroll is not None and enroll.state.ueid != ueid:
+            raise StoreError("enroll record is for another chip")
+        # Encode up front so a bad value fails before the transaction starts.
+        columns = None if new_state is None else _state_columns(new_state)
+
+        def run(conn: sqlite3.Connection) -> AuditRecord:
+            cur = conn.execute(
+                "UPDATE challenges SET consumed_at_ms = ? "
+                "WHERE nonce = ? AND consumed_at_ms IS NULL",
+                (now_ms, nonce),
+            )
+            if cur.rowcount != 1:
+                raise ChallengeConsumed("nonce already consumed or never issued")
+            row = conn.execute(
+                "SELECT attest_counter, device_key FROM chips WHERE ueid = ?", (ueid,)
+            ).fetchone()
+            if enroll is not None:
+                self._enroll(conn, enroll)
+            if new_state is not None and columns is not None:
+                stored = None if row is None else blob_to_u64(row[0])
+                if stored != expected_counter:
+                    raise StateConflict(
+                        f"chip {ueid.hex()}: attest_counter is {stored}, caller expected "
+                        f"{expected_counter}"
+                    )
+                if row is None and enroll is None:
+                    raise StoreError(f"chip {ueid.hex()} is not enrolled (pass enroll=)")
+                if row is not None and row[1] != new_state.device_key.raw:
+                    raise StoreError("a chip's device key cannot change")
+                conn.execute(
+                    "UPDATE chips SET hwmodel = ?, bootcount = ?, attest_counter = ?, "
+                    "meter_flops = ?, meter_energy_mj = ?, meter_interconnect_bytes = ?, "
+                    "last_challenge_iat = ?, last_seen_ms = ?, last_evidence_digest = ? "
+                    "WHERE ueid = ?",
+                    (*columns, ueid),
+                )
+            return self._append(conn, entry)
+
+        return self._write(run)
+
+    # -- audit -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+        row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (0, GENESIS_HASH) if row is None else (row[0], row[1])
+
+    def _append(self, conn: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+        rec = chain_next(self._head(conn), entry)
+        conn.execute(
+            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+            _audit_row(rec),
+        )
+        if self._signing_key is not None and rec.seq % self._checkpoint_every == 0:
+            self._insert_checkpoint(conn, rec)
+        return rec
+
+    def _insert_checkpoint(self, conn: sqlite3.Connection, rec: AuditRecord) -> Checkpoint:
+        assert self._signing_key is not None
+        cp = sign_checkpoint(self._signing_key, self._verifier_id, rec)
+        conn.execute(
+            "INSERT INTO checkpoints (seq, head_hash, iat, token) VALUES (?, ?, ?, ?)",
+            (cp.seq, cp.head_hash, cp.iat, cp.token),
+        )
+        return cp
+
+    def audit_entries(self, start_seq: int = 1) -> Iterator[AuditRecord]:
+        """Records with ``seq >= start_seq`` in order, read in pages (the lock is not held
+        between pages, so a long audit does not stall the appraisal path)."""
+        next_seq = start_seq
+        while True:
+            rows = self._locked(
+                lambda c, s=next_seq: c.execute(
+                    f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                    (s, _PAGE),
+                ).fetchall()
+            )
+            for row in rows:
+                yield _audit_from_row(row)
+            if len(rows) < _PAGE:
+                return
+            next_seq = rows[-1][0] + 1
+
+    def audit_head(self) -> tuple[int, bytes]:
+        return self._locked(self._head)
+
+    def audit_checkpoints(self) -> Iterator[Checkpoint]:
+        rows = self._locked(
+            lambda c: c.execute(
+                "SELECT seq, head_hash, iat, token FROM checkpoints ORDER BY seq"
+            ).fetchall()
+        )
+        return iter([Checkpoint(*row) for row in rows])
+
+    def checkpoint(self) -> Checkpoint | None:
+        if self._signing_key is None or self._readonly:
+            return None
+
+        def run(conn: sqlite3.Connection) -> Checkpoint | None:
+            row = conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            done = conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (row[0],)).fetchone()
+            if done:
+                return None
+            return self._insert_checkpoint(conn, _audit_from_row(row))
+
+        return self._write(run)
+
+    # -- metadata ----------------------------------------------------------------------------
+
+    def put_revocations(self, number: int, token: bytes) -> None:
+        new = u64_to_blob(number)
+
+        def run(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'revocations_number'").fetchone()
+            if row is not None and blob_to_u64(row[0]) >= number:
+                raise StoreError(
+                    f"revocation list {number} is not newer than stored list {blob_to_u64(row[0])}"
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("revocations_number", new), ("revocations_token", token)],
+            )
+
+        self._write(run)
+
+    def get_revocations(self) -> tuple[int, bytes] | None:
+        rows = self._locked(
+            lambda c: dict(
+                c.execute(
+                    "SELECT key, value FROM meta "
+                    "WHERE key IN ('revocations_number', 'revocations_token')"
+                ).fetchall()
+            )
+        )
+        if not rows:
+            return None
+        token = rows.get("revocations_token")
+        if type(token) is not bytes:
+            raise StoreError("corrupt revocation list in meta")
+        return blob_to_u64(rows.get("revocations_number")), token  # type: ignore[arg-type]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Final checkpoint (if a key is set and the head is unsigned), then close. Idempotent."""
+        if self._conn is None:
+            return
+        try:
+            self.checkpoint()
+        finally:
+            with self._lock:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r}, verifier_id={self._verifier_id!r})"
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split SCHEMA into statements (``sqlite3.complete_statement`` handles trigger bodies)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        raise ValueError("incomplete SQL statement in schema")
+    return out
