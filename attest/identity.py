@@ -119,13 +119,15 @@ class Manufacturer:
         ueid: bytes | None = None,
         state_dir: str | os.PathLike[str] | None = None,
         device_key: SigningKey | None = None,
+        chip_class: type[Chip] = Chip,
     ) -> Chip:
         """Make a chip: it creates its own device key; we endorse the public half.
 
-        ``device_key`` and ``ueid`` may be given only to build deterministic test vectors.
+        ``device_key`` and ``ueid`` may be given only to build deterministic test vectors;
+        ``chip_class`` lets simulations fabricate a compromised chip (attest.chip.adversary).
         """
         ueid = ueid if ueid is not None else new_ueid()
-        return Chip.fabricate(
+        return chip_class.fabricate(
             anchors=anchors,
             ueid=ueid,
             hwmodel=hwmodel,

@@ -244,13 +244,23 @@ def test_rejection_and_auto_enrolment(tmp_path: Path) -> None:
 def test_state_update_of_unknown_chip_is_refused(tmp_path: Path) -> None:
     with open_store(tmp_path / "v.db") as store:
         store.issue_challenge(nonce(1), None, 0, 60_000)
-        kw = {"nonce": nonce(1), "ueid": ueid(1), "now_ms": 1, "entry": entry(1)}
+
+        def commit(new: ChipState, expected: int | None) -> None:
+            store.commit_appraisal(
+                nonce=nonce(1),
+                ueid=ueid(1),
+                now_ms=1,
+                new_state=new,
+                entry=entry(1),
+                expected_counter=expected,
+            )
+
         with pytest.raises(StateConflict):  # the caller believed it was enrolled
-            store.commit_appraisal(**kw, new_state=state(1), expected_counter=0)  # type: ignore[arg-type]
+            commit(state(1), 0)
         with pytest.raises(StoreError, match="not enrolled"):  # and forgot to enrol it
-            store.commit_appraisal(**kw, new_state=state(1))  # type: ignore[arg-type]
+            commit(state(1), None)
         with pytest.raises(StoreError, match="another chip"):
-            store.commit_appraisal(**kw, new_state=state(2))  # type: ignore[arg-type]
+            commit(state(2), None)
         assert store.outstanding_challenges() == 1 and store.audit_head()[0] == 0
         assert store.count_chips() == 0
 
@@ -318,6 +328,26 @@ def test_concurrent_commits_one_winner(tmp_path: Path, shared: bool) -> None:
     assert first.audit_head()[0] == 10 and first.outstanding_challenges() == 10
     first.close()
     second.close()
+
+
+def test_concurrent_auto_enrolment_one_winner(tmp_path: Path) -> None:
+    """Both sessions saw an unknown chip; the second must not record an unstored acceptance."""
+    with open_store(tmp_path / "v.db") as store:
+
+        def auto_enrol(i: int, rec: ChipRecord) -> None:
+            store.issue_challenge(nonce(i), None, 0, 60_000)
+            store.commit_appraisal(
+                nonce=nonce(i), ueid=ueid(1), now_ms=1, new_state=None, entry=entry(i), enroll=rec
+            )
+
+        auto_enrol(1, record(1, counter=4))
+        with pytest.raises(StateConflict):
+            auto_enrol(2, record(1, counter=9))
+        with pytest.raises(StoreError, match="another device key"):
+            auto_enrol(3, record(1, key="impostor"))
+        chip = store.get_chip(ueid(1))
+        assert chip is not None and chip.state.attest_counter == 4
+        assert store.audit_head()[0] == 1 and store.outstanding_challenges() == 2
 
 
 # -- persistence -----------------------------------------------------------------------------

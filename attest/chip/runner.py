@@ -7,13 +7,14 @@ between rounds, so the verifier's rate check sees realistic growth.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
 
 from attest.chip.device import Chip
 from attest.errors import AttestError
-from attest.messages.attestation import AttestationResult
+from attest.messages.attestation import AttestationResult, Challenge
 from attest.net import receive_event, send_event
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
@@ -35,6 +36,10 @@ class VerifierRefused(AttestError):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(f"verifier sent ERROR {code}: {text}")
         self.code = code
+
+
+#: (chip, verified challenge, now in seconds) → evidence token
+EvidenceMaker = Callable[[Chip, Challenge, float], bytes]
 
 
 @dataclass
@@ -59,8 +64,13 @@ async def attest(
     interval_s: float = 0.0,
     workload: Workload | None = None,
     timeout_s: float = 30.0,
+    make_evidence: EvidenceMaker | None = None,
 ) -> list[AttestationResult]:
-    """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive)."""
+    """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive).
+
+    ``make_evidence`` replaces the honest ``chip.answer`` (attack simulations and tests).
+    """
+    answer = make_evidence or Chip.answer
     workload = workload or Workload()
     results: list[AttestationResult] = []
     with trio.fail_after(timeout_s + rounds * interval_s):
@@ -77,7 +87,7 @@ async def attest(
                 now = time.time()
                 challenge = chip.accept_challenge(frame.verifier_cert, frame.challenge, int(now))
                 workload.step(chip, now)
-                await send_event(stream, conn, EvidenceFrame(chip.answer(challenge, now)))
+                await send_event(stream, conn, EvidenceFrame(answer(chip, challenge, now)))
                 reply = await _expect(stream, conn, ResultFrame)
                 results.append(chip.check_result(frame.verifier_cert, reply.result))
                 if i + 1 < rounds:

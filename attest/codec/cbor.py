@@ -26,7 +26,9 @@ from attest.errors import DecodeError
 
 #: Largest encoded message (or frame payload) accepted anywhere, in bytes.
 MAX_MESSAGE_BYTES = 65_536
-#: Deepest container nesting accepted (the top-level item is depth 1).
+#: Deepest item accepted. The top-level item is at depth 1 and every item inside a container
+#: (scalar or container) is one deeper than the container: a scalar inside 7 nested arrays is
+#: at depth 8 and accepted; one more level is rejected.
 MAX_DEPTH = 8
 
 _U64 = 1 << 64

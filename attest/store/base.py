@@ -113,13 +113,16 @@ class Store(Protocol):
         """Atomically and durably: consume ``nonce``, optionally enrol, update state, audit.
 
         * ``nonce`` must be outstanding, else :class:`ChallengeConsumed` and nothing changes.
+        * ``expected_counter`` is the chip's ``attest_counter`` as the caller read it before
+          appraising (None = the chip was not enrolled then). Whenever this call would change
+          the chip (``enroll`` or ``new_state`` given), the stored value must still equal it,
+          else :class:`StateConflict` and nothing changes: of two concurrent sessions for one
+          chip (auto-enrolment included) at most one changes it.
         * ``enroll``: insert this chip if its ueid is new (auto-enrolment); same key: no-op;
           different key: StoreError.
-        * ``new_state`` (None for a rejection): replaces the chip's appraisal state. It is
-          applied only if the stored ``attest_counter`` still equals ``expected_counter`` as
-          the caller read it *before* this call (None = the chip was not enrolled then);
-          otherwise :class:`StateConflict` and nothing changes. ``status`` and ``device_key``
-          are never changed here.
+        * ``new_state`` (None for a rejection): replaces the chip's appraisal state (the chip
+          must exist or be enrolled by this call). ``status`` and ``device_key`` are never
+          changed here.
         * ``entry`` is appended to the audit chain; the new record is returned.
         """
         ...

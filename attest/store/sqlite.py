@@ -497,14 +497,16 @@ class SqliteStore:
                 "SELECT attest_counter, device_key FROM chips WHERE ueid = ?", (ueid,)
             ).fetchone()
             if enroll is not None:
-                self._enroll(conn, enroll)
-            if new_state is not None and columns is not None:
+                self._enroll(conn, enroll)  # a different device key raises here
+            if new_state is not None or enroll is not None:
+                # Optimistic check: the chip must be as the caller read it (None = absent).
                 stored = None if row is None else blob_to_u64(row[0])
                 if stored != expected_counter:
                     raise StateConflict(
                         f"chip {ueid.hex()}: attest_counter is {stored}, caller expected "
                         f"{expected_counter}"
                     )
+            if new_state is not None and columns is not None:
                 if row is None and enroll is None:
                     raise StoreError(f"chip {ueid.hex()} is not enrolled (pass enroll=)")
                 if row is not None and row[1] != new_state.device_key.raw:

@@ -1,0 +1,122 @@
+"""The demo's world: one authority, one manufacturer, regional verifier nodes on loopback.
+
+Everything is created fresh with libsodium-generated keys in a temporary folder (one SQLite file
+per node), exactly as an operator would run it, only in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import AsyncIterator
+
+import trio
+
+from attest.chip.device import Chip
+from attest.identity import Authority, Manufacturer, VerifierIdentity
+from attest.keys import SigningKey
+from attest.messages.revocation import RevocationList, Revocations
+from attest.node.server import NodeSettings, VerifierNode
+from attest.node.service import VerifierService
+from attest.store.sqlite import SqliteStore
+from attest.verify.policy import Policy
+
+#: (verifier id, region, city) of the demo's nodes — DESIGN.md §8 geography
+NODES: tuple[tuple[str, str, str], ...] = (
+    ("verifier-kl-1", "MY", "Kuala Lumpur"),
+    ("verifier-sg-1", "SG", "Singapore"),
+)
+#: model mix of the demo fleet: (hwmodel, pod class, share of the fleet)
+FLEET: tuple[tuple[str, int, float], ...] = (("HX100", 8, 0.5), ("HX800", 64, 0.3), ("CX10", 1, 0.2))
+
+
+@dataclass
+class RunningNode:
+    identity: VerifierIdentity
+    city: str
+    node: VerifierNode
+    db_path: Path
+
+    @property
+    def port(self) -> int:
+        assert self.node.address is not None
+        return self.node.address.port
+
+
+@dataclass
+class World:
+    authority: Authority
+    manufacturer: Manufacturer
+    nodes: list[RunningNode] = field(default_factory=list)
+    revocations: Revocations = field(default_factory=Revocations)
+    #: chips the authority has revoked (fabricated before the nodes start)
+    revoked_chips: list[Chip] = field(default_factory=list)
+
+    def fabricate(self, hwmodel: str, pod_class: int, chip_class: type[Chip] = Chip) -> Chip:
+        now = time.time()
+        chip = self.manufacturer.fabricate(
+            self.authority.anchors,
+            hwmodel=hwmodel,
+            pod_class=pod_class,
+            now_s=int(now),
+            chip_class=chip_class,
+        )
+        chip.boot(now)
+        return chip
+
+
+def create_world() -> World:
+    now = int(time.time())
+    authority = Authority("authority.compute-south.example", SigningKey.generate())
+    mkey = SigningKey.generate()
+    manufacturer = Manufacturer(
+        "vendor-a", mkey, authority.certify_manufacturer("vendor-a", mkey.public_key, now_s=now)
+    )
+    return World(authority, manufacturer)
+
+
+def revoke(world: World, chips: list[Chip]) -> None:
+    """The authority publishes revocation list N+1; nodes started afterwards enforce it."""
+    world.revoked_chips.extend(chips)
+    token = world.authority.revocation_list(
+        world.revocations.number + 1,
+        now_s=int(time.time()),
+        devices=[c.ueid for c in world.revoked_chips],
+    )
+    world.revocations = Revocations.from_list(
+        RevocationList.verify(token, world.authority.key.public_key)
+    )
+
+
+@asynccontextmanager
+async def running_nodes(world: World, workdir: Path) -> AsyncIterator[list[RunningNode]]:
+    """Start every node of ``NODES`` on loopback; drain and close them on exit."""
+    now = int(time.time())
+    async with trio.open_nursery() as nursery:
+        for verifier_id, region, city in NODES:
+            key = SigningKey.generate()
+            identity = VerifierIdentity(
+                verifier_id,
+                region,
+                key,
+                world.authority.certify_verifier(verifier_id, region, key.public_key, now_s=now),
+            )
+            db_path = workdir / f"{verifier_id}.db"
+            store = SqliteStore(db_path, verifier_id=verifier_id, signing_key=key)
+            service = VerifierService(
+                identity=identity,
+                anchors=world.authority.anchors,
+                store=store,
+                policy=Policy(),
+                revocations=world.revocations,
+            )
+            node = VerifierNode(service, NodeSettings(port=0, http_port=-1))
+            await nursery.start(node.run)
+            world.nodes.append(RunningNode(identity, city, node, db_path))
+        try:
+            yield world.nodes
+        finally:
+            for running in world.nodes:
+                running.node.shutdown()
