@@ -71,7 +71,10 @@ class Connection:
     # -- receiving
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Append bytes read from the transport; ``b""`` means the peer closed its side (EOF)."""
+        """Append bytes read from the transport; ``b""`` means the peer closed its side (EOF).
+
+        The buffer is not bounded here: call ``next_event`` until NEED_DATA before reading more.
+        """
         if not data:
             self._buffer.eof = True
             return
@@ -110,8 +113,10 @@ class Connection:
                 event = decode_body(body, max_frame_bytes=self.max_frame_bytes)
             new = next_state(self.our_role, state, Direction.RECV, type(event))
             if new is None:
-                closed = isinstance(event, ConnectionClosed)
-                what = "EOF" if closed else f"{frame_type(type(event)).name} frame"
+                if isinstance(event, ConnectionClosed):
+                    what = "EOF"
+                else:
+                    what = f"{frame_type(type(event)).name} frame"
                 raise RemoteProtocolError(
                     f"unexpected {what} from the {self.their_role.value} in state {state.value}",
                     error_code=ErrorCode.UNEXPECTED_FRAME,

@@ -86,7 +86,7 @@ class Next:
 
 @dataclass(frozen=True, slots=True)
 class Bye:
-    """Either side, at a round boundary on its own turn: orderly close."""
+    """Either side, only between rounds: orderly close (an ERROR is the disorderly one)."""
 
 
 @dataclass(frozen=True, slots=True)

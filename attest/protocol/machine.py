@@ -18,8 +18,9 @@ the same rules (the design of h11, which this copies).
 Roles and turns
 ---------------
 A connection has two roles: the CHIP (client, proves itself) and the VERIFIER (server, judges).
-The exchange is strictly alternating, so unlike h11 a *single* state per connection suffices:
-it is the state of the session as seen by our side. State names say whose turn it is:
+The exchange alternates strictly (only ERROR, and the verifier's idle BYE, may be sent out of
+turn, and both end the session), so unlike h11 a *single* state per connection suffices: it is
+the state of the session as seen by our side. State names say whose turn it is:
 
 * ``SEND_*``  — we owe the peer a frame; only we may move the session forward.
 * ``AWAIT_*`` — the peer owes us a frame.
@@ -29,13 +30,18 @@ it is the state of the session as seen by our side. State names say whose turn i
 
 One round, and the keep-alive loop (verifier's view; the chip's view is the mirror image)::
 
-    AWAIT_HELLO ─recv HELLO─▶ SEND_CHALLENGE ─send CHALLENGE─▶ AWAIT_EVIDENCE
-         ▲                        ▲                                 │ recv EVIDENCE
-     (connect)                    │ recv NEXT                       ▼
-                                IDLE ◀──────send RESULT─────── SEND_RESULT
-                                  │ recv/send BYE
-                                  ▼
-                                CLOSED
+    (start)
+    AWAIT_HELLO ──recv HELLO──▶ SEND_CHALLENGE ──send CHALLENGE──▶ AWAIT_EVIDENCE
+                                    ▲                                   │
+                                    │ recv NEXT                         │ recv EVIDENCE
+                                    │                                   ▼
+                                  IDLE ◀─────────send RESULT──────── SEND_RESULT
+                                    │
+                                    │ recv BYE / send BYE
+                                    ▼
+                                  CLOSED    also reached by: recv BYE in AWAIT_HELLO,
+                                            send BYE in SEND_CHALLENGE, send or recv
+                                            ERROR in any live state, EOF between frames
 
 Every rule of both roles is a row of :data:`TRANSITIONS`, keyed by
 ``(role, state, direction, event type)``. ``send()`` and ``next_event()`` consult the same table
@@ -44,10 +50,10 @@ two sides, and tests enumerate illegal moves from the table instead of listing t
 
 Closing
 -------
-* BYE is sent only at a round boundary by the side whose turn it is — the chip in SEND_HELLO or
-  IDLE; the verifier in SEND_CHALLENGE (declining another round) or IDLE (idle close). Hence a
-  BYE can never cut a round in half. The one race (verifier's idle BYE crossing the chip's NEXT)
-  is covered by the chip accepting BYE in AWAIT_CHALLENGE.
+* BYE is sent only between rounds — by the chip in SEND_HELLO or IDLE, by the verifier in
+  SEND_CHALLENGE (declining another round) or IDLE (idle close) — so it never cuts a round in
+  half. The one race (the verifier's idle BYE crossing the chip's NEXT) is covered by the chip
+  accepting BYE in AWAIT_CHALLENGE.
 * ERROR may be sent and received in any live (non-terminal) state; it ends the connection.
   A side that has sent or received BYE/ERROR is CLOSED and *discards* any further bytes: they
   can only be the peer's half of a crossing (EVIDENCE racing our ERROR TIMEOUT, NEXT racing our

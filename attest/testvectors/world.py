@@ -124,6 +124,18 @@ class World:
 
     def honest_chip(self, chip: str) -> Chip:
         """A freshly fabricated, honest chip, booted once at BOOT_S."""
+        return self._fabricate(chip, Chip)
+
+    def chip(self, chip: str) -> CompromisedChip:
+        """A freshly fabricated chip that will also sign any claims (booted once at BOOT_S).
+
+        Same key, UEID and chain as :meth:`honest_chip`; its honest answers are identical.
+        """
+        made = self._fabricate(chip, CompromisedChip)
+        assert isinstance(made, CompromisedChip)
+        return made
+
+    def _fabricate(self, chip: str, chip_class: type[Chip]) -> Chip:
         spec = self.chips[chip]
         made = self.manufacturers[spec.manufacturer].fabricate(
             self.anchors,
@@ -133,24 +145,7 @@ class World:
             firmware_version=spec.firmware,
             ueid=vector_ueid(chip),
             device_key=self.device_key(chip),
-        )
-        made.boot(BOOT_S)
-        return made
-
-    def chip(self, chip: str) -> CompromisedChip:
-        """A freshly fabricated chip that will also sign any claims (booted once at BOOT_S).
-
-        Same key, UEID and chain as :meth:`honest_chip`; its honest answers are identical.
-        """
-        spec = self.chips[chip]
-        chain = self.chain(chip)
-        made = CompromisedChip.fabricate(
-            anchors=self.anchors,
-            ueid=vector_ueid(chip),
-            hwmodel=spec.hwmodel,
-            firmware_version=spec.firmware,
-            endorse=lambda _pk: (chain.device_cert, chain.manufacturer_cert),
-            device_key=self.device_key(chip),
+            chip_class=chip_class,
         )
         made.boot(BOOT_S)
         return made
