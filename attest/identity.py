@@ -38,7 +38,12 @@ class Authority:
         return TrustAnchors(self.authority_id, self.key.public_key)
 
     def certify_manufacturer(
-        self, manufacturer_id: str, public_key: PublicKey, *, now_s: int, validity_s: int = 10 * YEAR_S
+        self,
+        manufacturer_id: str,
+        public_key: PublicKey,
+        *,
+        now_s: int,
+        validity_s: int = 10 * YEAR_S,
     ) -> bytes:
         return ManufacturerCert(
             issuer=self.authority_id,

@@ -72,7 +72,9 @@ class SigningKey:
     @classmethod
     def derive_insecure_for_tests(cls, label: str) -> SigningKey:
         """Deterministic key from a public label. ONLY for tests and published vectors."""
-        return cls(nacl.signing.SigningKey(hashlib.sha256(b"attest-test-key:" + label.encode()).digest()))
+        return cls(
+            nacl.signing.SigningKey(hashlib.sha256(b"attest-test-key:" + label.encode()).digest())
+        )
 
     def sign(self, message: bytes) -> bytes:
         """Detached 64-byte Ed25519 signature (RFC 8032, deterministic)."""

@@ -22,7 +22,6 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
 from attest.keys import PublicKey, SigningKey, read_secret_key, write_secret_key
 from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
-from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 
@@ -145,7 +144,9 @@ class Chip:
         return self.__key.public_key
 
     def __repr__(self) -> str:
-        return f"Chip(ueid={self.ueid.hex()}, hwmodel={self.hwmodel}, counter={self.attest_counter})"
+        return (
+            f"Chip(ueid={self.ueid.hex()}, hwmodel={self.hwmodel}, counter={self.attest_counter})"
+        )
 
     # -- life cycle ----------------------------------------------------------------------------
     def boot(self, now_s: float) -> None:

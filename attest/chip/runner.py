@@ -65,10 +65,13 @@ async def attest(
     workload: Workload | None = None,
     timeout_s: float = 30.0,
     make_evidence: EvidenceMaker | None = None,
+    on_result: Callable[[AttestationResult], None] | None = None,
 ) -> list[AttestationResult]:
     """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive).
 
     ``make_evidence`` replaces the honest ``chip.answer`` (attack simulations and tests).
+    ``on_result`` sees each verified result as it arrives, so a caller keeps the results of
+    a session that later fails or is cancelled (the returned list is lost with the exception).
     """
     answer = make_evidence or Chip.answer
     workload = workload or Workload()
@@ -90,6 +93,8 @@ async def attest(
                 await send_event(stream, conn, EvidenceFrame(answer(chip, challenge, now)))
                 reply = await _expect(stream, conn, ResultFrame)
                 results.append(chip.check_result(frame.verifier_cert, reply.result))
+                if on_result is not None:
+                    on_result(results[-1])
                 if i + 1 < rounds:
                     if interval_s:
                         await trio.sleep(interval_s)

@@ -32,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--rounds", type=int, default=3, help="attestations per chip (default 3)")
     p.add_argument("--interval", type=float, default=0.05, help="seconds between a chip's rounds")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.add_argument("--keep", type=Path, help="keep node databases in this folder instead of a temp dir")
+    p.add_argument(
+        "--keep", type=Path, help="keep node databases in this folder instead of a temp dir"
+    )
     p.set_defaults(func=run)
 
 
@@ -40,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.chips < 1 or args.rounds < 1 or args.interval < 0:
         print("attest demo: --chips and --rounds must be >= 1, --interval >= 0", file=sys.stderr)
         return 2
-    opts = DemoOptions(chips=args.chips, rounds=args.rounds, interval_s=args.interval, workdir=args.keep)
+    opts = DemoOptions(
+        chips=args.chips, rounds=args.rounds, interval_s=args.interval, workdir=args.keep
+    )
     console = Console(stderr=True)
     total = args.chips * args.rounds + len(ATTACKS)
     with Progress(
@@ -67,7 +71,9 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
     overview.add_row("chips (honest)", str(s.chips))
     overview.add_row("sessions", str(s.sessions))
     overview.add_row("honest affirmed", f"{s.honest_affirmed}/{s.honest_sessions}")
-    overview.add_row("session rate", f"{s.session_rate:.0f} sessions/s over {s.honest_seconds:.2f} s")
+    overview.add_row(
+        "session rate", f"{s.session_rate:.0f} sessions/s over {s.honest_seconds:.2f} s"
+    )
     for tier, n in sorted(s.verdicts.items()):
         overview.add_row(f"verdicts: {tier}", str(n))
     console.print(overview)
@@ -101,4 +107,8 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
     console.print(nodes)
     for e in s.errors:
         console.print(f"[red]error:[/red] {e}")
-    console.print("[bold green]OK[/]: every honest chip affirmed, every attack caught, audit verified" if s.ok else "[bold red]FAILED[/]")
+    console.print(
+        "[bold green]OK[/]: every honest chip affirmed, every attack caught, audit verified"
+        if s.ok
+        else "[bold red]FAILED[/]"
+    )

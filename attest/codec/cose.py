@@ -123,7 +123,9 @@ def verify1(data: bytes, public_key: PublicKey, content_type: str) -> bytes:
     if msg.alg != ALG_EDDSA:
         raise SignatureError(f"algorithm {msg.alg!r} is not EdDSA (-8)")
     if msg.protected != protected_header(content_type):
-        raise ContentTypeError(f"expected content type {str(content_type)!r}, got {msg.content_type!r}")
+        raise ContentTypeError(
+            f"expected content type {str(content_type)!r}, got {msg.content_type!r}"
+        )
     if msg.unprotected:
         raise DecodeError("the unprotected header must be empty")
     if not ed25519_verify(public_key.raw, msg.to_be_signed(), msg.signature):

@@ -51,7 +51,9 @@ async def counter_rollback(world: World, node: RunningNode) -> AttestationResult
 
     def rolled_back(c: Chip, challenge: Challenge, now: float) -> bytes:
         assert isinstance(c, CompromisedChip)
-        return c.sign_arbitrary_evidence(replace(c.current_evidence(challenge, now), attest_counter=1))
+        return c.sign_arbitrary_evidence(
+            replace(c.current_evidence(challenge, now), attest_counter=1)
+        )
 
     return await _session(chip, node, make_evidence=rolled_back)
 
@@ -89,8 +91,15 @@ async def revoked_chip(world: World, node: RunningNode) -> AttestationResult:
 
 
 ATTACKS: list[Attack] = [
-    Attack("evidence-replay", Reason.EVIDENCE_REPLAY, "recorded evidence sent again", evidence_replay),
-    Attack("counter-rollback", Reason.COUNTER_ROLLBACK, "attestation counter restored to 1", counter_rollback),
+    Attack(
+        "evidence-replay", Reason.EVIDENCE_REPLAY, "recorded evidence sent again", evidence_replay
+    ),
+    Attack(
+        "counter-rollback",
+        Reason.COUNTER_ROLLBACK,
+        "attestation counter restored to 1",
+        counter_rollback,
+    ),
     Attack("wrong-nonce", Reason.NONCE_MISMATCH, "evidence bound to a guessed nonce", wrong_nonce),
     Attack("forged-signature", Reason.BAD_SIGNATURE, "one signature bit flipped", forged_signature),
     Attack("revoked-chip", Reason.DEVICE_REVOKED, "chip on revocation list #1", revoked_chip),

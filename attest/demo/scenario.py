@@ -88,9 +88,13 @@ def _record(summary: DemoSummary, status: int) -> None:
     summary.verdicts[Tier(status).name.lower()] += 1
 
 
-async def _honest_chip(chip: Chip, node: RunningNode, opts: DemoOptions, summary: DemoSummary, progress: ProgressFn) -> None:
+async def _honest_chip(
+    chip: Chip, node: RunningNode, opts: DemoOptions, summary: DemoSummary, progress: ProgressFn
+) -> None:
     try:
-        results = await attest(chip, "127.0.0.1", node.port, rounds=opts.rounds, interval_s=opts.interval_s)
+        results = await attest(
+            chip, "127.0.0.1", node.port, rounds=opts.rounds, interval_s=opts.interval_s
+        )
     except Exception as exc:  # reported, and makes the demo fail
         summary.errors.append(f"honest chip {chip.ueid.hex()[:12]}: {exc}")
         progress(opts.rounds)
@@ -132,7 +136,9 @@ async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> 
     return summary
 
 
-async def _run(world: World, workdir: Path, opts: DemoOptions, summary: DemoSummary, progress: ProgressFn) -> None:
+async def _run(
+    world: World, workdir: Path, opts: DemoOptions, summary: DemoSummary, progress: ProgressFn
+) -> None:
     fleet: list[Chip] = []
     for hwmodel, pod_class, share in FLEET:
         fleet += [world.fabricate(hwmodel, pod_class) for _ in range(round(opts.chips * share))]
@@ -143,13 +149,17 @@ async def _run(world: World, workdir: Path, opts: DemoOptions, summary: DemoSumm
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for i, chip in enumerate(fleet):
-                nursery.start_soon(_honest_chip, chip, nodes[i % len(nodes)], opts, summary, progress)
+                nursery.start_soon(
+                    _honest_chip, chip, nodes[i % len(nodes)], opts, summary, progress
+                )
             for i, attack in enumerate(ATTACKS):
                 nursery.start_soon(_attack, attack, world, nodes[i % len(nodes)], summary, progress)
         summary.honest_seconds = time.perf_counter() - started
 
 
-async def _attack(attack: Any, world: World, node: RunningNode, summary: DemoSummary, progress: ProgressFn) -> None:
+async def _attack(
+    attack: Any, world: World, node: RunningNode, summary: DemoSummary, progress: ProgressFn
+) -> None:
     entry: dict[str, Any] = {
         "name": attack.name,
         "expected_reason": attack.expected_reason.name,
@@ -165,6 +175,8 @@ async def _attack(attack: Any, world: World, node: RunningNode, summary: DemoSum
         reasons = [Reason(r).name for r in result.reasons]
         entry["verdict"] = Tier(result.status).name.lower()
         entry["reasons"] = reasons
-        entry["detected"] = result.status == Tier.CONTRAINDICATED and attack.expected_reason.name in reasons
+        entry["detected"] = (
+            result.status == Tier.CONTRAINDICATED and attack.expected_reason.name in reasons
+        )
     summary.attacks.append(entry)
     progress(1)

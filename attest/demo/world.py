@@ -7,10 +7,10 @@ per node), exactly as an operator would run it, only in one process.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterator
 
 import trio
 
@@ -29,7 +29,11 @@ NODES: tuple[tuple[str, str, str], ...] = (
     ("verifier-sg-1", "SG", "Singapore"),
 )
 #: model mix of the demo fleet: (hwmodel, pod class, share of the fleet)
-FLEET: tuple[tuple[str, int, float], ...] = (("HX100", 8, 0.5), ("HX800", 64, 0.3), ("CX10", 1, 0.2))
+FLEET: tuple[tuple[str, int, float], ...] = (
+    ("HX100", 8, 0.5),
+    ("HX800", 64, 0.3),
+    ("CX10", 1, 0.2),
+)
 
 
 @dataclass

@@ -50,7 +50,11 @@ def _meters(v: Any) -> Meters:
 
 
 def _meters_out(m: Meters) -> dict[int, int]:
-    return {C.METER_FLOPS: m.flops, C.METER_ENERGY_MJ: m.energy_mj, C.METER_INTERCONNECT_BYTES: m.interconnect_bytes}
+    return {
+        C.METER_FLOPS: m.flops,
+        C.METER_ENERGY_MJ: m.energy_mj,
+        C.METER_INTERCONNECT_BYTES: m.interconnect_bytes,
+    }
 
 
 def _dbgstat(v: Any) -> int:

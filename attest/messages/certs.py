@@ -49,7 +49,7 @@ class ManufacturerCert(SignedMessage):
 
 @dataclass(frozen=True, slots=True)
 class DeviceCert(SignedMessage):
-    """A manufacturer endorses one chip's device key at fabrication (no expiry: chips outlive it)."""
+    """A manufacturer endorses one chip's device key at fabrication (no expiry)."""
 
     CONTENT_TYPE: ClassVar[str] = ContentType.DEVICE_CERT
     FIELDS: ClassVar[tuple[Field, ...]] = (

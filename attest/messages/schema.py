@@ -90,7 +90,13 @@ def _cnf(v: Any) -> PublicKey:
 
 
 def _cnf_out(v: PublicKey) -> dict[int, Any]:
-    return {C.CNF_COSE_KEY: {C.COSE_KEY_KTY: C.KTY_OKP, C.COSE_KEY_CRV: C.CRV_ED25519, C.COSE_KEY_X: v.raw}}
+    return {
+        C.CNF_COSE_KEY: {
+            C.COSE_KEY_KTY: C.KTY_OKP,
+            C.COSE_KEY_CRV: C.CRV_ED25519,
+            C.COSE_KEY_X: v.raw,
+        }
+    }
 
 
 def _swversion(v: Any) -> tuple[int, ...]:
@@ -102,7 +108,9 @@ def _swversion(v: Any) -> tuple[int, ...]:
     ):
         raise DecodeError("swversion must be [version-text, 1 (multipartnumeric)]")
     parts = v[0].split(".")
-    if not 1 <= len(parts) <= 4 or not all(p.isascii() and p.isdigit() and len(p) <= 6 for p in parts):
+    if not 1 <= len(parts) <= 4 or not all(
+        p.isascii() and p.isdigit() and len(p) <= 6 for p in parts
+    ):
         raise DecodeError("swversion text must be 1..4 dot-separated decimal numbers")
     return tuple(int(p) for p in parts)
 

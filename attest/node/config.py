@@ -204,6 +204,8 @@ def _validate(c: NodeConfig) -> None:
             raise ConfigError(f"limits.{key} must be > 0")
     if not 64 <= c.limits.max_frame_bytes <= 16 * 1024 * 1024:
         raise ConfigError("limits.max_frame_bytes must be 64..16777216")
+    if c.store.checkpoint_every < 1:
+        raise ConfigError("store.checkpoint_every must be >= 1")
     if c.policy.challenge_ttl_s < 1:
         raise ConfigError("policy.challenge_ttl_s must be >= 1")
     if c.log.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -6,6 +6,7 @@ each connection after one response. Anything richer belongs behind a real revers
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -57,10 +58,8 @@ async def _handle(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
                 reply = _response(404, "text/plain", b"not found\n")
             else:
                 reply = _response(*route())
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(reply)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
 
 
 async def serve_http(

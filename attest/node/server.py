@@ -20,6 +20,7 @@ store (which signs a final audit checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -33,9 +34,7 @@ from attest.node.metrics import NodeMetrics
 from attest.node.service import VerifierService
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
-    Bye,
     ChallengeFrame,
-    ConnectionClosed,
     Error,
     ErrorCode,
     EvidenceFrame,
@@ -213,7 +212,8 @@ class VerifierNode:
         s = self.settings
         conn = Connection(Role.VERIFIER, s.max_frame_bytes)
         try:
-            peer = "%s:%d" % stream.socket.getpeername()[:2]
+            host, port = stream.socket.getpeername()[:2]
+            peer = f"{host}:{port}"
         except OSError:
             peer = "?"
         if self._open > s.max_connections or self._stopping:
@@ -225,7 +225,10 @@ class VerifierNode:
         try:
             with session.scope:
                 session.scope.deadline = trio.current_time() + s.session_timeout_s
+                # Waiting for HELLO counts as idle: a shutdown ends it at once.
+                session.idle = True
                 hello = await receive_event(stream, conn)
+                session.idle = False
                 if not isinstance(hello, Hello):
                     return  # ConnectionClosed before HELLO
                 version = choose_version(hello)
@@ -239,6 +242,10 @@ class VerifierNode:
                 while True:
                     await self._exchange(stream, conn, chain, version, peer)
                     session.rounds += 1
+                    if self._stopping:
+                        # Shutdown began during this exchange: end it now, do not idle.
+                        session.shutting_down = True
+                        break
                     # Keep-alive: wait for NEXT or BYE.
                     session.idle = True
                     session.scope.deadline = trio.current_time() + s.idle_timeout_s
@@ -247,7 +254,7 @@ class VerifierNode:
                     if not isinstance(event, Next):
                         return  # BYE or EOF
                     session.scope.deadline = trio.current_time() + s.session_timeout_s
-            # Only reached if the scope was cancelled (deadline or shutdown).
+            # Reached on a deadline, or on shutdown (idle session cancelled, or exchange ended).
             if session.shutting_down:
                 outcome = "shutting_down"
                 await self._send_error(
@@ -271,10 +278,8 @@ class VerifierNode:
             frame = conn.error_frame_for(exc)
             if frame is not None:
                 with trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
-                    try:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                         await stream.send_all(frame)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        pass
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             outcome = "disconnected"
         finally:
@@ -332,11 +337,12 @@ class VerifierNode:
             frame = conn.send(Error(int(code), text))
         except AttestError:
             return
-        with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
-            try:
-                await stream.send_all(frame)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(_ERROR_SEND_TIMEOUT_S),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
+            await stream.send_all(frame)
 
 
 async def run_until_signalled(

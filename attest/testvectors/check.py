@@ -25,7 +25,7 @@ from attest.messages.revocation import Revocations
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 from attest.verify.core import appraise
 from attest.verify.policy import ChipModel, Policy
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Tier
 from attest.verify.state import ChipState, ChipStatus
 
 EVIDENCE_FILE = "evidence_appraisal.json"
@@ -135,10 +135,14 @@ def revocations_from_json(r: dict[str, Any]) -> Revocations:
     )
 
 
+#: Runs one test; returns what is wrong with it (nothing when it passes).
+_Run = Callable[[dict[str, Any]], list[str]]
+
+
 # -- per-family checks ---------------------------------------------------------------------------
 
 
-def _evidence_test(group: dict[str, Any], anchors: TrustAnchors, policy: Policy) -> Callable:
+def _evidence_test(anchors: TrustAnchors, policy: Policy) -> _Run:
     def run(t: dict[str, Any]) -> list[str]:
         ctx = t["context"]
         vcert = verify_verifier_cert(_hex(ctx["verifierCert"]), anchors)
@@ -171,7 +175,7 @@ def _evidence_test(group: dict[str, Any], anchors: TrustAnchors, policy: Policy)
     return run
 
 
-def _cbor_test(group: dict[str, Any]) -> Callable:
+def _cbor_test() -> _Run:
     def run(t: dict[str, Any]) -> list[str]:
         data = _hex(t["input"])
         try:
@@ -192,7 +196,7 @@ def _cbor_test(group: dict[str, Any]) -> Callable:
     return run
 
 
-def _cose_test(group: dict[str, Any]) -> Callable:
+def _cose_test(group: dict[str, Any]) -> _Run:
     key = PublicKey(_hex(group["publicKey"]))
 
     def run(t: dict[str, Any]) -> list[str]:
@@ -212,15 +216,15 @@ def _cose_test(group: dict[str, Any]) -> Callable:
     return run
 
 
-def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], Callable]]:
+def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
     algorithm = doc["algorithm"]
     for g in doc["testGroups"]:
         if algorithm == EVIDENCE_ALGORITHM:
             ta = g["trustAnchors"]
             anchors = TrustAnchors(ta["authorityId"], PublicKey(_hex(ta["authorityKey"])))
-            yield g, _evidence_test(g, anchors, policy_from_json(g["policy"]))
+            yield g, _evidence_test(anchors, policy_from_json(g["policy"]))
         elif algorithm == CBOR_ALGORITHM:
-            yield g, _cbor_test(g)
+            yield g, _cbor_test()
         elif algorithm == COSE_ALGORITHM:
             yield g, _cose_test(g)
         else:

@@ -25,7 +25,7 @@ from attest.messages.attestation import Challenge
 from attest.verify.chain import DeviceChain, TrustAnchors
 
 DAY_S = 24 * 3600
-#: "Now" of the world (2027-01-15T08:00:00Z): certificates, boots and challenges are placed around it.
+#: "Now" of the world (2027-01-15T08:00:00Z); certificates, boots and challenges sit around it.
 NOW_S = 1_800_000_000
 NOW_MS = NOW_S * 1000
 #: When the authority certified manufacturers and verifiers and manufacturers endorsed chips.

@@ -162,7 +162,8 @@ def appraise(
         (Reason.BOOTCOUNT_ROLLBACK, ev.bootcount < prior.bootcount),
         (Reason.COUNTER_ROLLBACK, ev.attest_counter <= prior.attest_counter),
         (Reason.METER_ROLLBACK, not meters_ok),
-        (Reason.METER_RATE_EXCEEDED, meters_ok & (not rate_ok)),
+        # no bound to exceed when the model (and so its peak rates) is unknown
+        (Reason.METER_RATE_EXCEEDED, meters_ok & (not rate_ok) & (model is not _NO_MODEL)),
         (
             Reason.DEVICE_REVOKED,
             (device_ueid in revocations.devices) | (prior.status is ChipStatus.REVOKED),

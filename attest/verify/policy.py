@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from attest.hardware import DEFAULT_MODELS, KNOWN_FIRMWARE, ChipModel, simulated_firmware_measurement
+from attest.hardware import (
+    DEFAULT_MODELS,
+    KNOWN_FIRMWARE,
+    ChipModel,
+    simulated_firmware_measurement,
+)
 
 __all__ = ["ChipModel", "Policy"]
 

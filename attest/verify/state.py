@@ -1,4 +1,4 @@
-"""What a verifier remembers about a chip between appraisals (the anti-replay / anti-rollback state)."""
+"""What a verifier remembers about a chip between appraisals (anti-replay, anti-rollback)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,315 @@
+"""``attest chip``: fabricate simulated chips and run them against a verifier.
+
+A chip lives in its own state folder (device key 0600, counters, certificates); every counter
+change is durable before it is used, so stopping ``attest chip run`` at any moment (SIGINT,
+SIGTERM, kill -9) never lets the chip sign a counter value twice. A lock file keeps two
+processes from driving the same chip at once, which would race its counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from attest.chip.device import Chip
+from attest.chip.runner import Workload, attest
+from attest.cli import files
+from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME
+from attest.errors import AttestError, ConfigError
+from attest.hardware import DEFAULT_MODELS
+from attest.messages.attestation import AttestationResult
+from attest.net import parse_hostport
+from attest.node.config import parse_version
+from attest.verify.reasons import Reason, Tier
+
+_LOCK_FILE = "run.lock"
+#: rounds per connection when running forever (then it reconnects)
+_FOREVER_BATCH = 1000
+_RETRY_MAX_S = 30.0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "chip",
+        help="fabricate simulated chips and attest them to a verifier",
+        description="Simulated accelerators (the Attester role).",
+    )
+    sub = parser.add_subparsers(dest="chip_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser(
+        "fabricate",
+        help="make chips endorsed by a manufacturer",
+        description=(
+            "Make chips: each generates its own device key; the manufacturer endorses the public "
+            "half. One chip is written to DIR itself; several go to DIR/chip-0001, chip-0002, ... "
+            "(continuing after existing ones). Prints one UEID per line."
+        ),
+    )
+    p.add_argument(
+        "--manufacturer",
+        required=True,
+        type=Path,
+        metavar="MDIR",
+        help="manufacturer folder (from `attest authority certify-manufacturer`)",
+    )
+    p.add_argument("--model", required=True, choices=sorted(DEFAULT_MODELS), help="chip model")
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="state folder")
+    p.add_argument("--count", type=_positive_int, default=1, help="how many chips (default: 1)")
+    p.add_argument(
+        "--firmware",
+        default="1.2.0",
+        type=_version,
+        help="firmware version the chips run (default: 1.2.0)",
+    )
+    p.add_argument(
+        "--pod-class",
+        type=_positive_int,
+        help="largest pod the chip is certified for (default: the model's maximum)",
+    )
+    p.set_defaults(func=cmd_fabricate)
+
+    p = sub.add_parser(
+        "run",
+        help="boot chips and attest them to a verifier",
+        description=(
+            "Boot each chip (its boot count rises durably) and attest it over one keep-alive "
+            "connection, printing one line per result: UEID, tier, reasons, counter. Several "
+            "--state folders (or a folder of chip-* folders) run concurrently. Exit status: 0 "
+            "if every result was affirming or warning, 1 if any was contraindicated, 3 if a "
+            "session failed. SIGINT/SIGTERM stop it cleanly."
+        ),
+    )
+    p.add_argument("--verifier", required=True, metavar="HOST:PORT", help="verifier node address")
+    p.add_argument(
+        "--state",
+        required=True,
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="chip state folder or folder of chip-* folders; repeatable",
+    )
+    p.add_argument(
+        "--rounds",
+        type=_non_negative_int,
+        default=1,
+        help="attestation rounds per chip; 0 runs until stopped, reconnecting on errors "
+        "(default: 1)",
+    )
+    p.add_argument(
+        "--interval",
+        type=_non_negative_float,
+        default=5.0,
+        metavar="S",
+        help="seconds between rounds (default: 5)",
+    )
+    p.add_argument(
+        "--share",
+        type=_share,
+        default=0.5,
+        metavar="F",
+        help="fraction of peak compute the simulated workload uses, 0..1 (default: 0.5)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="S",
+        help="deadline for connecting and each session, beyond the intervals (default: 30)",
+    )
+    p.set_defaults(func=cmd_run)
+
+
+# -- argument types --------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return parse_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _name(kind: type[Tier] | type[Reason], value: int) -> str:
+    try:
+        return kind(value).name
+    except ValueError:
+        return str(value)  # a code newer than this build: still show it
+
+
+# -- fabricate -------------------------------------------------------------------------------
+def cmd_fabricate(args: argparse.Namespace) -> int:
+    now = int(time.time())
+    manufacturer, anchors = files.load_manufacturer(args.manufacturer, now_s=now)
+    model = DEFAULT_MODELS[args.model]
+    pod_class = args.pod_class or model.max_pod_size
+    if pod_class > model.max_pod_size:
+        raise ConfigError(f"--pod-class {pod_class} exceeds {model.name}'s maximum")
+    state: Path = args.state
+    if args.count == 1:
+        targets = [state]
+    else:
+        first = 1
+        while (state / files.chip_dir_name(first)).exists():
+            first += 1
+        targets = [state / files.chip_dir_name(i) for i in range(first, first + args.count)]
+    for target in targets:
+        if files.is_chip_dir(target):
+            raise ConfigError(f"{target} already holds a chip; refusing to replace its identity")
+    for target in targets:
+        chip = manufacturer.fabricate(
+            anchors,
+            hwmodel=model.name,
+            pod_class=pod_class,
+            now_s=now,
+            firmware_version=args.firmware,
+            state_dir=target,
+        )
+        print(f"{chip.ueid.hex()} {chip.hwmodel} {target}")
+    return EXIT_OK
+
+
+# -- run -------------------------------------------------------------------------------------
+@dataclass
+class _Tally:
+    results: int = 0
+    contraindicated: int = 0
+    errors: int = 0
+
+
+def _lock(chip_dir: Path) -> int:
+    """Hold an exclusive lock on the chip folder for the life of the process."""
+    fd = os.open(chip_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AttestError(f"{chip_dir}: chip is already running in another process") from None
+    return fd
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        host, port = parse_hostport(args.verifier)
+    except ValueError as exc:
+        raise ConfigError(f"--verifier {args.verifier!r}: {exc}") from None
+    dirs = files.expand_chip_dirs(args.state)
+    locks = [_lock(d) for d in dirs]
+    try:
+        chips = [Chip.load(d) for d in dirs]
+        tally = _Tally()
+        stopped = trio.run(_run_all, chips, host, port, args, tally)
+    finally:
+        for fd in locks:
+            os.close(fd)
+    if stopped:
+        print(f"attest: stopped by {stopped}", file=sys.stderr)
+    if tally.contraindicated:
+        return EXIT_CHECK_FAILED
+    return EXIT_RUNTIME if tally.errors else EXIT_OK
+
+
+async def _run_all(
+    chips: list[Chip], host: str, port: int, args: argparse.Namespace, tally: _Tally
+) -> str | None:
+    """Run every chip concurrently; returns the signal name if one stopped the run."""
+    stopped: list[str] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    stopped.append(signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            async with trio.open_nursery() as chip_tasks:
+                for chip in chips:
+                    chip_tasks.start_soon(_run_chip, chip, host, port, args, tally)
+            nursery.cancel_scope.cancel()  # every chip finished: stop watching for signals
+    return stopped[0] if stopped else None
+
+
+async def _run_chip(
+    chip: Chip, host: str, port: int, args: argparse.Namespace, tally: _Tally
+) -> None:
+    chip.boot(time.time())
+    workload = Workload(share=args.share)
+    ueid = chip.ueid.hex()
+
+    def report(result: AttestationResult) -> None:
+        tier = _name(Tier, result.status)
+        reasons = ",".join(_name(Reason, r) for r in result.reasons) or "-"
+        tally.results += 1
+        if result.status >= Tier.CONTRAINDICATED:
+            tally.contraindicated += 1
+        print(f"{ueid} {tier} {reasons} counter={chip.attest_counter}", flush=True)
+
+    forever = args.rounds == 0
+    remaining = args.rounds
+    backoff = 1.0
+    while forever or remaining > 0:
+        batch = _FOREVER_BATCH if forever else remaining
+        before = tally.results
+        try:
+            await attest(
+                chip,
+                host,
+                port,
+                rounds=batch,
+                interval_s=args.interval,
+                workload=workload,
+                timeout_s=args.timeout,
+                on_result=report,
+            )
+        except (AttestError, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+            detail = str(exc) or type(exc).__name__
+            print(f"{ueid} ERROR {detail}", file=sys.stderr, flush=True)
+            if not forever:
+                tally.errors += 1
+                return
+            backoff = 1.0 if tally.results > before else min(_RETRY_MAX_S, backoff * 2)
+            await trio.sleep(max(args.interval, backoff))
+            continue
+        remaining -= batch
+        if forever:
+            await trio.sleep(args.interval)
