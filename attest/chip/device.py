@@ -208,8 +208,10 @@ class Chip:
     def _sign_evidence(self, evidence: Evidence) -> bytes:
         return evidence.sign(self.__key)
 
-    def check_result(self, verifier_cert: bytes, result: bytes) -> AttestationResult:
-        """Verify a signed attestation result addressed to this chip."""
+    def check_result(
+        self, verifier_cert: bytes, result: bytes, challenge: Challenge
+    ) -> AttestationResult:
+        """Verify a signed attestation result that answers ``challenge`` for this chip."""
         cert = verify_verifier_cert(verifier_cert, self.anchors)
         if cert is None:
             raise ChipRefusal("VERIFIER_CERT_INVALID")
@@ -219,4 +221,6 @@ class Chip:
             raise ChipRefusal("RESULT_INVALID", str(exc)) from None
         if parsed.ueid != self.ueid:
             raise ChipRefusal("RESULT_INVALID", "result is for another chip")
+        if parsed.nonce != challenge.nonce or parsed.verifier_id != challenge.verifier_id:
+            raise ChipRefusal("RESULT_INVALID", "result does not answer this session's challenge")
         return parsed

@@ -92,7 +92,7 @@ async def attest(
                 workload.step(chip, now)
                 await send_event(stream, conn, EvidenceFrame(answer(chip, challenge, now)))
                 reply = await _expect(stream, conn, ResultFrame)
-                results.append(chip.check_result(frame.verifier_cert, reply.result))
+                results.append(chip.check_result(frame.verifier_cert, reply.result, challenge))
                 if on_result is not None:
                     on_result(results[-1])
                 if i + 1 < rounds:

@@ -34,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
     p = sub.add_parser("init", help="create the authority key and its trust-anchor file")
     p.add_argument("--dir", required=True, type=Path, help="authority folder to create")
-    p.add_argument("--id", required=True, dest="authority_id", help="authority identifier")
+    p.add_argument(
+        "--id", required=True, dest="authority_id", type=_name, help="authority identifier"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing authority key")
     p.set_defaults(func=cmd_init)
 
@@ -42,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "certify-manufacturer", help="create a manufacturer folder with a certified key"
     )
     _authority_dir(p)
-    p.add_argument("--id", required=True, dest="manufacturer_id", help="manufacturer identifier")
+    p.add_argument(
+        "--id", required=True, dest="manufacturer_id", type=_name, help="manufacturer identifier"
+    )
     p.add_argument("--out", required=True, type=Path, help="manufacturer folder to create")
     p.add_argument(
         "--validity-days",
@@ -58,8 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="create a verifier node folder: key, certificate, anchors, verifier.toml",
     )
     _authority_dir(p)
-    p.add_argument("--id", required=True, dest="verifier_id", help="verifier node identifier")
-    p.add_argument("--region", required=True, help="jurisdiction the node serves (e.g. MY-KL)")
+    p.add_argument(
+        "--id", required=True, dest="verifier_id", type=_name, help="verifier node identifier"
+    )
+    p.add_argument(
+        "--region", required=True, type=_name, help="jurisdiction the node serves (e.g. MY-KL)"
+    )
     p.add_argument("--out", required=True, type=Path, help="verifier folder to create")
     p.add_argument(
         "--validity-days",
@@ -112,6 +120,13 @@ def _authority_dir(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _name(text: str) -> str:
+    """Identifiers end up in signed certificates: no empty or padded ones."""
+    if not text or text != text.strip():
+        raise argparse.ArgumentTypeError("must be non-empty, without surrounding spaces")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -131,12 +146,9 @@ def _make_dir(path: Path) -> None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     folder: Path = args.dir
-    if not args.authority_id.strip():
-        raise ConfigError("--id must not be empty")
     _make_dir(folder)
     key_path = folder / files.AUTHORITY_KEY_FILE
-    if key_path.exists() and not args.force:
-        raise ConfigError(f"{key_path} already exists (use --force to replace the authority)")
+    files.refuse_overwrite(key_path, args.force)
     key = SigningKey.generate()
     write_secret_key(key_path, key)
     anchors_path = folder / files.ANCHORS_FILE
@@ -153,8 +165,7 @@ def cmd_certify_manufacturer(args: argparse.Namespace) -> int:
     out: Path = args.out
     _make_dir(out)
     key_path = out / files.MANUFACTURER_KEY_FILE
-    if key_path.exists() and not args.force:
-        raise ConfigError(f"{key_path} already exists (use --force to replace it)")
+    files.refuse_overwrite(key_path, args.force)
     now = int(time.time())
     key = SigningKey.generate()
     cert = authority.certify_manufacturer(
@@ -177,8 +188,7 @@ def cmd_certify_verifier(args: argparse.Namespace) -> int:
     out: Path = args.out
     _make_dir(out)
     key_path = out / files.VERIFIER_KEY_FILE
-    if key_path.exists() and not args.force:
-        raise ConfigError(f"{key_path} already exists (use --force to replace it)")
+    files.refuse_overwrite(key_path, args.force)
     now = int(time.time())
     key = SigningKey.generate()
     cert = authority.certify_verifier(
@@ -235,6 +245,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     # The number is persisted first: a crash afterwards skips a number, never reuses one.
     files.write_json(args.dir / files.REVOCATION_STATE_FILE, state)
     atomic_write(args.dir / files.REVOCATION_TOKEN_FILE, token)
+    _make_dir(args.out.parent)
     if args.out.resolve() != (args.dir / files.REVOCATION_TOKEN_FILE).resolve():
         atomic_write(args.out, token)
     print(f"revocation list #{state['number']} written to {args.out}")

@@ -119,7 +119,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument(
         "--timeout",
-        type=_non_negative_float,
+        type=_positive_float,
         default=30.0,
         metavar="S",
         help="deadline for connecting and each session, beyond the intervals (default: 30)",
@@ -152,6 +152,13 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value < float("inf"):
         raise argparse.ArgumentTypeError("must be a finite number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
@@ -218,7 +225,10 @@ class _Tally:
 
 def _lock(chip_dir: Path) -> int:
     """Hold an exclusive lock on the chip folder for the life of the process."""
-    fd = os.open(chip_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(chip_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise AttestError(f"{chip_dir}: cannot lock the chip folder: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -230,8 +240,8 @@ def _lock(chip_dir: Path) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_hostport(args.verifier)
-    except ValueError as exc:
-        raise ConfigError(f"--verifier {args.verifier!r}: {exc}") from None
+    except ValueError:
+        raise ConfigError(f"--verifier {args.verifier!r}: expected HOST:PORT") from None
     dirs = files.expand_chip_dirs(args.state)
     locks = [_lock(d) for d in dirs]
     try:

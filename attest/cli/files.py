@@ -67,9 +67,12 @@ def _read_bytes(path: Path, what: str) -> bytes:
 
 
 def _read_key(path: Path, what: str) -> SigningKey:
-    _read_bytes(path, what)  # uniform "no such file" message
     try:
         return read_secret_key(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (expected the {what})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
     except AttestError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -89,7 +92,8 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _refuse_overwrite(path: Path, force: bool) -> None:
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """Identity files are never silently replaced: a lost key cannot be recovered."""
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists (use --force to replace it)")
 
@@ -237,8 +241,8 @@ def read_revocation_state(folder: Path) -> dict[str, Any]:
     """The authority's running revocation state (number + sets); empty if none was issued."""
     path = folder / REVOCATION_STATE_FILE
     if not path.exists():
-        return {"format": REVOCATION_STATE_FORMAT, "number": 0, "devices": [],
-                "manufacturers": [], "verifiers": []}  # fmt: skip
+        empty: dict[str, Any] = {name: [] for name in ("devices", "manufacturers", "verifiers")}
+        return {"format": REVOCATION_STATE_FORMAT, "number": 0, **empty}
     doc = _read_json(path, "revocation state")
     if doc.get("format") != REVOCATION_STATE_FORMAT or type(doc.get("number")) is not int:
         raise ConfigError(f"{path}: not an {REVOCATION_STATE_FORMAT} file")

@@ -13,7 +13,6 @@ import logging
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -193,11 +192,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             trio.run(_serve, node, port_file)
         except BaseExceptionGroup as group:
-            raise _single(group) from None
+            raise _single(group, config) from None
         except OSError as exc:
-            raise AttestError(
-                f"cannot listen on {config.listen.host}:{config.listen.port}: {exc.strerror or exc}"
-            ) from None
+            raise _single(exc, config) from None
     finally:
         store.close()  # idempotent; the node closes it itself after a normal drain
         if port_file is not None:
@@ -209,16 +206,22 @@ async def _serve(node: VerifierNode, port_file: Path | None) -> None:
     async with trio.open_nursery() as nursery:
         address: NodeAddress = await nursery.start(run_until_signalled, node)
         if port_file is not None:
-            atomic_write(port_file, f"{address.port}\n".encode())
+            try:
+                atomic_write(port_file, f"{address.port}\n".encode())
+            except OSError as exc:  # stops the node: scripts waiting for the file would hang
+                raise AttestError(f"cannot write port file {port_file}: {exc.strerror}") from None
 
 
-def _single(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The one real error inside trio's nested exception groups, as an AttestError if I/O."""
-    exc: BaseException = group
+def _single(error: BaseException, config: NodeConfig) -> BaseException:
+    """The one real error inside trio's nested exception groups; socket errors explained."""
+    exc = error
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(exc, OSError):
-        return AttestError(f"network error: {exc.strerror or exc}")
+        where = f"{config.listen.host}:{config.listen.port}"
+        if config.http.port >= 0:
+            where += f" (attestation) or {config.http.host}:{config.http.port} (http)"
+        return AttestError(f"cannot listen on {where}: {exc.strerror or exc}")
     return exc
 
 
@@ -252,8 +255,8 @@ def cmd_init_config(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    if args.out.exists() and not args.force:
-        raise ConfigError(f"{args.out} already exists (use --force to replace it)")
+    files.refuse_overwrite(args.out, args.force)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.out, text.encode())
     print(f"wrote {args.out}")
     return 0

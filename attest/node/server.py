@@ -5,7 +5,8 @@ Structure (explicit structured concurrency, no hidden background tasks)::
     run_node(config)                      ← `attest verifier serve`
       └─ nursery
            ├─ VerifierNode.run            ← listeners, sessions, drain
-           │    └─ nursery: ops HTTP, accept loop → one task per connection
+           │    └─ nursery: ops HTTP, challenge purge (every 60 s),
+           │                accept loop → one task per connection
            └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown()
 
 Per connection: HELLO → (CHALLENGE → EVIDENCE → RESULT) → IDLE → NEXT … → BYE. Each exchange
@@ -48,6 +49,8 @@ from attest.verify.chain import DeviceChain
 log = logging.getLogger("attest.node")
 
 _ERROR_SEND_TIMEOUT_S = 1.0
+#: how often expired, unanswered challenges are deleted from the store
+PURGE_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,7 @@ class VerifierNode:
                     },
                 )
                 task_status.started(self.address)
+                nursery.start_soon(self._purge_expired_challenges)
                 with self._accepting:
                     await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
                 # Accepting stopped: drain in-flight sessions, then cancel the rest.
@@ -159,6 +163,18 @@ class VerifierNode:
                 await self._db_call(self.service.store.close)
             log.info("store closed", extra={"fields": {"event": "stopped"}})
             self.finished.set()
+
+    async def _purge_expired_challenges(self) -> None:
+        """Delete expired challenges periodically so the table stays bounded."""
+        while True:
+            await trio.sleep(PURGE_INTERVAL_S)
+            now_ms = self.service.clock_ms()
+            purged = await self._db_call(self.service.store.expire_challenges, now_ms)
+            if purged:
+                log.info(
+                    "expired challenges purged",
+                    extra={"fields": {"event": "purge", "unanswered": purged}},
+                )
 
     def shutdown(self) -> None:
         """Stop accepting, end idle sessions, let in-flight exchanges finish (see module doc)."""

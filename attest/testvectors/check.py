@@ -168,8 +168,8 @@ def _evidence_test(anchors: TrustAnchors, policy: Policy) -> _Run:
             problems.append(f"tier {verdict.tier.name.lower()!r}, expected {t['tier']!r}")
         if reasons != t["reasons"]:
             problems.append(f"reasons {reasons}, expected {t['reasons']}")
-        if (verdict.new_state is not None) != (result == "valid"):
-            problems.append("a new state must be returned exactly when the result is valid")
+        if verdict.new_state != state_from_json(t["newState"]):
+            problems.append("new state differs from newState")
         return problems
 
     return run

@@ -28,6 +28,7 @@ from attest.codec.cose import ContentType, protected_header, sig_structure, sign
 from attest.errors import AttestError
 from attest.hardware import DEFAULT_MODELS
 from attest.keys import PublicKey, SigningKey
+from attest.messages import claims as C
 from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
 from attest.messages.certs import DeviceCert
 from attest.messages.claims import DBGSTAT_ENABLED, EAR_PROFILE
@@ -58,9 +59,9 @@ from attest.testvectors.world import (
     vector_ueid,
 )
 from attest.verify.chain import DeviceChain
-from attest.verify.core import appraise
+from attest.verify.core import Verdict, appraise
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Reason, Tier, tier_of
 from attest.verify.state import ChipState, ChipStatus
 
 PROTOCOL_VERSION = 1
@@ -89,6 +90,10 @@ EVIDENCE_NOTES: dict[str, str] = {
     ),
     "SecondRound": "priorState is the state stored after an earlier accepted appraisal.",
     "ChipModel": "Exercises the chip models named in the policy (HX100, HX800, CX10).",
+    "Warning": (
+        "Expected tier warning: result is valid (the evidence is accepted and the chip state "
+        "advances to newState) although the verdict carries warning reasons."
+    ),
     "Boundary": "Time or limit exactly at, or one unit either side of, a bound.",
     "MeterBoundary": (
         "Meter growth since priorState exactly at peak x (nowMs - lastChallengeIat x 1000) / 1000, "
@@ -133,6 +138,9 @@ EVIDENCE_HEADER = [
     "time nowMs (milliseconds since the Unix epoch).",
     "The expected verdict is the EAR tier (affirming 2, warning 32, contraindicated 96) and the",
     "complete list of reason codes, sorted by code; the tier is the worst tier of the reasons.",
+    "newState is the chip state the verifier must store after a valid result (null if invalid);",
+    "its lastChallengeIat is the issue time of the answered challenge, which the next rate",
+    "bound starts from.",
     'result "valid" means the evidence is accepted and the chip state advances (tier affirming or',
     'warning); "invalid" means contraindicated: nothing is accepted and the state is unchanged.',
     "Reasons derived from the payload are reported only if the envelope is authentic (well-formed",
@@ -273,6 +281,13 @@ def _replace_once(data: bytes, old: bytes, new: bytes) -> bytes:
     if data.count(old) != 1:
         raise VectorError(f"pattern {old.hex()} occurs {data.count(old)} times")
     return data.replace(old, new)
+
+
+def _alg_last(protected: bytes) -> bytes:
+    """``{1: -8, 3: ct}`` re-encoded with the content type first: not deterministic CBOR."""
+    if protected[:3] != bytes.fromhex("a20127"):
+        raise VectorError("unexpected protected header layout")
+    return bytes.fromhex("a2") + protected[3:] + bytes.fromhex("0127")
 
 
 def _noncanonical_s(signature: bytes) -> bytes:
@@ -465,15 +480,13 @@ def _default_cases(w: World) -> list[AppraisalCase]:
     malformed("signature is a text string", _cose(body[0], {}, body[2], body[3].hex()))
     malformed(
         "protected header bytes are not deterministic CBOR (content type before alg)",
-        _sign_raw(
-            key, bytes.fromhex("a2") + ev_protected[1 + 2 :] + bytes.fromhex("0127"), payload
-        ),
+        _sign_raw(key, _alg_last(ev_protected), payload),
     )
     # Payloads below are signed with the genuine device key under the Evidence header: only the
     # payload is wrong.
-    bootcount = claims[267]
-    head = encode(267) + encode(bootcount)
-    non_shortest = encode(267) + bytes([0x18, bootcount])  # 1 encoded in two bytes
+    bootcount = claims[C.BOOTCOUNT]
+    head = encode(C.BOOTCOUNT) + encode(bootcount)
+    non_shortest = encode(C.BOOTCOUNT) + bytes([0x18, bootcount])  # 1 encoded in two bytes
     malformed(
         "payload: bootcount 1 encoded as 0x1801 (not shortest form)",
         _sign_raw(key, ev_protected, _replace_once(payload, head, non_shortest)),
@@ -486,7 +499,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
         _sign_raw(key, ev_protected, cbor2.dumps(swapped)),
         "SignedMalformed",
     )
-    dup = bytes([0xA0 + len(items) + 1]) + payload[1:] + encode(267) + encode(bootcount)
+    dup = bytes([0xA0 + len(items) + 1]) + payload[1:] + encode(C.BOOTCOUNT) + encode(bootcount)
     malformed(
         "payload: bootcount claim appears twice",
         _sign_raw(key, ev_protected, dup),
@@ -499,17 +512,17 @@ def _default_cases(w: World) -> list[AppraisalCase]:
     )
     malformed(
         "payload: bootcount is a text string",
-        _sign_raw(key, ev_protected, encode({**claims, 267: "1"})),
+        _sign_raw(key, ev_protected, encode({**claims, C.BOOTCOUNT: "1"})),
         "SignedMalformed",
     )
     malformed(
         "payload: required claim eat_nonce missing",
-        _sign_raw(key, ev_protected, encode({k: v for k, v in claims.items() if k != 10})),
+        _sign_raw(key, ev_protected, encode({k: v for k, v in claims.items() if k != C.EAT_NONCE})),
         "SignedMalformed",
     )
     malformed(
         "payload: eat_nonce of 7 bytes (EAT allows 8..64)",
-        _sign_raw(key, ev_protected, encode({**claims, 10: bytes(7)})),
+        _sign_raw(key, ev_protected, encode({**claims, C.EAT_NONCE: bytes(7)})),
         "SignedMalformed",
     )
     malformed(
@@ -519,7 +532,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
     )
     malformed(
         "payload: dbgstat 5 is not an EAT debug status",
-        _sign_raw(key, ev_protected, encode({**claims, 263: 5})),
+        _sign_raw(key, ev_protected, encode({**claims, C.DBGSTAT: 5})),
         "SignedMalformed",
     )
 
@@ -587,7 +600,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
     s = Session(w, "hx100-a", "signature")
     ch, token = s.challenge(1)
     good = s.answer(ch)
-    sig = _fields(good)[3]
+    good_protected, _, good_payload, sig = _fields(good)
 
     def bad_sig(comment: str, evidence: bytes, *flags: str) -> None:
         add(
@@ -615,7 +628,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
         "R is the identity point (small order) and S = k·a: the cofactorless equation holds",
         _with_signature(
             good,
-            _small_order_r("chip/hx100-a", sig_structure(*_fields(good)[:1], _fields(good)[2])),
+            _small_order_r("chip/hx100-a", sig_structure(good_protected, good_payload)),
         ),
         "Ed25519Strict",
     )
@@ -1291,7 +1304,7 @@ def revocations_json(r: Revocations) -> dict[str, Any]:
     }
 
 
-def _appraise_case(w: World, c: AppraisalCase, policy: Policy) -> tuple[Tier, tuple[Reason, ...]]:
+def _appraise_case(w: World, c: AppraisalCase, policy: Policy) -> Verdict:
     verifier = w.verifiers[c.verifier]
     challenge = Challenge.verify(c.challenge, verifier.key.public_key)
     verdict = appraise(
@@ -1310,7 +1323,13 @@ def _appraise_case(w: World, c: AppraisalCase, policy: Policy) -> tuple[Tier, tu
             f"{c.comment!r}: expected {[r.name for r in sorted(c.expect)]}, "
             f"the core says {[r.name for r in reasons]}"
         )
-    return verdict.tier, reasons
+    return verdict
+
+
+def _flags(c: AppraisalCase) -> list[str]:
+    """The case's flags, plus Warning when the reasons it is written for are all warnings."""
+    warning = bool(c.expect) and tier_of(c.expect) is Tier.WARNING
+    return [*c.flags, "Warning"] if warning else list(c.flags)
 
 
 def _reason_text(r: Reason) -> str:
@@ -1324,13 +1343,14 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
         tests = []
         for c in g.cases:
             tc += 1
-            tier, reasons = _appraise_case(w, c, g.policy)
+            verdict = _appraise_case(w, c, g.policy)
+            tier, reasons = verdict.tier, tuple(sorted(verdict.reasons))
             verifier = w.verifiers[c.verifier]
             tests.append(
                 {
                     "tcId": tc,
                     "comment": c.comment,
-                    "flags": list(c.flags),
+                    "flags": _flags(c),
                     "evidence": c.evidence.hex(),
                     "context": {
                         "challenge": c.challenge.hex(),
@@ -1344,6 +1364,7 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
                     "result": "invalid" if tier is Tier.CONTRAINDICATED else "valid",
                     "tier": tier.name.lower(),
                     "reasons": [r.name for r in reasons],
+                    "newState": state_json(verdict.new_state),
                 }
             )
         groups.append(
@@ -1458,7 +1479,7 @@ def cbor_cases() -> list[tuple[str, tuple[str, ...], bytes, bool]]:
             h("a219010000" + "2000"),
         ),
         (
-            "private-use claim keys -70001 < -70002 in bytewise order",
+            "private-use claim keys: -70001 sorts before -70002 (bytewise order of encodings)",
             ("KeyOrder",),
             encode({-70001: 0, -70002: 0}),
         ),
@@ -1801,7 +1822,7 @@ def cose_cases(w: World) -> list[dict[str, Any]]:
         ct,
         "DecodeError",
     )
-    reordered = bytes.fromhex("a2") + protected[3:] + bytes.fromhex("0127")
+    reordered = _alg_last(protected)
     add(
         "protected header not deterministic (content type before alg)",
         ("Structure", "ContentType"),

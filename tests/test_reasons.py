@@ -1,0 +1,350 @@
+"""Every reason code, produced through the real API; tier arithmetic; masking; happy paths.
+
+Each reason has a *crafter*: a function that builds the bad input the way an attacker or a
+faulty chip would (a compromised chip signing false claims, a stale challenge, a revoked maker
+...) and appraises it. The vectors cover the same ground from the JSON side; these tests do not
+read them, so a regression shows up here even if someone regenerates the vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import pytest
+
+from attest.codec.cbor import decode, encode
+from attest.codec.cose import ContentType, sign1
+from attest.hardware import DEFAULT_MODELS
+from attest.messages.attestation import Meters
+from attest.messages.claims import DBGSTAT_ENABLED
+from attest.messages.revocation import Revocations
+from attest.testvectors.world import (
+    ROUND1_MS,
+    ROUND1_SIGN_S,
+    ROUND2_MS,
+    ROUND2_SIGN_S,
+    vector_ueid,
+)
+from attest.verify.core import Verdict
+from attest.verify.policy import Policy
+from attest.verify.reasons import Reason, Tier, tier_of
+from attest.verify.state import ChipStatus
+
+if TYPE_CHECKING:
+    from conftest import Bench
+
+MakeBench = Callable[..., "Bench"]
+Crafter = Callable[[MakeBench], Verdict]
+
+#: reason -> (crafter, the complete set of reasons its verdict must carry)
+CRAFTERS: dict[Reason, tuple[Crafter, frozenset[Reason]]] = {}
+
+
+def crafts(reason: Reason, *also: Reason) -> Callable[[Crafter], Crafter]:
+    """Register a crafter for ``reason``; ``also`` lists reasons that necessarily come with it."""
+
+    def register(f: Crafter) -> Crafter:
+        assert reason not in CRAFTERS, f"two crafters for {reason.name}"
+        CRAFTERS[reason] = (f, frozenset({reason, *also}))
+        return f
+
+    return register
+
+
+def _flip_last_signature_bit(token: bytes) -> bytes:
+    protected, unprotected, payload, signature = decode(token[1:])
+    flipped = signature[:-1] + bytes([signature[-1] ^ 1])
+    return token[:1] + encode([protected, unprotected, payload, flipped])
+
+
+# -- envelope and chain -------------------------------------------------------------------------
+
+
+@crafts(Reason.MALFORMED)
+def _malformed(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.answer(ch)[:-1], ch)  # truncated in transit
+
+
+@crafts(Reason.WRONG_CONTENT_TYPE, Reason.BAD_SIGNATURE)
+def _wrong_content_type(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    b.chip.attest_counter += 1
+    claims = b.chip.current_evidence(ch, ROUND1_SIGN_S).payload()
+    # The device key signs honest claims, but as an attestation result: domain separation.
+    return b.appraise(sign1(b.world.device_key("hx100-a"), ContentType.RESULT, claims), ch)
+
+
+@crafts(Reason.BAD_SIGNATURE)
+def _bad_signature(make: MakeBench) -> Verdict:
+    a, other = make("hx100-a"), make("hx100-b")
+    ch = a.challenge()
+    # Chip B's key signs claims in chip A's name; the verifier checks them against A's chain.
+    return a.appraise(other.forge(ch, ueid=a.chip.ueid), ch)
+
+
+@crafts(Reason.CERT_CHAIN_INVALID, Reason.BAD_SIGNATURE)
+def _cert_chain_invalid(make: MakeBench) -> Verdict:
+    b = make("hx100-rogue")  # manufacturer certified by an impostor authority
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch)
+
+
+@crafts(Reason.CERT_EXPIRED)
+def _cert_expired(make: MakeBench) -> Verdict:
+    b = make("hx800-expiring")  # its manufacturer's certificate expires at NOW_S + 1
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch, now_ms=ROUND1_MS)
+
+
+@crafts(Reason.UNKNOWN_HWMODEL)
+def _unknown_hwmodel(make: MakeBench) -> Verdict:
+    b = make("hx100-a")
+    ch = b.challenge()
+    no_hx100 = Policy(models=MappingProxyType({"CX10": DEFAULT_MODELS["CX10"]}))
+    return b.appraise(b.answer(ch), ch, policy=no_hx100)
+
+
+# -- freshness and binding ------------------------------------------------------------------------
+
+
+@crafts(Reason.NONCE_MISMATCH)
+def _nonce_mismatch(make: MakeBench) -> Verdict:
+    b = make()
+    earlier, current = b.challenge("earlier"), b.challenge("current")
+    return b.appraise(b.answer(earlier), current)
+
+
+@crafts(Reason.CHALLENGE_EXPIRED)
+def _challenge_expired(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch, now_ms=ch.expires_at * 1000)
+
+
+@crafts(Reason.WRONG_AUDIENCE)
+def _wrong_audience(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.forge(ch, verifier_id="sg-1"), ch)
+
+
+@crafts(Reason.UEID_MISMATCH)
+def _ueid_mismatch(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.forge(ch, ueid=vector_ueid("hx100-b")), ch)
+
+
+@crafts(Reason.REGISTRATION_MISMATCH)
+def _registration_mismatch(make: MakeBench) -> Verdict:
+    b = make()
+    state, ch = b.next_round()
+    registered_elsewhere = replace(state, device_key=b.world.device_key("hx100-b").public_key)
+    ev = b.answer(ch, ROUND2_SIGN_S)
+    return b.appraise(ev, ch, state=registered_elsewhere, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.NOT_ENROLLED)
+def _not_enrolled(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch, policy=Policy(allow_unknown_chips=False))
+
+
+@crafts(Reason.EVIDENCE_REPLAY, Reason.COUNTER_ROLLBACK)
+def _evidence_replay(make: MakeBench) -> Verdict:
+    b = make()
+    ch, ev, state = b.accepted_round()
+    return b.appraise(ev, ch, state=state, now_ms=ROUND1_MS + 1000)
+
+
+# -- monotonic state ---------------------------------------------------------------------------
+
+
+@crafts(Reason.BOOTCOUNT_ROLLBACK)
+def _bootcount_rollback(make: MakeBench) -> Verdict:
+    b = make()
+    state, ch = b.next_round()
+    ev = b.forge(ch, ROUND2_SIGN_S, bootcount=state.bootcount - 1)
+    return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.COUNTER_ROLLBACK)
+def _counter_rollback(make: MakeBench) -> Verdict:
+    b = make()
+    state, ch = b.next_round()
+    ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
+    return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.METER_ROLLBACK)
+def _meter_rollback(make: MakeBench) -> Verdict:
+    b = make()
+    state, ch = b.next_round()
+    lower = replace(state.meters, energy_mj=state.meters.energy_mj - 1)
+    ev = b.forge(ch, ROUND2_SIGN_S, meters=lower)
+    return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.METER_RATE_EXCEEDED)
+def _meter_rate_exceeded(make: MakeBench) -> Verdict:
+    b = make()
+    state, ch = b.next_round()
+    elapsed_ms = ROUND2_MS - state.last_challenge_iat * 1000
+    peak_flops = DEFAULT_MODELS["HX100"].peak_flops_per_s
+    over = state.meters.flops + elapsed_ms * peak_flops // 1000 + 1
+    ev = b.forge(ch, ROUND2_SIGN_S, meters=replace(b.chip.meters, flops=over))
+    return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+# -- revocation and posture ----------------------------------------------------------------------
+
+
+@crafts(Reason.DEVICE_REVOKED)
+def _device_revoked(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    revoked = Revocations(number=2, devices=frozenset({b.chip.ueid}))
+    return b.appraise(b.answer(ch), ch, revocations=revoked)
+
+
+@crafts(Reason.MANUFACTURER_REVOKED)
+def _manufacturer_revoked(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    revoked = Revocations(number=2, manufacturers=frozenset({"mfr-a"}))
+    return b.appraise(b.answer(ch), ch, revocations=revoked)
+
+
+@crafts(Reason.FIRMWARE_MEASUREMENT_MISMATCH)
+def _firmware_measurement_mismatch(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    ev = b.forge(ch, firmware_measurement=hashlib.sha256(b"patched firmware").digest())
+    return b.appraise(ev, ch)
+
+
+@crafts(Reason.FIRMWARE_OUTDATED)
+def _firmware_outdated(make: MakeBench) -> Verdict:
+    b = make("hx100-oldfw")  # honest chip on 1.0.0; the default minimum is 1.1.0
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch)
+
+
+@crafts(Reason.FIRMWARE_UNKNOWN)
+def _firmware_unknown(make: MakeBench) -> Verdict:
+    b = make("hx100-betafw")  # honest chip on 1.3.0, which the default policy does not know
+    ch = b.challenge()
+    return b.appraise(b.answer(ch), ch)
+
+
+@crafts(Reason.DEBUG_ENABLED)
+def _debug_enabled(make: MakeBench) -> Verdict:
+    b = make()
+    ch = b.challenge()
+    return b.appraise(b.forge(ch, dbgstat=DBGSTAT_ENABLED), ch)
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_every_reason_has_a_crafter() -> None:
+    missing = set(Reason) - set(CRAFTERS)
+    assert not missing, f"no crafter for {sorted(r.name for r in missing)}"
+
+
+@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.name)
+def test_reason_is_produced(reason: Reason, make_bench: MakeBench) -> None:
+    crafter, expected = CRAFTERS[reason]
+    verdict = crafter(make_bench)
+    assert reason in verdict.reasons
+    assert set(verdict.reasons) == expected
+    assert list(verdict.reasons) == sorted(verdict.reasons), "reasons are reported in code order"
+    assert verdict.tier == max(r.tier for r in verdict.reasons)
+    if verdict.tier is Tier.CONTRAINDICATED:
+        assert verdict.new_state is None
+    else:
+        assert verdict.new_state is not None  # a warning still accepts the evidence
+
+
+def test_tier_arithmetic() -> None:
+    warnings = {r for r in Reason if r.tier is Tier.WARNING}
+    assert warnings == {Reason.FIRMWARE_OUTDATED, Reason.FIRMWARE_UNKNOWN, Reason.DEBUG_ENABLED}
+    assert all(r.tier is Tier.CONTRAINDICATED for r in set(Reason) - warnings)
+    assert tier_of(()) is Tier.AFFIRMING
+    assert tier_of([Reason.DEBUG_ENABLED]) is Tier.WARNING
+    assert tier_of([Reason.DEBUG_ENABLED, Reason.FIRMWARE_UNKNOWN]) is Tier.WARNING
+    # the worst part decides, whatever the order
+    assert tier_of([Reason.DEBUG_ENABLED, Reason.NONCE_MISMATCH]) is Tier.CONTRAINDICATED
+    assert tier_of([Reason.NONCE_MISMATCH, Reason.DEBUG_ENABLED]) is Tier.CONTRAINDICATED
+    assert Tier.AFFIRMING < Tier.WARNING < Tier.CONTRAINDICATED
+
+
+def test_warning_plus_contraindication_is_contraindicated(bench: Bench) -> None:
+    ch = bench.challenge()
+    verdict = bench.appraise(bench.forge(ch, dbgstat=DBGSTAT_ENABLED, nonce=bytes(32)), ch)
+    assert verdict.reasons == (Reason.NONCE_MISMATCH, Reason.DEBUG_ENABLED)
+    assert verdict.tier is Tier.CONTRAINDICATED
+    assert verdict.new_state is None
+
+
+def test_bad_signature_masks_payload_reasons(bench: Bench) -> None:
+    state, ch = bench.next_round()
+    lies = bench.forge(
+        ch, ROUND2_SIGN_S, attest_counter=0, nonce=bytes(32), dbgstat=DBGSTAT_ENABLED
+    )
+    # Validly signed, the lies are all reported ...
+    signed = bench.appraise(lies, ch, state=state, now_ms=ROUND2_MS)
+    assert {Reason.COUNTER_ROLLBACK, Reason.NONCE_MISMATCH, Reason.DEBUG_ENABLED} <= set(
+        signed.reasons
+    )
+    # ... with one signature bit flipped, nothing from the payload is.
+    verdict = bench.appraise(_flip_last_signature_bit(lies), ch, state=state, now_ms=ROUND2_MS)
+    assert verdict.reasons == (Reason.BAD_SIGNATURE,)
+    assert verdict.evidence is None
+    assert verdict.new_state is None
+
+
+def test_first_contact_happy_path(bench: Bench) -> None:
+    bench.chip.run_workload(10, 0.5)
+    ch = bench.challenge()
+    ev = bench.answer(ch)
+    verdict = bench.appraise(ev, ch)
+    assert verdict.tier is Tier.AFFIRMING and verdict.affirming
+    assert verdict.reasons == ()
+    assert verdict.ueid == bench.chip.ueid
+    assert verdict.evidence is not None and verdict.evidence.nonce == ch.nonce
+    assert verdict.evidence_digest == hashlib.sha256(ev).digest()
+    state = verdict.new_state
+    assert state is not None
+    assert state.ueid == bench.chip.ueid
+    assert state.device_key == bench.chip.public_key
+    assert state.hwmodel == "HX100"
+    assert (state.bootcount, state.attest_counter) == (1, 1)
+    assert state.meters == bench.chip.meters != Meters()
+    assert state.last_challenge_iat == ch.issued_at
+    assert state.last_seen_ms == ROUND1_MS
+    assert state.last_evidence_digest == verdict.evidence_digest
+    assert state.status is ChipStatus.ACTIVE
+
+
+def test_second_round_happy_path(bench: Bench) -> None:
+    state, ch = bench.next_round()
+    ev = bench.answer(ch, ROUND2_SIGN_S)
+    verdict = bench.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+    assert verdict.tier is Tier.AFFIRMING, verdict.reasons
+    new = verdict.new_state
+    assert new is not None
+    assert new.attest_counter == state.attest_counter + 1
+    assert new.meters.flops > state.meters.flops
+    assert new.last_challenge_iat == ch.issued_at
+    # The state advanced: the same evidence is now a replay.
+    again = bench.appraise(ev, ch, state=new, now_ms=ROUND2_MS + 1)
+    assert Reason.EVIDENCE_REPLAY in again.reasons and again.new_state is None
