@@ -177,9 +177,7 @@ def appraise(
         (Reason.FIRMWARE_UNKNOWN, not fw_known),
         (Reason.DEBUG_ENABLED, ev.dbgstat == DBGSTAT_ENABLED),
     )
-    reasons = tuple(
-        sorted(r for r, failed in checks if failed and (authentic or r in _ENVELOPE))
-    )
+    reasons = tuple(sorted(r for r, failed in checks if failed and (authentic or r in _ENVELOPE)))
     tier = tier_of(reasons)
 
     if tier is Tier.CONTRAINDICATED:
