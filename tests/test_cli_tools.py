@@ -168,11 +168,14 @@ def test_revoked_device_is_contraindicated_and_stays_revoked(cli: Cli, tmp_path:
 
     # A list not signed by the authority is refused before the node starts.
     forged = tmp_path / "forged.cose"
-    forged.write_bytes(revocations.read_bytes()[:-1] + b"\x00")
-    proc = cli.run(
-        "verifier", "serve", "--config", world.config,
-        env={"ATTEST_NODE_REVOCATIONS_FILE": str(forged), "ATTEST_LISTEN_PORT": "0"},
-    )  # fmt: skip
+    token = revocations.read_bytes()
+    forged.write_bytes(token[:-1] + bytes([token[-1] ^ 1]))  # one bit of the signature
+    env = {
+        "ATTEST_NODE_REVOCATIONS_FILE": str(forged),
+        "ATTEST_LISTEN_PORT": "0",
+        "ATTEST_HTTP_PORT": "-1",
+    }
+    proc = cli.run("verifier", "serve", "--config", world.config, env=env)
     assert proc.returncode == 3
     assert "not a revocation list signed by authority" in proc.stderr
 
