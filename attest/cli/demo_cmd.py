@@ -15,6 +15,7 @@ from rich.table import Table
 from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK
 from attest.demo.attacks import ATTACKS
 from attest.demo.scenario import DemoOptions, DemoSummary, run_demo
+from attest.demo.sections import available_sections
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         chips=args.chips, rounds=args.rounds, interval_s=args.interval, workdir=args.keep
     )
     console = Console(stderr=True)
-    total = args.chips * args.rounds + len(ATTACKS)
+    total = args.chips * args.rounds + len(ATTACKS) + len(available_sections())
     with Progress(
         TextColumn("[bold]attesting"),
         BarColumn(),
@@ -105,6 +106,8 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
             "[green]verified" if n["audit_ok"] else "[red]BROKEN",
         )
     console.print(nodes)
+    for section, result in s.sections.values():
+        section.render(console, result)
     for e in s.errors:
         console.print(f"[red]error:[/red] {e}")
     console.print(

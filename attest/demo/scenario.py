@@ -21,6 +21,7 @@ import trio
 from attest.chip.device import Chip
 from attest.chip.runner import attest
 from attest.demo.attacks import ATTACKS
+from attest.demo.sections import SectionResult, available_sections
 from attest.demo.world import FLEET, RunningNode, World, create_world, revoke, running_nodes
 from attest.store.audit import verify_audit
 from attest.verify.reasons import Reason, Tier
@@ -48,6 +49,7 @@ class DemoSummary:
     audit: dict[str, Any] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    sections: dict[str, tuple[Any, SectionResult]] = field(default_factory=dict)
 
     @property
     def session_rate(self) -> float:
@@ -60,6 +62,7 @@ class DemoSummary:
             and all(a["detected"] for a in self.attacks)
             and bool(self.audit.get("verified"))
             and not self.errors
+            and all(result.ok for _, result in self.sections.values())
         )
 
     _rounds: int = 0
@@ -79,6 +82,7 @@ class DemoSummary:
             "audit": self.audit,
             "nodes": self.nodes,
             "errors": self.errors,
+            **{name: result.summary for name, (_, result) in self.sections.items()},
             "ok": self.ok,
         }
 
@@ -155,6 +159,18 @@ async def _run(
             for i, attack in enumerate(ATTACKS):
                 nursery.start_soon(_attack, attack, world, nodes[i % len(nodes)], summary, progress)
         summary.honest_seconds = time.perf_counter() - started
+        for section in available_sections():
+            try:
+                result = await section.run(world, nodes)
+            except Exception as exc:  # a broken section fails the demo, it does not crash it
+                result = SectionResult(ok=False, errors=[f"{section.name}: {exc!r}"])
+            summary.sections[section.name] = (section, result)
+            summary.attacks.extend(result.attacks)
+            for tier, n in result.verdicts.items():
+                summary.verdicts[tier] += n
+                summary.sessions += n
+            summary.errors.extend(result.errors)
+            progress(1)
 
 
 async def _attack(

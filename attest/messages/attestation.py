@@ -21,6 +21,7 @@ from attest.messages.schema import (
     Field,
     Kind,
     SignedMessage,
+    list_of,
     parse_claims,
 )
 
@@ -68,6 +69,40 @@ DBGSTAT = Kind(_dbgstat)
 
 
 @dataclass(frozen=True, slots=True)
+class LicenseState:
+    """What a chip reports about its Offline License: the serial in force and what is left."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("serial", C.LICENSE_STATE_SERIAL, UINT),
+        Field("remaining_flops", C.LICENSE_STATE_REMAINING_FLOPS, UINT),
+    )
+
+    serial: int
+    remaining_flops: int
+
+
+def _license_state(v: Any) -> LicenseState:
+    return LicenseState(**parse_claims(v, LicenseState.FIELDS))
+
+
+def _license_state_out(s: LicenseState) -> dict[int, int]:
+    return {C.LICENSE_STATE_SERIAL: s.serial, C.LICENSE_STATE_REMAINING_FLOPS: s.remaining_flops}
+
+
+def _pod_id(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != POD_ID_BYTES:
+        raise DecodeError(f"pod id must be {POD_ID_BYTES} bytes")
+    return v
+
+
+LICENSE_STATE = Kind(_license_state, _license_state_out)
+POD_ID = Kind(_pod_id)
+POD_ID_BYTES = 16
+#: most live full-bandwidth links one Evidence may report
+MAX_LINKS = 256
+
+
+@dataclass(frozen=True, slots=True)
 class Challenge(SignedMessage):
     """A fresh nonce from a verifier, signed so a chip answers only certified verifiers."""
 
@@ -103,6 +138,9 @@ class Evidence(SignedMessage):
         Field("attest_counter", C.HEM_ATTEST_COUNTER, UINT),
         Field("meters", C.HEM_METERS, METERS),
         Field("firmware_measurement", C.HEM_FW_MEASUREMENT, DIGEST),
+        Field("license_state", C.HEM_LICENSE_STATE, LICENSE_STATE, optional=True),
+        Field("pod_id", C.HEM_POD_ID, POD_ID, optional=True),
+        Field("links", C.HEM_LINKS, Kind(list_of(UEID.parse, MAX_LINKS), list), optional=True),
     )
 
     verifier_id: str
@@ -115,6 +153,11 @@ class Evidence(SignedMessage):
     attest_counter: int
     meters: Meters
     firmware_measurement: bytes
+    #: Offline Licensing (absent on chips without a license mechanism)
+    license_state: LicenseState | None = None
+    #: Fixed Set: the chip's certified pod and its live full-bandwidth peers (ueids)
+    pod_id: bytes | None = None
+    links: tuple[bytes, ...] | None = None
 
 
 def _submod(v: Any) -> dict[str, Any]:

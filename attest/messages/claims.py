@@ -69,6 +69,13 @@ HEM_REVOKED_PODS = -70015
 HEM_AUDIT_SEQ = -70016
 HEM_AUDIT_HEAD = -70017
 
+# -- Offline Licensing claims: keys -70100 .. -70199 (see attest/licensing)
+# -- Fixed Set (pods, links) claims: keys -70200 .. -70299 (see attest/pods)
+
+# Keys inside the HEM_LICENSE_STATE map
+LICENSE_STATE_SERIAL = 1
+LICENSE_STATE_REMAINING_FLOPS = 2
+
 # Keys inside the HEM_METERS map
 METER_FLOPS = 1
 METER_ENERGY_MJ = 2

@@ -50,6 +50,8 @@ class Reason(enum.IntEnum):
     FIRMWARE_OUTDATED = 81
     FIRMWARE_UNKNOWN = 82
     DEBUG_ENABLED = 83
+    # -- Offline Licensing (100-129): attest/licensing
+    # -- Fixed Set pods and links (130-159): attest/pods
 
     @property
     def tier(self) -> Tier:
