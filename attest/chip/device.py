@@ -22,6 +22,7 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
 from attest.keys import PublicKey, SigningKey, read_secret_key, write_secret_key
 from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
+from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 
@@ -167,11 +168,16 @@ class Chip:
         self.meters = Meters(f + whole[0], e + whole[1], i + whole[2])
 
     # -- attestation ---------------------------------------------------------------------------
-    def accept_challenge(self, verifier_cert: bytes, challenge: bytes, now_s: int) -> Challenge:
-        """Check that a challenge comes from a certified, unexpired verifier; return it parsed."""
+    def _certified_verifier(self, verifier_cert: bytes) -> VerifierCert:
+        """The verifier certificate if it chains to the fused authority key, else a refusal."""
         cert = verify_verifier_cert(verifier_cert, self.anchors)
         if cert is None:
             raise ChipRefusal("VERIFIER_CERT_INVALID")
+        return cert
+
+    def accept_challenge(self, verifier_cert: bytes, challenge: bytes, now_s: int) -> Challenge:
+        """Check that a challenge comes from a certified, unexpired verifier; return it parsed."""
+        cert = self._certified_verifier(verifier_cert)
         if now_s >= cert.expires_at:
             raise ChipRefusal("VERIFIER_CERT_EXPIRED")
         try:
@@ -212,9 +218,7 @@ class Chip:
         self, verifier_cert: bytes, result: bytes, challenge: Challenge
     ) -> AttestationResult:
         """Verify a signed attestation result that answers ``challenge`` for this chip."""
-        cert = verify_verifier_cert(verifier_cert, self.anchors)
-        if cert is None:
-            raise ChipRefusal("VERIFIER_CERT_INVALID")
+        cert = self._certified_verifier(verifier_cert)
         try:
             parsed = AttestationResult.verify(result, cert.public_key)
         except AttestError as exc:
