@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attest.chip.device import Chip
+from attest.chip.license import ChipLicensing
 from attest.keys import PublicKey, SigningKey
 from attest.messages.certs import DeviceCert, ManufacturerCert, VerifierCert
 from attest.messages.revocation import RevocationList
+from attest.pods.cert import issue_pod_cert  # Fixed Set
 from attest.verify.chain import TrustAnchors
 
 YEAR_S = 365 * 24 * 3600
@@ -80,6 +82,7 @@ class Authority:
         manufacturers: Iterable[str] = (),
         verifiers: Iterable[str] = (),
         pods: Iterable[bytes] = (),
+        delegations: Iterable[int] = (),
     ) -> bytes:
         return RevocationList(
             issuer=self.authority_id,
@@ -89,7 +92,26 @@ class Authority:
             manufacturers=tuple(sorted(set(manufacturers))),
             verifiers=tuple(sorted(set(verifiers))),
             pods=tuple(sorted(set(pods))),
+            delegations=tuple(sorted(set(delegations))) or None,
         ).sign(self.key)
+
+    def certify_pod(
+        self,
+        members: Iterable[tuple[bytes, PublicKey]],
+        *,
+        size_class: int,
+        now_s: int,
+        pod_id: bytes | None = None,
+    ) -> bytes:
+        """Fixed Set: certify a pod of chips (UEID, device key) that may link at full speed."""
+        return issue_pod_cert(
+            self.key,
+            self.authority_id,
+            members=members,
+            size_class=size_class,
+            now_s=now_s,
+            pod_id=pod_id,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +135,24 @@ class Manufacturer:
             pod_class=pod_class,
         ).sign(self.key)
 
+    def certify_pod(
+        self,
+        members: Iterable[tuple[bytes, PublicKey]],
+        *,
+        size_class: int,
+        now_s: int,
+        pod_id: bytes | None = None,
+    ) -> bytes:
+        """Fixed Set: certify a pod at a trusted facility (present ``self.cert`` with it)."""
+        return issue_pod_cert(
+            self.key,
+            self.manufacturer_id,
+            members=members,
+            size_class=size_class,
+            now_s=now_s,
+            pod_id=pod_id,
+        )
+
     def fabricate(
         self,
         anchors: TrustAnchors,
@@ -125,11 +165,13 @@ class Manufacturer:
         state_dir: str | os.PathLike[str] | None = None,
         device_key: SigningKey | None = None,
         chip_class: type[Chip] = Chip,
+        licensing: ChipLicensing | None = None,
     ) -> Chip:
         """Make a chip: it creates its own device key; we endorse the public half.
 
         ``device_key`` and ``ueid`` may be given only to build deterministic test vectors;
-        ``chip_class`` lets simulations fabricate a compromised chip (attest.chip.adversary).
+        ``chip_class`` lets simulations fabricate a compromised chip (attest.chip.adversary);
+        ``licensing`` fits the Offline Licensing mechanism (the chip ships throttled).
         """
         ueid = ueid if ueid is not None else new_ueid()
         return chip_class.fabricate(
@@ -143,6 +185,7 @@ class Manufacturer:
             ),
             state_dir=Path(state_dir) if state_dir is not None else None,
             device_key=device_key,
+            licensing=licensing,
         )
 
 

@@ -92,11 +92,12 @@ class _ReachedLibsodium(Exception):
 def test_wrong_length_signatures_never_reach_libsodium(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def guard(signed_message: bytes, public_key: bytes) -> bytes:
-        calls.append(len(signed_message))
+    def guard(signature: bytes, message: bytes, public_key: bytes) -> bool:
+        calls.append(len(signature) + len(message))
         raise _ReachedLibsodium
 
-    monkeypatch.setattr(attest.keys, "crypto_sign_open", guard)
+    # attest.keys calls libsodium's crypto_sign_verify_detached through this one name.
+    monkeypatch.setattr(attest.keys, "_verify_detached", guard)
 
     # The guard is live: a well-formed 64-byte signature does reach it.
     with pytest.raises(_ReachedLibsodium):

@@ -671,3 +671,64 @@ def test_fuzz_raw_bytes_fresh_verifier(stream: bytes) -> None:
             conn.next_event()
     else:
         assert all(isinstance(ev, EVENT_TYPES) for ev in events)
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline Licensing: RESULT's optional third item, a license grant [license, delegation / null]
+
+GRANTS = {
+    "authority-license": (b"license", None),
+    "delegated-license": (b"license", b"delegation"),
+}
+
+
+@pytest.mark.parametrize("grant", GRANTS.values(), ids=GRANTS.keys())
+def test_result_with_grant_round_trips(grant: tuple[bytes, bytes | None]) -> None:
+    event = ResultFrame(b"result", grant)
+    body = frame(event)[4:]
+    assert cbor2.loads(body) == [4, b"result", list(grant)]
+    chip = reach(CHIP, State.AWAIT_RESULT)
+    chip.receive_data(frame(event))
+    assert chip.next_event() == event
+    assert chip.state is State.IDLE  # the transition table is unchanged
+
+
+def test_result_without_grant_keeps_its_version_1_encoding() -> None:
+    assert frame(ResultFrame(b"r"))[4:] == cbor2.dumps([4, b"r"])
+    assert decode_body(cbor2.dumps([4, b"r"])) == ResultFrame(b"r", None)
+
+
+BAD_GRANTS = {
+    "null-instead-of-absent": cbor2.dumps([4, b"r", None]),
+    "not-an-array": cbor2.dumps([4, b"r", b"license"]),
+    "one-item": cbor2.dumps([4, b"r", [b"license"]]),
+    "three-items": cbor2.dumps([4, b"r", [b"license", None, b"x"]]),
+    "license-is-text": cbor2.dumps([4, b"r", ["license", None]]),
+    "delegation-is-int": cbor2.dumps([4, b"r", [b"license", 0]]),
+    "extra-field": cbor2.dumps([4, b"r", [b"license", None], 0]),
+}
+
+
+@pytest.mark.parametrize("body", BAD_GRANTS.values(), ids=BAD_GRANTS.keys())
+def test_malformed_grant_is_malformed_frame(body: bytes) -> None:
+    conn = reach(CHIP, State.AWAIT_RESULT)
+    conn.receive_data(raw_frame(body))
+    expect_remote(conn, ErrorCode.MALFORMED_FRAME)
+
+
+@pytest.mark.parametrize("grant", [(b"l",), ("l", None), [b"l", None], (b"l", 1)])
+def test_sending_a_malformed_grant(grant: object) -> None:
+    conn = reach(VERIFIER, State.SEND_RESULT)
+    with pytest.raises(LocalProtocolError):
+        conn.send(ResultFrame(b"r", grant))  # type: ignore[arg-type]
+    assert conn.state is State.SEND_RESULT
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    grant=st.none() | st.tuples(st.binary(max_size=16), st.none() | st.binary(max_size=16)),
+    result=st.binary(max_size=16),
+)
+def test_fuzz_grants_round_trip(grant: tuple[bytes, bytes | None] | None, result: bytes) -> None:
+    event = ResultFrame(result, grant)
+    assert decode_body(encode_frame(event)[4:]) == event

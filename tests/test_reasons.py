@@ -19,7 +19,7 @@ import pytest
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import ContentType, sign1
 from attest.hardware import DEFAULT_MODELS
-from attest.messages.attestation import Meters
+from attest.messages.attestation import LicenseState, Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.revocation import Revocations
 from attest.testvectors.world import (
@@ -29,7 +29,8 @@ from attest.testvectors.world import (
     ROUND2_SIGN_S,
     vector_ueid,
 )
-from attest.verify.core import Verdict
+from attest.verify.core import Verdict, appraise
+from attest.verify.license_checks import IssuedLicense, LedgerView
 from attest.verify.policy import Policy
 from attest.verify.reasons import Reason, Tier, tier_of
 from attest.verify.state import ChipStatus
@@ -42,6 +43,9 @@ Crafter = Callable[[MakeBench], Verdict]
 
 #: reason -> (crafter, the complete set of reasons its verdict must carry)
 CRAFTERS: dict[Reason, tuple[Crafter, frozenset[Reason]]] = {}
+#: Fixed Set reasons come from the link-graph appraisal, not from appraise(): tests/test_graph.py
+GRAPH_REASONS = frozenset(r for r in Reason if 130 <= r <= 159)
+CORE_REASONS = [r for r in Reason if r not in GRAPH_REASONS]
 
 
 def crafts(reason: Reason, *also: Reason) -> Callable[[Crafter], Crafter]:
@@ -252,15 +256,56 @@ def _debug_enabled(make: MakeBench) -> Verdict:
     return b.appraise(b.forge(ch, dbgstat=DBGSTAT_ENABLED), ch)
 
 
+# -- Offline Licensing: a reported license state against the license ledger ---------------------
+_LEDGER = LedgerView.of([IssuedLicense(1, 10**15, 1000), IssuedLicense(2, 10**15, 5000)], 2)
+
+
+def _license_claim(make: MakeBench, state: LicenseState) -> Verdict:
+    """A compromised chip reports ``state``; the verifier's ledger issued serials 1 and 2."""
+    b = make()
+    ch = b.challenge()
+    return appraise(
+        b.forge(ch, license_state=state),
+        challenge=ch,
+        chain=b.chain,
+        state=None,
+        anchors=b.world.anchors,
+        revocations=Revocations(),
+        policy=Policy(),
+        now_ms=ROUND1_MS,
+        ledger=_LEDGER,
+    )
+
+
+@crafts(Reason.LICENSE_SERIAL_UNKNOWN)
+def _license_serial_unknown(make: MakeBench) -> Verdict:
+    return _license_claim(make, LicenseState(3, 0, 100))
+
+
+@crafts(Reason.LICENSE_BUDGET_EXCEEDS_ISSUED)
+def _license_budget_exceeds(make: MakeBench) -> Verdict:
+    return _license_claim(make, LicenseState(2, 2 * 10**15 + 1, 100))
+
+
+@crafts(Reason.LICENSE_SERIAL_ROLLBACK)
+def _license_serial_rollback(make: MakeBench) -> Verdict:
+    return _license_claim(make, LicenseState(1, 0, 100))
+
+
+@crafts(Reason.LICENSE_EXPIRY_IGNORED)
+def _license_expiry_ignored(make: MakeBench) -> Verdict:
+    return _license_claim(make, LicenseState(2, 1, 5000))
+
+
 # -- tests -------------------------------------------------------------------------------------
 
 
 def test_every_reason_has_a_crafter() -> None:
-    missing = set(Reason) - set(CRAFTERS)
+    missing = set(CORE_REASONS) - set(CRAFTERS)
     assert not missing, f"no crafter for {sorted(r.name for r in missing)}"
 
 
-@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.name)
+@pytest.mark.parametrize("reason", CORE_REASONS, ids=lambda r: r.name)
 def test_reason_is_produced(reason: Reason, make_bench: MakeBench) -> None:
     crafter, expected = CRAFTERS[reason]
     verdict = crafter(make_bench)
@@ -275,9 +320,9 @@ def test_reason_is_produced(reason: Reason, make_bench: MakeBench) -> None:
 
 
 def test_tier_arithmetic() -> None:
-    warnings = {r for r in Reason if r.tier is Tier.WARNING}
+    warnings = {r for r in CORE_REASONS if r.tier is Tier.WARNING}
     assert warnings == {Reason.FIRMWARE_OUTDATED, Reason.FIRMWARE_UNKNOWN, Reason.DEBUG_ENABLED}
-    assert all(r.tier is Tier.CONTRAINDICATED for r in set(Reason) - warnings)
+    assert all(r.tier is Tier.CONTRAINDICATED for r in set(CORE_REASONS) - warnings)
     assert tier_of(()) is Tier.AFFIRMING
     assert tier_of([Reason.DEBUG_ENABLED]) is Tier.WARNING
     assert tier_of([Reason.DEBUG_ENABLED, Reason.FIRMWARE_UNKNOWN]) is Tier.WARNING

@@ -20,6 +20,8 @@ from attest.testvectors.check import (
     COSE_FILE,
     EVIDENCE_FILE,
     FILES,
+    LICENSE_FILE,
+    POD_FILE,
     check_dir,
     check_document,
 )
@@ -157,6 +159,70 @@ TAMPERINGS: dict[str, tuple[str, Callable[[dict[str, Any]], bool], Callable[...,
         _set("error", "SignatureError"),
     ),
     "cose payload": (COSE_FILE, lambda t: t["result"] == "valid", _set("payload", _flip_hex)),
+    # -- Offline Licensing (vectors/license.json)
+    "license refusal": (
+        LICENSE_FILE,
+        lambda t: t.get("refusal") == "LICENSE_REPLAYED",
+        _set("refusal", "LICENSE_SERIAL_OUT_OF_ORDER"),
+    ),
+    "license state after": (
+        LICENSE_FILE,
+        lambda t: bool(t.get("after")),
+        _set("after.serial", lambda n: n + 1),
+    ),
+    "license chip time": (
+        LICENSE_FILE,
+        lambda t: "chip" in t and t["result"] == "valid",
+        _set("chip.chipTimeS", 10**9),
+    ),
+    "license ledger": (
+        LICENSE_FILE,
+        lambda t: "context" in t and t["reasons"] == ["LICENSE_SERIAL_ROLLBACK"],
+        _set("context.ledger.reportedSerial", 0),
+    ),
+    "license renewal": (
+        LICENSE_FILE,
+        lambda t: t.get("outcome") == "REDELIVERED",
+        _set("outcome", "ISSUED"),
+    ),
+    "license quota": (LICENSE_FILE, lambda t: t.get("meter") == "flops", _set("meter", None)),
+    # -- Fixed Set (vectors/pods.json)
+    "pod refusal": (
+        POD_FILE,
+        lambda t: t.get("refusal") == "POD_TOO_LARGE",
+        _set("refusal", "POD_NOT_MEMBER"),
+    ),
+    "pod revocations": (
+        POD_FILE,
+        lambda t: "podCert" in t and t["result"] == "valid" and not t["revokedPods"],
+        lambda t: t["revokedPods"].append(t["podId"]),
+    ),
+    "link proof refusal": (
+        POD_FILE,
+        lambda t: t.get("refusal") == "LINK_PROOF_MISMATCH",
+        _set("refusal", "LINK_PROOF_INVALID"),
+    ),
+    "link transcript": (
+        POD_FILE,
+        lambda t: "transcript" in t and t["result"] == "valid",
+        _set("transcript.responderNonce", _flip_hex),
+    ),
+    "link session key": (
+        POD_FILE,
+        lambda t: t.get("sessionKey") is not None,
+        _set("sessionKey", _flip_hex),
+    ),
+    "graph chip reasons": (
+        POD_FILE,
+        lambda t: "COMPONENT_OVER_LIMIT" in t.get("reasons", []),
+        lambda t: t["chipReasons"].popitem(),
+    ),
+    "graph report links": (
+        POD_FILE,
+        lambda t: "reports" in t and t["result"] == "valid" and len(t["reports"]) > 2,
+        lambda t: t["reports"][0]["links"].clear(),
+    ),
+    "graph alerts": (POD_FILE, lambda t: bool(t.get("alerts")), _set("alerts", [])),
 }
 
 
@@ -181,7 +247,10 @@ def test_check_detects_a_wrong_test_count() -> None:
 
 def test_every_reason_has_an_evidence_vector() -> None:
     doc = _load(COMMITTED, EVIDENCE_FILE)
-    seen = {r for t in _tests(doc) for r in t["reasons"]}
+    # mechanisms publish their reasons' appraisal vectors in their own files (license.json ...)
+    seen = {
+        r for name in FILES for t in _tests(_load(COMMITTED, name)) for r in t.get("reasons", [])
+    }
     assert {r.name for r in Reason} <= seen
     # Reasons are listed by code, and valid exactly when the evidence is not contraindicated.
     for t in _tests(doc):

@@ -6,6 +6,7 @@ between rounds, so the verifier's rate check sees realistic growth.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 import trio
 
 from attest.chip.device import Chip
-from attest.errors import AttestError
+from attest.errors import AttestError, ChipRefusal
 from attest.messages.attestation import AttestationResult, Challenge
+from attest.messages.license import LicenseGrant
 from attest.net import receive_event, send_event
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
@@ -38,8 +40,12 @@ class VerifierRefused(AttestError):
         self.code = code
 
 
+log = logging.getLogger("attest.chip")
+
 #: (chip, verified challenge, now in seconds) → evidence token
 EvidenceMaker = Callable[[Chip, Challenge, float], bytes]
+#: sees each license grant a RESULT carried, and the chip's refusal name (None: applied)
+GrantCallback = Callable[[LicenseGrant, str | None], None]
 
 
 @dataclass
@@ -66,12 +72,15 @@ async def attest(
     timeout_s: float = 30.0,
     make_evidence: EvidenceMaker | None = None,
     on_result: Callable[[AttestationResult], None] | None = None,
+    on_grant: GrantCallback | None = None,
 ) -> list[AttestationResult]:
     """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive).
 
     ``make_evidence`` replaces the honest ``chip.answer`` (attack simulations and tests).
     ``on_result`` sees each verified result as it arrives, so a caller keeps the results of
     a session that later fails or is cancelled (the returned list is lost with the exception).
+    A license grant in a RESULT is applied after the result checks out (Offline Licensing); a
+    refused grant is logged and reported to ``on_grant``, never raised.
     """
     answer = make_evidence or Chip.answer
     workload = workload or Workload()
@@ -95,12 +104,27 @@ async def attest(
                 results.append(chip.check_result(frame.verifier_cert, reply.result, challenge))
                 if on_result is not None:
                     on_result(results[-1])
+                if reply.grant is not None:
+                    grant = LicenseGrant(*reply.grant)
+                    refusal = apply_grant(chip, grant, challenge)
+                    if on_grant is not None:
+                        on_grant(grant, refusal)
                 if i + 1 < rounds:
                     if interval_s:
                         await trio.sleep(interval_s)
                     await send_event(stream, conn, Next())
             await send_event(stream, conn, Bye())
     return results
+
+
+def apply_grant(chip: Chip, grant: LicenseGrant, challenge: Challenge) -> str | None:
+    """Let the chip judge a license from this round; the refusal name, or None if applied."""
+    try:
+        chip.apply_license(grant, time.time(), session_nonce=challenge.nonce)
+    except ChipRefusal as exc:
+        log.warning("license refused: %s", exc, extra={"fields": {"ueid": chip.ueid.hex()}})
+        return exc.reason
+    return None
 
 
 async def _expect(stream: trio.SocketStream, conn: Connection, kind: type):  # type: ignore[no-untyped-def]

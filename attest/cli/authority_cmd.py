@@ -13,11 +13,12 @@ from pathlib import Path
 
 from attest.cli import files
 from attest.durable import atomic_write
-from attest.errors import ConfigError, DecodeError
+from attest.errors import AttestError, CertificateError, ChipRefusal, ConfigError, DecodeError
 from attest.identity import YEAR_S
 from attest.keys import SigningKey, write_secret_key
+from attest.messages.attestation import POD_ID_BYTES
 from attest.messages.schema import UEID
-from attest.verify.chain import TrustAnchors
+from attest.verify.chain import TrustAnchors, verify_verifier_cert
 
 DAY_S = 24 * 3600
 #: items per category a revocation list may hold (attest.messages.revocation decoding limit)
@@ -106,12 +107,94 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--verifier", action="append", default=[], metavar="ID", help="revoke a verifier node"
     )
     p.add_argument(
+        "--delegation",
+        action="append",
+        default=[],
+        type=_positive_int,
+        metavar="N",
+        help="revoke a license delegation by its number (Offline Licensing); repeatable",
+    )
+    p.add_argument(
+        "--pod",
+        action="append",
+        default=[],
+        metavar="POD_ID_HEX",
+        help="revoke a pod by its id (Fixed Set; as printed by certify-pod); repeatable",
+    )
+    p.add_argument(
         "--out",
         required=True,
         type=Path,
         help=f"where to write the signed list (a copy goes to DIR/{files.REVOCATION_TOKEN_FILE})",
     )
     p.set_defaults(func=cmd_revoke)
+
+    # -- Fixed Set
+    p = sub.add_parser(
+        "certify-pod",
+        help="certify a pod: the chips that may link at full bandwidth (Fixed Set)",
+        description=(
+            "Sign a pod certificate listing each member chip's UEID and device key (read from "
+            "its state folder, chain checked against this authority) and the pod's size class. "
+            "A chip installs it only if it is listed and the size class is within its model's "
+            "limit. Give the file to verifier nodes; revoke it with `attest authority revoke "
+            "--pod ID`."
+        ),
+    )
+    _authority_dir(p)
+    p.add_argument(
+        "--members",
+        required=True,
+        nargs="+",
+        metavar="CHIPDIR",
+        help="chip state folders (or folders of chip-* folders) of the members",
+    )
+    p.add_argument("--out", required=True, type=Path, help="pod certificate file to write")
+    p.add_argument(
+        "--size-class",
+        type=_positive_int,
+        help="most chips the pod may link (default: the members' smallest model limit)",
+    )
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="also install the certificate into the members (at the trusted facility)",
+    )
+    p.set_defaults(func=cmd_certify_pod)
+    # -- end Fixed Set
+
+    # -- Offline Licensing
+    p = sub.add_parser(
+        "delegate",
+        help="let a verifier node issue licenses in a region, up to a quota",
+        description=(
+            "Sign a delegation: the verifier (bound to the key in its certificate) may issue "
+            "licenses to chips in REGION until the FLOPs (and optional energy/interconnect) "
+            "quota is used up. Delegations are numbered (DIR/"
+            f"{DELEGATIONS_FILE}); `attest authority revoke --delegation N` revokes one. Put the "
+            "file in [licensing] delegation_file of the node and set enabled = true."
+        ),
+    )
+    _authority_dir(p)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--verifier",
+        type=Path,
+        metavar="VDIR",
+        help="verifier folder (writes VDIR/delegation.cose)",
+    )
+    target.add_argument("--verifier-cert", type=Path, metavar="FILE", help="verifier certificate")
+    p.add_argument("--region", required=True, type=_name, help="region the quota is for")
+    p.add_argument("--quota-flops", required=True, type=_big_int, metavar="N", help="FLOP quota")
+    p.add_argument("--quota-energy-mj", type=_big_int, metavar="N", help="energy quota (mJ)")
+    p.add_argument(
+        "--quota-interconnect-bytes", type=_big_int, metavar="N", help="interconnect quota"
+    )
+    p.add_argument(
+        "--validity-days", type=_positive_int, default=90, help="lifetime in days (default 90)"
+    )
+    p.add_argument("--out", type=Path, help="delegation file (default VDIR/delegation.cose)")
+    p.set_defaults(func=cmd_delegate)
 
 
 def _authority_dir(p: argparse.ArgumentParser) -> None:
@@ -214,8 +297,11 @@ def cmd_certify_verifier(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    if not (args.device or args.manufacturer or args.verifier):
-        raise ConfigError("nothing to revoke: give --device, --manufacturer or --verifier")
+    if not (args.device or args.manufacturer or args.verifier or args.delegation or args.pod):
+        raise ConfigError(
+            "nothing to revoke: give --device, --manufacturer, --verifier, --delegation or --pod"
+        )
+    pods = [_pod_id(text) for text in args.pod]  # Fixed Set
     devices: list[str] = []
     for text in args.device:
         try:
@@ -235,12 +321,20 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         state[name] = sorted(set(state[name]) | set(new))
         if len(state[name]) > MAX_LIST_ITEMS:
             raise ConfigError(f"more than {MAX_LIST_ITEMS} revoked {name}: the list format's limit")
+    state["delegations"] = sorted(set(state.get("delegations", [])) | set(args.delegation))
+    if len(state["delegations"]) > MAX_LIST_ITEMS:
+        raise ConfigError(f"more than {MAX_LIST_ITEMS} revoked delegations: the list's limit")
+    state["pods"] = sorted(set(state.get("pods", [])) | set(pods))  # Fixed Set
+    if len(state["pods"]) > MAX_LIST_ITEMS:
+        raise ConfigError(f"more than {MAX_LIST_ITEMS} revoked pods: the list's limit")
     token = authority.revocation_list(
         state["number"],
         now_s=int(time.time()),
         devices=[bytes.fromhex(d) for d in state["devices"]],
         manufacturers=state["manufacturers"],
         verifiers=state["verifiers"],
+        delegations=state["delegations"],
+        pods=[bytes.fromhex(p) for p in state["pods"]],
     )
     # The number is persisted first: a crash afterwards skips a number, never reuses one.
     files.write_json(args.dir / files.REVOCATION_STATE_FILE, state)
@@ -252,5 +346,128 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     print(
         f"  revoked: {len(state['devices'])} device(s), "
         f"{len(state['manufacturers'])} manufacturer(s), {len(state['verifiers'])} verifier(s)"
+        + (f", {len(state['delegations'])} delegation(s)" if state["delegations"] else "")
+        + (f", {len(state['pods'])} pod(s)" if state["pods"] else "")
     )
+    return 0
+
+
+# -- Offline Licensing -----------------------------------------------------------------------
+DELEGATIONS_FILE = "delegations.json"
+DELEGATIONS_FORMAT = "attest-delegations-v1"
+
+
+def _big_int(text: str) -> int:
+    """A quota: an integer (``1e18`` notation accepted), 1..2^64-1."""
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError("must be 1..2^64-1")
+    return value
+
+
+def cmd_delegate(args: argparse.Namespace) -> int:
+    from attest.licensing.authority import delegate
+    from attest.messages.license import Budgets
+
+    authority = files.load_authority(args.dir)
+    cert_path = args.verifier_cert or args.verifier / files.VERIFIER_CERT_FILE
+    token = files._read_bytes(cert_path, "verifier certificate")
+    cert = verify_verifier_cert(token, authority.anchors)
+    if cert is None:
+        raise CertificateError(f"{cert_path}: not a verifier certificate of this authority")
+    out: Path | None = args.out or (args.verifier / "delegation.cose" if args.verifier else None)
+    if out is None:
+        raise ConfigError("--out is required with --verifier-cert")
+    path = args.dir / DELEGATIONS_FILE
+    doc = (
+        files._read_json(path, "delegation register")
+        if path.exists()
+        else {"format": DELEGATIONS_FORMAT, "number": 0, "issued": []}
+    )
+    if doc.get("format") != DELEGATIONS_FORMAT or type(doc.get("number")) is not int:
+        raise ConfigError(f"{path}: not an {DELEGATIONS_FORMAT} file")
+    doc["number"] += 1
+    quota = Budgets(args.quota_flops, args.quota_energy_mj, args.quota_interconnect_bytes)
+    now = int(time.time())
+    delegation = delegate(
+        authority,
+        delegation_id=doc["number"],
+        verifier_id=cert.verifier_id,
+        public_key=cert.public_key,
+        region=args.region,
+        quota=quota,
+        now_s=now,
+        validity_s=args.validity_days * DAY_S,
+    )
+    doc["issued"].append(
+        {
+            "id": doc["number"],
+            "verifier": cert.verifier_id,
+            "region": args.region,
+            "quotaFlops": args.quota_flops,
+            "iat": now,
+        }
+    )
+    # The number is persisted first: a crash afterwards skips a number, never reuses one.
+    files.write_json(path, doc)
+    _make_dir(out.parent)
+    atomic_write(out, delegation)
+    print(f"delegation #{doc['number']} for {cert.verifier_id!r} in region {args.region}")
+    print(f"  quota:     {args.quota_flops} FLOPs")
+    print(f"  valid for: {args.validity_days} days")
+    print(f"  written:   {out}")
+    return 0
+
+
+# -- Fixed Set -------------------------------------------------------------------------------
+def _pod_id(text: str) -> str:
+    """A pod id on the command line: 32 hex digits (16 bytes)."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"--pod {text!r}: not hex") from None
+    if len(raw) != POD_ID_BYTES:
+        raise ConfigError(f"--pod {text!r}: a pod id is {POD_ID_BYTES} bytes")
+    return raw.hex()
+
+
+def cmd_certify_pod(args: argparse.Namespace) -> int:
+    from attest.chip.device import Chip
+    from attest.messages.pod import PodCert
+    from attest.verify.chain import verify_device_chain
+
+    authority = files.load_authority(args.dir)
+    chips: list[Chip] = []
+    for folder in files.expand_chip_dirs(args.members):
+        try:
+            chip = Chip.load(folder)
+        except AttestError as exc:
+            raise ConfigError(str(exc)) from None
+        if verify_device_chain(chip.chain, authority.anchors) is None:
+            raise CertificateError(f"{folder}: chip certificates do not chain to this authority")
+        chips.append(chip)
+    if len({c.ueid for c in chips}) != len(chips):
+        raise ConfigError("a chip is listed twice")
+    size_class = args.size_class or min(c.model.max_pod_size for c in chips)
+    if len(chips) > size_class:
+        raise ConfigError(f"{len(chips)} members exceed the size class {size_class}")
+    now = int(time.time())
+    token = authority.certify_pod(
+        [(c.ueid, c.public_key) for c in chips], size_class=size_class, now_s=now
+    )
+    _make_dir(args.out.parent)
+    atomic_write(args.out, token)
+    pod_id = PodCert.verify(token, authority.key.public_key).pod_id
+    print(f"pod {pod_id.hex()} certified: {len(chips)} member(s), size class {size_class}")
+    print(f"  written: {args.out}")
+    if args.install:
+        for chip in chips:
+            try:
+                chip.install_pod_cert(token, now_s=now)
+            except ChipRefusal as exc:
+                raise CertificateError(f"chip {chip.ueid.hex()} refused the pod: {exc}") from None
+        print(f"  installed in {len(chips)} chip(s)")
     return 0

@@ -249,6 +249,16 @@ def read_revocation_state(folder: Path) -> dict[str, Any]:
     for name in ("devices", "manufacturers", "verifiers"):
         if not isinstance(doc.get(name), list) or not all(isinstance(x, str) for x in doc[name]):
             raise ConfigError(f"{path}: {name} must be a list of strings")
+    # Offline Licensing: revoked delegation numbers (absent in files written before it)
+    doc.setdefault("delegations", [])
+    if not isinstance(doc["delegations"], list) or not all(
+        type(x) is int for x in doc["delegations"]
+    ):
+        raise ConfigError(f"{path}: delegations must be a list of integers")
+    # Fixed Set: revoked pod ids, hex (absent in files written before it)
+    doc.setdefault("pods", [])
+    if not isinstance(doc["pods"], list) or not all(isinstance(x, str) for x in doc["pods"]):
+        raise ConfigError(f"{path}: pods must be a list of hex strings")
     return doc
 
 

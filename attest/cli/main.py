@@ -28,6 +28,8 @@ _SUBCOMMANDS = (
     "attest.cli.verifier_cmd",
     "attest.cli.chip_cmd",
     "attest.cli.audit_cmd",
+    "attest.cli.license_cmd",
+    "attest.cli.bench_cmd",
 )
 
 

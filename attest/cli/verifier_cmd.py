@@ -8,9 +8,11 @@ sign, a store that belongs to another verifier), serves until SIGTERM/SIGINT, dr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -41,6 +43,7 @@ _PATH_SETTINGS = {
     ("node", "revocations_file"),
     ("listen", "port_file"),
     ("store", "path"),
+    ("licensing", "delegation_file"),
 }
 
 
@@ -69,6 +72,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         action="store_true",
         help="print the effective configuration (file + environment, paths resolved) and exit",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="K",
+        help=(
+            "serve with K processes sharing the port (SO_REUSEPORT) and the store, to use K "
+            "cores (default 1; see attest/node/workers.py)"
+        ),
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("init-config", help="write a commented configuration with every default")
@@ -89,6 +103,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("chips", nargs="+", metavar="CHIP", help="chip folder(s) or certificate pairs")
     p.set_defaults(func=cmd_enroll)
 
+    # -- Fixed Set
+    p = sub.add_parser(
+        "register-pod",
+        help="register pod certificates for the link-graph appraisal (Fixed Set)",
+        description=(
+            "Verify pod certificates (from `attest authority certify-pod`) against the trust "
+            "anchors and store them; the node appraises chips' reported links against them "
+            "from its next start. A pod certified by a manufacturer needs --issuer-cert."
+        ),
+    )
+    _config_arg(p)
+    p.add_argument("pods", nargs="+", type=Path, metavar="POD_CERT", help="pod certificate files")
+    p.add_argument(
+        "--issuer-cert",
+        type=Path,
+        help="the issuing manufacturer's certificate (if not the authority)",
+    )
+    p.set_defaults(func=cmd_register_pod)
+
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="node configuration file (TOML)")
@@ -103,12 +136,16 @@ def load_node_identity(config: NodeConfig) -> tuple[TrustAnchors, VerifierIdenti
     return anchors, identity
 
 
-def open_store(config: NodeConfig, identity: VerifierIdentity) -> SqliteStore:
+def open_store(
+    config: NodeConfig, identity: VerifierIdentity, *, group_sync: bool = False
+) -> SqliteStore:
+    """The node's store; the daemon opens it with ``group_sync`` (attest/node/groupsync.py)."""
     return SqliteStore(
         config.path(config.store.path),
         verifier_id=identity.verifier_id,
         signing_key=identity.key,
         checkpoint_every=config.store.checkpoint_every,
+        group_sync=group_sync,
     )
 
 
@@ -170,25 +207,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stdout.write(render_config(config))
         return 0
     configure_logging(config.log.level, config.log.format)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.workers > 1:
+        from attest.node.workers import serve_workers
+
+        return serve_workers(args.config, args.workers)
     anchors, identity = load_node_identity(config)
     port_file = config.path(config.listen.port_file) if config.listen.port_file else None
     if port_file is not None:
         port_file.unlink(missing_ok=True)  # a stale port must never be mistaken for ours
-    store = open_store(config, identity)
+    store = open_store(config, identity, group_sync=True)
     try:
         revocations = effective_revocations(config, anchors, store)
         if identity.verifier_id in revocations.verifiers:
             raise CertificateError(
                 f"verifier {identity.verifier_id!r} is revoked (list #{revocations.number})"
             )
+        from attest.cli.license_cmd import build_issuer  # Offline Licensing
+
         service = VerifierService(
             identity=identity,
             anchors=anchors,
             store=store,
             policy=policy_from(config),
             revocations=revocations,
+            licensing=build_issuer(config, anchors, identity, store, revocations),
         )
-        node = VerifierNode(service, settings_from(config))
+        settings = settings_from(config)
+        if args.reuse_port:
+            settings = dataclasses.replace(settings, reuse_port=True)
+        node = VerifierNode(service, settings)
         try:
             trio.run(_serve, node, port_file)
         except BaseExceptionGroup as group:
@@ -316,4 +365,29 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             known += not new
             print(f"{ueid} {certs[0].hwmodel} {'enrolled' if new else 'already known'}")
     print(f"enrolled {enrolled}, already known {known}, failed {failed}")
+    return EXIT_RUNTIME if failed else EXIT_OK
+
+
+# -- Fixed Set -------------------------------------------------------------------------------
+def cmd_register_pod(args: argparse.Namespace) -> int:
+    from attest.pods.monitor import PodMonitor
+
+    config = load_config(args.config)
+    anchors, identity = load_node_identity(config)
+    issuer = b"" if args.issuer_cert is None else args.issuer_cert.read_bytes()
+    failed = 0
+    with open_store(config, identity) as store:
+        monitor = PodMonitor(store, anchors, policy_from(config))
+        for path in args.pods:
+            try:
+                cred = monitor.register(path.read_bytes(), issuer, now_s=int(time.time()))
+            except (AttestError, OSError) as exc:
+                failed += 1
+                print(f"{path}: NOT registered: {exc}", file=sys.stderr)
+                continue
+            cert = cred.cert
+            print(
+                f"pod {cred.pod_id.hex()} ({len(cert.members)} members, size class "
+                f"{cert.size_class}, issued by {cert.issuer}) registered"
+            )
     return EXIT_RUNTIME if failed else EXIT_OK

@@ -18,6 +18,8 @@ the COSE layer, outside payloads).
 
 from __future__ import annotations
 
+import io
+import threading
 from typing import Any
 
 import cbor2
@@ -70,35 +72,106 @@ def _canonicalize(value: Any, depth: int = 1) -> Any:
     raise TypeError(f"type {t.__name__} cannot be encoded on the attest wire")
 
 
+class _Codec(threading.local):
+    """One cbor2 encoder and decoder per thread, reused across calls.
+
+    ``cbor2.dumps``/``loads`` build a new encoder or decoder and stream object on every call,
+    which costs more than the actual work for our small messages. Neither object keeps state
+    between items with the options we use (no value sharing, no string references); after any
+    exception the pair is replaced anyway, so a half-finished item can never leak into the next.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.encoder = cbor2.CBOREncoder(io.BytesIO())
+        self.decoder = cbor2.CBORDecoder(io.BytesIO())
+
+
+_codec = _Codec()
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return _codec.encoder.encode_to_bytes(value)
+    except BaseException:
+        _codec.reset()
+        raise
+
+
+def _loads(data: bytes) -> Any:
+    """Decode the first item of ``data`` (trailing bytes are caught by the re-encoding)."""
+    try:
+        return _codec.decoder.decode_from_bytes(data)
+    except BaseException:
+        _codec.reset()
+        raise
+
+
 def encode(value: Any) -> bytes:
     """Encode ``value`` as deterministic CBOR. Raises ``TypeError``/``ValueError`` on our bugs."""
-    return cbor2.dumps(_canonicalize(value))
+    return _dumps(_canonicalize(value))
 
 
 def _check(value: Any, depth: int) -> None:
-    """Validate a decoded item: allowed types, depth, strictly increasing map keys."""
+    """Validate a decoded item: allowed types, depth, strictly increasing map keys.
+
+    This walk runs on every message a node receives, so scalars are checked in the loop of
+    their container (no call per item) and consecutive integer keys are compared directly
+    instead of through :func:`_key_order`.
+    """
     if depth > MAX_DEPTH:
         raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
     t = type(value)
     if t is dict:
-        previous = None
+        if value and depth == MAX_DEPTH:
+            raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
+        previous: Any = _NO_KEY
         for k, v in value.items():
-            try:
-                order = _key_order(k)
-            except TypeError as exc:
-                raise DecodeError(str(exc)) from None
-            if previous is not None and not previous < order:
-                raise DecodeError("map keys are not in deterministic order")
-            previous = order
-            _check(v, depth + 1)
+            if type(k) is int and type(previous) is int:
+                # bytewise order of integer keys: 0 < 1 < ... < 2^64-1 < -1 < -2 < ... < -2^64
+                if (0 <= k <= previous) if previous >= 0 else (k >= previous):
+                    raise DecodeError("map keys are not in deterministic order")
+            else:
+                try:
+                    order = _key_order(k)
+                except TypeError as exc:
+                    raise DecodeError(str(exc)) from None
+                if previous is not _NO_KEY and not _key_order(previous) < order:
+                    raise DecodeError("map keys are not in deterministic order")
+            previous = k
+            if type(v) is int:
+                if not -_U64 <= v < _U64:
+                    raise DecodeError("integer does not fit in 64 bits")
+            elif not (type(v) is bytes or type(v) is str):
+                _check_scalar_or_descend(v, depth + 1)
     elif t is list:
+        if value and depth == MAX_DEPTH:
+            raise DecodeError(f"nesting deeper than {MAX_DEPTH}")
         for v in value:
-            _check(v, depth + 1)
-    elif t is int:
-        if not -_U64 <= value < _U64:
+            if type(v) is int:
+                if not -_U64 <= v < _U64:
+                    raise DecodeError("integer does not fit in 64 bits")
+            elif not (type(v) is bytes or type(v) is str):
+                _check_scalar_or_descend(v, depth + 1)
+    else:
+        _check_scalar_or_descend(value, depth)
+
+
+_NO_KEY = object()
+
+
+def _check_scalar_or_descend(v: Any, depth: int) -> None:
+    """Check one item whose own depth (already <= MAX_DEPTH) the caller has established."""
+    tv = type(v)
+    if tv is int:
+        if not -_U64 <= v < _U64:
             raise DecodeError("integer does not fit in 64 bits")
-    elif not (t is bytes or t is str or t is bool or value is None):
-        raise DecodeError(f"type {t.__name__} is not allowed on the attest wire")
+    elif tv is dict or tv is list:
+        _check(v, depth)
+    elif not (tv is bytes or tv is str or tv is bool or v is None):
+        raise DecodeError(f"type {tv.__name__} is not allowed on the attest wire")
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
@@ -110,12 +183,12 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     if not data:
         raise DecodeError("empty input")
     try:
-        value = cbor2.loads(data)
+        value = _loads(data)
     except Exception as exc:  # cbor2 raises several types (and RecursionError, MemoryError)
         raise DecodeError(f"not well-formed CBOR: {exc}") from None
     _check(value, 1)
     try:
-        again = cbor2.dumps(value)
+        again = _dumps(value)
     except Exception as exc:
         raise DecodeError(f"cannot re-encode: {exc}") from None
     if again != data:

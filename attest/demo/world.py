@@ -15,8 +15,12 @@ from pathlib import Path
 import trio
 
 from attest.chip.device import Chip
+from attest.chip.license import ChipLicensing
 from attest.identity import Authority, Manufacturer, VerifierIdentity
 from attest.keys import SigningKey
+from attest.licensing.authority import delegate
+from attest.licensing.issuer import LicenseIssuer, LicensingPolicy
+from attest.messages.license import Budgets
 from attest.messages.revocation import RevocationList, Revocations
 from attest.node.server import NodeSettings, VerifierNode
 from attest.node.service import VerifierService
@@ -28,6 +32,11 @@ NODES: tuple[tuple[str, str, str], ...] = (
     ("verifier-kl-1", "MY", "Kuala Lumpur"),
     ("verifier-sg-1", "SG", "Singapore"),
 )
+#: Offline Licensing: each region's delegation quota (FLOPs) and the nodes' renewal policy.
+#: Budgets are tiny next to the peaks (10^14 FLOPs = 0.1 s of an HX100) so licensed chips
+#: visibly exhaust, throttle and renew within a second; SG's quota runs out during the demo.
+LICENSE_QUOTA_FLOPS: dict[str, int] = {"MY": 4 * 10**15, "SG": 6 * 10**14}
+LICENSE_POLICY = LicensingPolicy(budgets=Budgets(10**14), validity_s=3600, renew_below=0.5)
 #: model mix of the demo fleet: (hwmodel, pod class, share of the fleet)
 FLEET: tuple[tuple[str, int, float], ...] = (
     ("HX100", 8, 0.5),
@@ -58,7 +67,13 @@ class World:
     #: chips the authority has revoked (fabricated before the nodes start)
     revoked_chips: list[Chip] = field(default_factory=list)
 
-    def fabricate(self, hwmodel: str, pod_class: int, chip_class: type[Chip] = Chip) -> Chip:
+    def fabricate(
+        self,
+        hwmodel: str,
+        pod_class: int,
+        chip_class: type[Chip] = Chip,
+        licensing: ChipLicensing | None = None,
+    ) -> Chip:
         now = time.time()
         chip = self.manufacturer.fabricate(
             self.authority.anchors,
@@ -66,6 +81,7 @@ class World:
             pod_class=pod_class,
             now_s=int(now),
             chip_class=chip_class,
+            licensing=licensing,
         )
         chip.boot(now)
         return chip
@@ -109,12 +125,30 @@ async def running_nodes(world: World, workdir: Path) -> AsyncIterator[list[Runni
             )
             db_path = workdir / f"{verifier_id}.db"
             store = SqliteStore(db_path, verifier_id=verifier_id, signing_key=key)
+            # Offline Licensing: the authority delegates a regional quota to the node
+            delegation = delegate(
+                world.authority,
+                delegation_id=len(world.nodes) + 1,
+                verifier_id=verifier_id,
+                public_key=key.public_key,
+                region=region,
+                quota=Budgets(LICENSE_QUOTA_FLOPS[region]),
+                now_s=now,
+            )
+            issuer = LicenseIssuer(
+                identity=identity,
+                anchors=world.authority.anchors,
+                delegation_token=delegation,
+                store=store,
+                policy=LICENSE_POLICY,
+            )
             service = VerifierService(
                 identity=identity,
                 anchors=world.authority.anchors,
                 store=store,
                 policy=Policy(),
                 revocations=world.revocations,
+                licensing=issuer,
             )
             node = VerifierNode(service, NodeSettings(port=0, http_port=-1))
             await nursery.start(node.run)

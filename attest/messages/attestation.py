@@ -21,6 +21,7 @@ from attest.messages.schema import (
     Field,
     Kind,
     SignedMessage,
+    emit_claims,
     list_of,
     parse_claims,
 )
@@ -75,10 +76,13 @@ class LicenseState:
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("serial", C.LICENSE_STATE_SERIAL, UINT),
         Field("remaining_flops", C.LICENSE_STATE_REMAINING_FLOPS, UINT),
+        Field("chip_time_s", C.LICENSE_STATE_CHIP_TIME, UINT, optional=True),
     )
 
     serial: int
     remaining_flops: int
+    #: the chip's monotonic operating time (license expiries are measured in it)
+    chip_time_s: int | None = None
 
 
 def _license_state(v: Any) -> LicenseState:
@@ -86,7 +90,7 @@ def _license_state(v: Any) -> LicenseState:
 
 
 def _license_state_out(s: LicenseState) -> dict[int, int]:
-    return {C.LICENSE_STATE_SERIAL: s.serial, C.LICENSE_STATE_REMAINING_FLOPS: s.remaining_flops}
+    return emit_claims(s, LicenseState.FIELDS)  # type: ignore[return-value]
 
 
 def _pod_id(v: Any) -> bytes:
@@ -100,6 +104,18 @@ POD_ID = Kind(_pod_id)
 POD_ID_BYTES = 16
 #: most live full-bandwidth links one Evidence may report
 MAX_LINKS = 256
+#: Fixed Set: most refused-link proofs one Evidence may carry, and the size bound of each
+MAX_LINK_REFUSALS = 16
+MAX_LINK_PROOF_BYTES = 2048
+
+
+def _link_proof_token(v: Any) -> bytes:
+    if type(v) is not bytes or not 1 <= len(v) <= MAX_LINK_PROOF_BYTES:
+        raise DecodeError(f"a refused-link proof is 1..{MAX_LINK_PROOF_BYTES} bytes")
+    return v
+
+
+LINK_REFUSALS = Kind(list_of(_link_proof_token, MAX_LINK_REFUSALS), list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +157,7 @@ class Evidence(SignedMessage):
         Field("license_state", C.HEM_LICENSE_STATE, LICENSE_STATE, optional=True),
         Field("pod_id", C.HEM_POD_ID, POD_ID, optional=True),
         Field("links", C.HEM_LINKS, Kind(list_of(UEID.parse, MAX_LINKS), list), optional=True),
+        Field("link_refusals", C.HEM_LINK_REFUSALS, LINK_REFUSALS, optional=True),
     )
 
     verifier_id: str
@@ -158,6 +175,8 @@ class Evidence(SignedMessage):
     #: Fixed Set: the chip's certified pod and its live full-bandwidth peers (ueids)
     pod_id: bytes | None = None
     links: tuple[bytes, ...] | None = None
+    #: Fixed Set: signed acceptances (LinkResponse / LinkConfirm tokens) of links it refused
+    link_refusals: tuple[bytes, ...] | None = None
 
 
 def _submod(v: Any) -> dict[str, Any]:

@@ -70,7 +70,35 @@ HEM_AUDIT_SEQ = -70016
 HEM_AUDIT_HEAD = -70017
 
 # -- Offline Licensing claims: keys -70100 .. -70199 (see attest/licensing)
+HEM_LICENSE_SERIAL = -70100
+HEM_LICENSE_BUDGETS = -70101
+HEM_LICENSE_EXPIRY = -70102
+HEM_DELEGATION_ID = -70103
+HEM_DELEGATION_QUOTA = -70104
+HEM_REVOKED_DELEGATIONS = -70105
+#: key inside the HEM_LICENSE_STATE map: the chip's monotonic operating time (seconds)
+LICENSE_STATE_CHIP_TIME = 3
+# (budget and quota maps reuse the METER_* keys below: 1 flops, 2 energy_mj, 3 interconnect)
+# -- end Offline Licensing claims
 # -- Fixed Set (pods, links) claims: keys -70200 .. -70299 (see attest/pods)
+#: PodCert: the members, as a sorted array of [ueid, Ed25519 device key]
+HEM_POD_MEMBERS = -70200
+#: PodCert: the pod's size class = the most chips it may hold and link (1, 8, 64 ...)
+HEM_POD_SIZE_CLASS = -70201
+#: LinkResponse / LinkConfirm: the two ends, their nonces, X25519 shares and pod certificates
+HEM_LINK_INITIATOR = -70202
+HEM_LINK_RESPONDER = -70203
+HEM_LINK_INITIATOR_NONCE = -70204
+HEM_LINK_RESPONDER_NONCE = -70205
+HEM_LINK_INITIATOR_SHARE = -70206
+HEM_LINK_RESPONDER_SHARE = -70207
+HEM_LINK_INITIATOR_POD = -70208
+HEM_LINK_RESPONDER_POD = -70209
+#: LinkResponse / LinkConfirm: the signer accepts a full-bandwidth link (bool)
+HEM_LINK_ACCEPT = -70210
+#: Evidence (optional): peers' signed acceptances of links this chip refused
+HEM_LINK_REFUSALS = -70211
+# -- end Fixed Set claims
 
 # Keys inside the HEM_LICENSE_STATE map
 LICENSE_STATE_SERIAL = 1

@@ -11,7 +11,20 @@ from typing import ClassVar
 
 from attest.codec.cose import ContentType
 from attest.messages import claims as C
-from attest.messages.schema import BSTR_LIST, TSTR, TSTR_LIST, UEID_LIST, UINT, Field, SignedMessage
+from attest.messages.schema import (
+    BSTR_LIST,
+    TSTR,
+    TSTR_LIST,
+    UEID_LIST,
+    UINT,
+    Field,
+    Kind,
+    SignedMessage,
+    list_of,
+)
+
+#: Offline Licensing: revoked delegation ids (an optional claim; absent when none are revoked)
+DELEGATION_ID_LIST = Kind(list_of(UINT.parse, 4096), list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +38,7 @@ class RevocationList(SignedMessage):
         Field("manufacturers", C.HEM_REVOKED_MANUFACTURERS, TSTR_LIST),
         Field("verifiers", C.HEM_REVOKED_VERIFIERS, TSTR_LIST),
         Field("pods", C.HEM_REVOKED_PODS, BSTR_LIST),
+        Field("delegations", C.HEM_REVOKED_DELEGATIONS, DELEGATION_ID_LIST, optional=True),
     )
 
     issuer: str
@@ -34,6 +48,8 @@ class RevocationList(SignedMessage):
     manufacturers: tuple[str, ...] = ()
     verifiers: tuple[str, ...] = ()
     pods: tuple[bytes, ...] = ()
+    #: Offline Licensing: revoked delegation ids; None (claim absent) when there are none
+    delegations: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +61,8 @@ class Revocations:
     manufacturers: frozenset[str] = field(default_factory=frozenset)
     verifiers: frozenset[str] = field(default_factory=frozenset)
     pods: frozenset[bytes] = field(default_factory=frozenset)
+    #: Offline Licensing: revoked delegation ids
+    delegations: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
     def from_list(cls, rl: RevocationList) -> Revocations:
@@ -54,4 +72,5 @@ class Revocations:
             manufacturers=frozenset(rl.manufacturers),
             verifiers=frozenset(rl.verifiers),
             pods=frozenset(rl.pods),
+            delegations=frozenset(rl.delegations or ()),
         )

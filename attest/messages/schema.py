@@ -9,10 +9,12 @@ so an unexpected claim is either an attack or an incompatible peer.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from attest.codec import cbor as _cbor
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import sign1, verify1
 from attest.errors import DecodeError
@@ -107,7 +109,22 @@ def _swversion(v: Any) -> tuple[int, ...]:
         or v[1] != C.SWVERSION_SCHEME_MULTIPARTNUMERIC
     ):
         raise DecodeError("swversion must be [version-text, 1 (multipartnumeric)]")
-    parts = v[0].split(".")
+    known = _VERSIONS.get(v[0])
+    if known is not None:
+        return known
+    version = _version_text(v[0])
+    if len(_VERSIONS) < _MAX_VERSIONS:
+        _VERSIONS[v[0]] = version
+    return version
+
+
+#: version texts already parsed (a fleet runs a handful of firmware versions)
+_VERSIONS: dict[str, tuple[int, ...]] = {}
+_MAX_VERSIONS = 1024
+
+
+def _version_text(text: str) -> tuple[int, ...]:
+    parts = text.split(".")
     if not 1 <= len(parts) <= 4 or not all(
         p.isascii() and p.isdigit() and len(p) <= 6 for p in parts
     ):
@@ -168,9 +185,37 @@ class Field:
 
 
 def parse_claims(claims: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
-    """Check a decoded claims map against ``fields``; return attribute values by name."""
+    """Check a decoded claims map against ``fields``; return attribute values by name.
+
+    Maps whose claim keys come in a layout seen before (every message of a type looks alike)
+    are checked by a function generated for that layout (see ``_compile`` below); any failure
+    there re-runs the general path, which raises the error.
+    """
     if type(claims) is not dict:
         raise DecodeError("payload must be a map of claims")
+    layouts = _DICT_BUILDERS.get(id(fields))
+    if layouts is None or layouts[0] is not fields:
+        layouts = (fields, {})
+        _DICT_BUILDERS[id(fields)] = layouts
+    keys = tuple(claims)
+    builder = layouts[1].get(keys)
+    if builder is not None:
+        try:
+            return builder(claims)  # type: ignore[no-any-return]
+        except DecodeError:
+            pass
+        return _parse_claims_general(claims, fields)
+    out = _parse_claims_general(claims, fields)
+    if len(layouts[1]) < _MAX_BUILDERS:
+        layouts[1][keys] = _compile(None, fields, keys, walk=False)
+    return out
+
+
+#: id(fields) -> (fields, {claim-key layout: generated builder returning the attribute dict})
+_DICT_BUILDERS: dict[int, tuple[tuple[Field, ...], dict[tuple[Any, ...], Any]]] = {}
+
+
+def _parse_claims_general(claims: dict[Any, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
     known = {f.key for f in fields}
     unknown = [k for k in claims if k not in known]
     if unknown:
@@ -222,6 +267,9 @@ class SignedMessage:
     @classmethod
     def from_payload(cls, payload: bytes) -> Self:
         """Parse a payload. The caller must already have verified the signature over it."""
+        parsed = _fast_from_payload(cls, payload)
+        if parsed is not None:
+            return parsed
         return cls.from_claims(decode(payload))
 
     def sign(self, key: SigningKey) -> bytes:
@@ -232,3 +280,148 @@ class SignedMessage:
     def verify(cls, token: bytes, public_key: PublicKey) -> Self:
         """Verify ``token`` as this message type under ``public_key``, then parse it."""
         return cls.from_payload(verify1(token, public_key, cls.CONTENT_TYPE))
+
+
+# -- compiled payload parsers -------------------------------------------------------------------
+#
+# ``from_payload`` is strict decoding (attest.codec.cbor.decode: cbor2 decode, a walk that checks
+# types, depth and key order, a re-encode that must give back the input) followed by
+# ``from_claims``. For a payload whose claim keys come in a layout seen before, the walk and the
+# claim checks are fused into one generated function per (message type, layout), the way
+# ``dataclasses`` generates ``__init__``: the layout fixes the key order (checked once, when the
+# layout is learned), the generated code checks each value with the exact-type test of its kind
+# and runs the general walk only on values whose kind is not known to be exact (nested maps,
+# arrays, kinds defined elsewhere). The re-encode comparison still runs on every payload. Any
+# doubt or failure returns None and the caller takes the general path, which decides and
+# raises; so the fast path can only ever accept what the general path accepts, with the same
+# result. tests/test_fastpaths.py checks the two against each other.
+
+
+#: exact kinds: parse succeeds only for values made of allowed wire types, so the walk of
+#: attest.codec.cbor adds nothing for them. Source of the inline check, with ``{v}`` the value.
+_INLINE: dict[Callable[[Any], Any], str] = {
+    _uint: "type({v}) is int and 0 <= {v} <= _U64_MAX",
+    _bstr: "type({v}) is bytes",
+    _tstr: "type({v}) is str and 1 <= len({v}) <= 256",
+    _nonce: "type({v}) is bytes and 8 <= len({v}) <= 64",
+    _digest: "type({v}) is bytes and len({v}) == 32",
+    _ueid: "type({v}) is bytes and len({v}) in (17, 25, 33) and {v}[0] == 1",
+}
+#: exact kinds that convert their value (called, not inlined)
+_EXACT_CALLS = frozenset({_hwmodel})
+
+_Builder = Callable[[dict[Any, Any]], Any]
+#: per message class: claim-key layout -> generated builder
+_BUILDERS: dict[type, dict[tuple[Any, ...], _Builder]] = {}
+_MAX_BUILDERS = 64
+
+
+def _fast_from_payload(cls: type, payload: Any) -> Any:
+    """``cls.from_payload(payload)`` if the compiled path can decide it, else None."""
+    if type(payload) is not bytes or not payload or len(payload) > _cbor.MAX_MESSAGE_BYTES:
+        return None
+    try:
+        claims = _cbor._loads(payload)
+    except Exception:
+        return None
+    if type(claims) is not dict:
+        return None
+    keys = tuple(claims)
+    builders = _BUILDERS.get(cls)
+    if builders is None:
+        builders = _BUILDERS.setdefault(cls, {})
+    builder = builders.get(keys)
+    if builder is None:
+        # Only layouts that compile are remembered: they are subsets of the known claim keys in
+        # deterministic order with every required one, so an attacker cannot grow the table.
+        fields: tuple[Field, ...] = getattr(cls, "FIELDS", ())
+        builder = _compile(cls, fields, keys, walk=True) if fields else None
+        if builder is None:
+            return None
+        if len(builders) < _MAX_BUILDERS:
+            builders[keys] = builder
+    try:
+        if _cbor._dumps(claims) != payload:
+            return None
+        return builder(claims)
+    except (DecodeError, TypeError, ValueError):
+        return None
+
+
+def _compile(
+    cls: type | None, fields: tuple[Field, ...], keys: tuple[Any, ...], *, walk: bool
+) -> _Builder | None:
+    """Generate a builder for one claim-key layout, or None if the layout cannot be used.
+
+    With ``cls`` the builder returns an instance of it, else the dict of attribute values
+    (:func:`parse_claims`). With ``walk`` it also does the type, depth and key-order checks of
+    strict decoding for a top-level map (see above), so it accepts only layouts in
+    deterministic key order.
+    """
+    by_key = {f.key: f for f in fields}
+    if len(set(keys)) != len(keys) or any(k not in by_key for k in keys):
+        return None
+    present = [by_key[k] for k in keys]
+    if any(not f.optional and f.key not in keys for f in fields):
+        return None
+    if walk:
+        try:
+            orders = [_cbor._key_order(k) for k in keys]
+        except TypeError:
+            return None
+        if any(not a < b for a, b in itertools.pairwise(orders)):
+            return None  # not deterministic order: the general path rejects it
+    env: dict[str, Any] = {"_U64_MAX": _U64_MAX, "_E": DecodeError, "_check": _cbor._check}
+    env.update({"_cls": cls, "_new": object.__new__})
+    names = [f"v{i}" for i in range(len(present))]
+    lines = ["def build(claims):"]
+    if present:
+        lines.append(f"    {', '.join(names)}, = claims.values()")
+    for i, f in enumerate(present):
+        v = names[i]
+        inline = _INLINE.get(f.kind.parse)
+        if inline is not None:
+            lines.append(f"    if not ({inline.format(v=v)}):")
+            lines.append("        raise _E")
+            continue
+        env[f"_p{i}"] = f.kind.parse
+        if walk and f.kind.parse not in _EXACT_CALLS:
+            lines.append(f"    _check({v}, 2)")
+        lines.append(f"    {v} = _p{i}({v})")
+    values = {f.name: names[i] for i, f in enumerate(present)}
+    values.update({f.name: "None" for f in fields if f.key not in keys})
+    setters = None if cls is None else _slot_setters(cls, fields)
+    if cls is None:
+        lines.append(f"    return {{{', '.join(f'{n!r}: {x}' for n, x in values.items())}}}")
+    elif setters is None:
+        lines.append(f"    return _cls({', '.join(f'{n}={x}' for n, x in values.items())})")
+    else:
+        lines.append("    o = _new(_cls)")
+        for name, setter in setters.items():
+            env[f"_set_{name}"] = setter
+            lines.append(f"    _set_{name}(o, {values[name]})")
+        lines.append("    return o")
+    exec("\n".join(lines), env)  # source built above from the field tables only
+    return env["build"]  # type: ignore[no-any-return]
+
+
+def _slot_setters(cls: type, fields: tuple[Field, ...]) -> dict[str, Any] | None:
+    """Slot descriptors' setters for a frozen slots dataclass whose fields are exactly
+    ``fields`` and that has no ``__post_init__``; then building through them is what the
+    generated ``__init__`` does (``object.__setattr__`` per field), minus the call overhead.
+    """
+    from dataclasses import fields as dc_fields
+    from dataclasses import is_dataclass
+
+    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
+        return None
+    names = [f.name for f in dc_fields(cls)]
+    if sorted(names) != sorted(f.name for f in fields):
+        return None
+    setters = {}
+    for name in names:
+        descriptor = cls.__dict__.get(name)
+        if type(descriptor).__name__ != "member_descriptor":
+            return None
+        setters[name] = descriptor.__set__
+    return setters

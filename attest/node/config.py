@@ -94,6 +94,30 @@ class PolicySection:
 
 
 @dataclass(frozen=True, slots=True)
+class LicensingSection:
+    """Offline Licensing: renew licenses after qualifying attestations (needs a delegation)."""
+
+    #: issue licenses at all (needs the authority's delegation for this node's key)
+    enabled: bool = False
+    #: the delegation token from `attest authority delegate` (COSE_Sign1 by the authority)
+    delegation_file: str = "delegation.cose"
+    #: FLOPs each license grants
+    budget_flops: int = 10**18
+    #: energy (mJ) each license grants; 0 leaves energy unbudgeted
+    budget_energy_mj: int = 0
+    #: interconnect bytes each license grants; 0 leaves them unbudgeted
+    budget_interconnect_bytes: int = 0
+    #: license lifetime in the chip's operating seconds, counted from the chip time it reported
+    validity_s: int = 86400
+    #: comma-separated verdict tiers that qualify a chip for a license: affirming, warning
+    qualifying_tiers: str = "affirming"
+    #: renew when remaining FLOPs or remaining validity drop below this fraction (0..1)
+    renew_below: float = 0.25
+    #: firmware version a chip must run to use the licenses this node issues
+    min_firmware: str = "1.1.0"
+
+
+@dataclass(frozen=True, slots=True)
 class LogSection:
     #: DEBUG, INFO, WARNING or ERROR
     level: str = "INFO"
@@ -109,6 +133,7 @@ class NodeConfig:
     limits: LimitsSection = field(default_factory=LimitsSection)
     store: StoreSection = field(default_factory=StoreSection)
     policy: PolicySection = field(default_factory=PolicySection)
+    licensing: LicensingSection = field(default_factory=LicensingSection)
     log: LogSection = field(default_factory=LogSection)
     #: folder that relative paths are resolved against
     base_dir: str = "."
@@ -216,6 +241,33 @@ def _validate(c: NodeConfig) -> None:
         parse_version(c.policy.min_firmware)
     except ValueError as exc:
         raise ConfigError(f"policy.min_firmware: {exc}") from None
+    _validate_licensing(c.licensing)
+
+
+def _validate_licensing(lic: LicensingSection) -> None:
+    """Offline Licensing settings (checked even when disabled, so a typo never waits)."""
+    if not 1 <= lic.budget_flops < 1 << 63:
+        raise ConfigError("licensing.budget_flops must be 1..2^63-1")
+    for key in ("budget_energy_mj", "budget_interconnect_bytes"):
+        if not 0 <= getattr(lic, key) < 1 << 63:
+            raise ConfigError(f"licensing.{key} must be 0..2^63-1 (0: not budgeted)")
+    if lic.validity_s < 1:
+        raise ConfigError("licensing.validity_s must be >= 1")
+    if not 0.0 <= lic.renew_below <= 1.0:
+        raise ConfigError("licensing.renew_below must be within 0..1")
+    try:
+        qualifying_tiers(lic.qualifying_tiers)
+        parse_version(lic.min_firmware)
+    except ValueError as exc:
+        raise ConfigError(f"licensing: {exc}") from None
+
+
+def qualifying_tiers(text: str) -> frozenset[str]:
+    """'affirming, warning' → {'affirming', 'warning'} (only those two may qualify)."""
+    names = frozenset(t.strip() for t in text.split(",") if t.strip())
+    if not names or not names <= {"affirming", "warning"}:
+        raise ValueError(f"qualifying_tiers {text!r}: use affirming and/or warning")
+    return names
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -49,6 +49,17 @@ class NodeMetrics:
         self.registered_chips = Gauge(
             "attest_registered_chips", "Chips in the registry", registry=self.registry
         )
+        # -- Fixed Set: link-graph alerts (each logged once) and the graph's size
+        self.pod_alerts = Counter(
+            "attest_pod_alerts",
+            "Link-graph alerts raised (aggregation, non-member links, refused links ...)",
+            ["alert"],
+            registry=self.registry,
+        )
+        self.pod_reports = Gauge(
+            "attest_pod_reports", "Chips with a stored pod report", registry=self.registry
+        )
+        # -- end Fixed Set
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,8 +31,10 @@ import trio
 
 from attest.errors import AttestError, RemoteProtocolError
 from attest.net import receive_event, send_event
+from attest.node.groupsync import GroupSync
 from attest.node.metrics import NodeMetrics
 from attest.node.service import VerifierService
+from attest.pods.monitor import record_alerts  # Fixed Set
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
     ChallengeFrame,
@@ -66,6 +68,8 @@ class NodeSettings:
     idle_timeout_s: float = 30.0
     max_frame_bytes: int = 65536
     drain_timeout_s: float = 10.0
+    #: bind with SO_REUSEPORT (one of several worker processes, attest/node/workers.py)
+    reuse_port: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ class VerifierNode:
         self.address: NodeAddress | None = None
         self._accepting = trio.CancelScope()
         self._db = trio.CapacityLimiter(1)
+        #: group commit (attest/node/groupsync.py) when the store defers fsync to us
+        self._group_sync: GroupSync | None = None
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
         self._open = 0
@@ -107,9 +113,16 @@ class VerifierNode:
         self, *, task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED
     ) -> None:
         s = self.settings
-        listeners = await trio.open_tcp_listeners(
-            s.port, host=s.host, backlog=min(4096, s.max_connections)
-        )
+        if s.reuse_port:
+            from attest.node.workers import open_reuseport_listeners
+
+            listeners = await open_reuseport_listeners(
+                s.host, s.port, backlog=min(4096, s.max_connections)
+            )
+        else:
+            listeners = await trio.open_tcp_listeners(
+                s.port, host=s.host, backlog=min(4096, s.max_connections)
+            )
         port = listeners[0].socket.getsockname()[1]
         try:
             self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
@@ -136,6 +149,9 @@ class VerifierNode:
                 )
                 task_status.started(self.address)
                 nursery.start_soon(self._purge_expired_challenges)
+                sync = getattr(self.service.store, "sync", None)
+                if sync is not None:
+                    self._group_sync = GroupSync(sync, nursery.start_soon)
                 with self._accepting:
                     await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
                 # Accepting stopped: drain in-flight sessions, then cancel the rest.
@@ -206,6 +222,19 @@ class VerifierNode:
 
     async def _db_call(self, fn, *args):  # type: ignore[no-untyped-def]
         return await trio.to_thread.run_sync(fn, *args, limiter=self._db)
+
+    async def _session_call(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a session's service call (challenge, conclusion).
+
+        With group commit its store work never waits for the disk (the fsync is shared
+        afterwards, see attest/node/groupsync.py), so it runs right here on the event loop:
+        a hop to the store thread and back costs more CPU than the call itself. Without it
+        (a store that syncs inside COMMIT), the call goes to the store thread as before.
+        """
+        if self._group_sync is None:
+            return await self._db_call(fn, *args)
+        async with self._db:  # one store user at a time, as with the store thread
+            return fn(*args)
 
     # -- one connection ------------------------------------------------------------------------
     async def _handle(self, stream: trio.SocketStream) -> None:
@@ -310,21 +339,30 @@ class VerifierNode:
         peer: str,
     ) -> None:
         """One CHALLENGE → EVIDENCE → RESULT round; the outcome is durable before RESULT is sent."""
-        challenge, token = await self._db_call(self.service.new_challenge)
+        challenge, token = await self._session_call(self.service.new_challenge)
         await send_event(stream, conn, ChallengeFrame(version, self.service.identity.cert, token))
         event = await receive_event(stream, conn)
         if not isinstance(event, EvidenceFrame):
             raise trio.BrokenResourceError("peer closed before sending evidence")
         started = time.perf_counter()
         try:
-            outcome = await self._db_call(self.service.conclude, chain, challenge, event.evidence)
+            outcome = await self._session_call(
+                self.service.conclude, chain, challenge, event.evidence
+            )
+            if self._group_sync is not None:
+                await self._group_sync.durable()  # group commit: durable before RESULT
         except AttestError as exc:
             log.error(
                 "appraisal could not be recorded",
                 extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
             )
             raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
-        await send_event(stream, conn, ResultFrame(outcome.result))
+        renewal = outcome.renewal  # Offline Licensing: a renewed license rides with the result
+        grant = renewal.grant if renewal is not None else None
+        frame = ResultFrame(
+            outcome.result, None if grant is None else (grant.license, grant.delegation)
+        )
+        await send_event(stream, conn, frame)
         latency = time.perf_counter() - started
         verdict = outcome.verdict
         self.metrics.latency.observe(latency)
@@ -342,9 +380,14 @@ class VerifierNode:
                     "reasons": [r.name for r in verdict.reasons],
                     "latency_ms": round(latency * 1000, 3),
                     "audit_seq": outcome.audit.seq,
+                    **({} if renewal is None else {"license": renewal.outcome.value}),
+                    **({"license_serial": renewal.serial} if renewal and renewal.serial else {}),
                 }
             },
         )
+        # Fixed Set: each new link-graph alert is one JSON log line and one counter increment
+        record_alerts(outcome.pod_alerts, self.metrics)
+        self.metrics.pod_reports.set(len(self.service.pods.reports))
 
     async def _send_error(
         self, stream: trio.SocketStream, conn: Connection, code: ErrorCode, text: str

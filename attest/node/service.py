@@ -15,15 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from attest import __version__
-from attest.errors import CertificateError
+from attest.errors import CertificateError, StoreError
 from attest.identity import VerifierIdentity
+from attest.licensing.issuer import LicenseIssuer, Renewal, RenewalOutcome
 from attest.messages import claims as C
 from attest.messages.attestation import NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
+from attest.pods.monitor import PodMonitor  # Fixed Set
 from attest.store.audit import AuditEntry, AuditRecord
 from attest.store.base import ChipRecord, StateConflict, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
 from attest.verify.core import Verdict, appraise
+from attest.verify.graph import GraphAlert  # Fixed Set
 from attest.verify.policy import Policy
 from attest.verify.state import ChipState, ChipStatus
 
@@ -39,6 +42,10 @@ class Outcome:
     verdict: Verdict
     result: bytes
     audit: AuditRecord
+    #: Offline Licensing: what the renewal did, and the grant to send with the result
+    renewal: Renewal | None = None
+    #: Fixed Set: new link-graph alerts involving this chip (for the log and metrics)
+    pod_alerts: tuple[GraphAlert, ...] = ()
 
 
 class VerifierService:
@@ -53,6 +60,7 @@ class VerifierService:
         policy: Policy,
         revocations: Revocations | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        licensing: LicenseIssuer | None = None,
     ) -> None:
         self.identity = identity
         self.anchors = anchors
@@ -61,6 +69,10 @@ class VerifierService:
         self.revocations = revocations or Revocations()
         self.clock_ms = clock_ms
         self.cache = ChainCache()
+        #: Fixed Set: pod registry, latest pod reports, link-graph appraisal
+        self.pods = PodMonitor(store, anchors, policy)
+        #: Offline Licensing: the node's license issuer (None: the node issues no licenses)
+        self.licensing = licensing
 
     def new_challenge(self) -> tuple[Challenge, bytes]:
         """A fresh signed challenge, recorded as outstanding in the store."""
@@ -91,6 +103,8 @@ class VerifierService:
         record = self.store.get_chip(certs[0].ueid) if certs is not None else None
         # A known chip is judged against the chain it enrolled with, not the one it presents.
         used_chain = DeviceChain(record.device_cert, record.manufacturer_cert) if record else chain
+        # Offline Licensing: what the ledger says was issued to the chip the chain names
+        ledger = self.licensing.view(certs[0].ueid) if self.licensing and certs else None
         verdict = appraise(
             evidence,
             challenge=challenge,
@@ -101,7 +115,11 @@ class VerifierService:
             policy=self.policy,
             now_ms=now_ms,
             cache=self.cache,
+            ledger=ledger,
         )
+        # Fixed Set: the link graph's reasons join the verdict before it is signed
+        pods = self.pods.review(verdict, revoked_pods=self.revocations.pods, now_ms=now_ms)
+        verdict = pods.verdict
         ueid = verdict.ueid or b""
         result = AttestationResult(
             verifier_id=self.identity.verifier_id,
@@ -137,7 +155,21 @@ class VerifierService:
             enroll=enroll,
             expected_counter=record.state.attest_counter if record else None,
         )
-        return Outcome(verdict, result, audit)
+        self.pods.commit(pods)  # Fixed Set: the chip's pod report, once the appraisal is durable
+        renewal = None
+        if self.licensing is not None and ledger is not None and verdict.evidence is not None:
+            # after the appraisal is durable: the chip's next license, if due and in quota
+            try:
+                renewal = self.licensing.renew(
+                    ueid=ueid,
+                    tier=verdict.tier,
+                    state=verdict.evidence.license_state,
+                    view=ledger,
+                    now_ms=now_ms,
+                )
+            except StoreError:  # the appraisal stands; the chip just gets no license this round
+                renewal = Renewal(RenewalOutcome.STORE_ERROR)
+        return Outcome(verdict, result, audit, renewal, pod_alerts=pods.alerts)
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""

@@ -74,9 +74,14 @@ class EvidenceFrame:
 
 @dataclass(frozen=True, slots=True)
 class ResultFrame:
-    """Verifier → chip: a signed AttestationResult for the last evidence."""
+    """Verifier → chip: a signed AttestationResult for the last evidence.
+
+    ``grant`` (Offline Licensing, optional third item): a renewed license for the chip as
+    ``(license token, delegation token or None)``; None when the verifier grants nothing.
+    """
 
     result: bytes
+    grant: tuple[bytes, bytes | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,19 @@ def _text(v: Any) -> str | None:
     return None if ok else f"must be a text string of at most {MAX_ERROR_TEXT} characters"
 
 
+def _grant(v: Any) -> str | None:
+    # Offline Licensing: absent (None) or (license: bstr, delegation: bstr | None)
+    if v is None:
+        return None
+    ok = (
+        type(v) is tuple
+        and len(v) == 2
+        and type(v[0]) is bytes
+        and type(v[1]) in (bytes, type(None))
+    )
+    return None if ok else "must be [license: bstr, delegation: bstr / null]"
+
+
 _Rule = Callable[[Any], str | None]
 
 #: Field names in wire order, with their rule, per frame event class.
@@ -79,11 +92,14 @@ SCHEMA: Final[dict[type[FrameEvent], tuple[tuple[str, _Rule], ...]]] = {
     Hello: (("versions", _versions), ("device_cert", _bstr), ("manufacturer_cert", _bstr)),
     ChallengeFrame: (("version", _uint), ("verifier_cert", _bstr), ("challenge", _bstr)),
     EvidenceFrame: (("evidence", _bstr),),
-    ResultFrame: (("result", _bstr),),
+    ResultFrame: (("result", _bstr), ("grant", _grant)),
     Next: (),
     Bye: (),
     Error: (("code", _uint), ("text", _text)),
 }
+
+#: how many trailing fields of a frame are optional: left off the wire when None
+OPTIONAL_TAIL: Final[dict[type[FrameEvent], int]] = {ResultFrame: 1}
 
 _TYPE_OF: Final[dict[type[FrameEvent], FrameType]] = {
     cls: FrameType(i + 1) for i, cls in enumerate(FRAME_EVENT_TYPES)
@@ -114,6 +130,10 @@ def encode_frame(event: FrameEvent, *, max_frame_bytes: int = MAX_FRAME_BYTES) -
     for name, rule in SCHEMA[type(event)]:
         value = getattr(event, name)
         items.append(int(value) if rule is _uint else value)
+    for _ in range(OPTIONAL_TAIL.get(type(event), 0)):
+        if items[-1] is not None:
+            break
+        items.pop()  # an absent optional trailing field is not sent
     body = cbor.encode(items)
     if len(body) > max_frame_bytes:
         raise LocalProtocolError(
@@ -140,12 +160,18 @@ def decode_body(body: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> Frame
     cls = FRAME_EVENT_TYPES[item[0] - 1]
     schema = SCHEMA[cls]
     values = item[1:]
-    if len(values) != len(schema):
+    optional = OPTIONAL_TAIL.get(cls, 0)
+    if not len(schema) - optional <= len(values) <= len(schema):
         raise _malformed(
             f"{FrameType(item[0]).name} frame has {len(values)} fields, expected {len(schema)}"
         )
     if cls is Hello and type(values[0]) is list:
         values[0] = tuple(values[0])
+    if cls is ResultFrame and len(values) == 2:
+        if values[1] is None:  # absent is spelled by leaving it off, never by null
+            raise _malformed("RESULT grant must be left off, not null")
+        if type(values[1]) is list:
+            values[1] = tuple(values[1])
     event = cls(*values)
     why = _problem(event)
     if why is not None:

@@ -18,7 +18,9 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from attest.errors import StoreError
+from attest.messages.license import Budgets, Delegation
 from attest.store.audit import AuditEntry, AuditRecord, Checkpoint
+from attest.verify.license_checks import LedgerView
 from attest.verify.state import ChipState, ChipStatus
 
 
@@ -163,3 +165,151 @@ class Store(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+# -- Offline Licensing: regional quotas and the append-only license ledger ---------------------
+# (kept apart from Store so that backends without licensing still satisfy Store)
+
+
+class LicenseConflict(StoreError):
+    """Another license was issued to the chip since the caller read the ledger; nothing changed."""
+
+
+class QuotaExceeded(StoreError):
+    """The license would exceed its delegation's quota (``scope`` "delegation") or its region's
+    cap (``scope`` "region"); nothing changed."""
+
+    def __init__(self, message: str, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class DelegationRevoked(StoreError):
+    """The delegation is unknown, revoked or expired: nothing may be issued under it."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One issued (or recorded) license. ``delegation_id`` None: issued by the authority."""
+
+    ueid: bytes
+    serial: int
+    issuer: str
+    delegation_id: int | None
+    region: str | None
+    budgets: Budgets
+    expiry_s: int
+    issued_at_ms: int
+    token: bytes
+    #: position in the ledger (0 until stored)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """A delegation's quota and how much of it has been issued, per meter."""
+
+    delegation_id: int
+    verifier_id: str
+    region: str
+    quota: Budgets
+    issued: tuple[int, int, int]
+    expires_at: int
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegionStatus:
+    """A region's cap (None per meter: uncapped) and its issued totals, over all delegations."""
+
+    region: str
+    cap: tuple[int | None, int | None, int | None]
+    issued: tuple[int, int, int]
+    licenses: int
+
+
+@runtime_checkable
+class LicenseLedger(Protocol):
+    """Quota accounting and the license ledger of a verifier node (Offline Licensing).
+
+    :meth:`issue_license` is the one atomic step: in a single transaction it checks that no
+    license was issued to the chip since the caller looked (``expected_latest``), that the
+    delegation is live and the budget fits both the delegation's quota and the region's cap,
+    appends the license to the ledger and charges both. Ledger rows are never updated or deleted.
+    """
+
+    def register_delegation(self, token: bytes, delegation: Delegation) -> bool:
+        """Record a delegation this node holds (True if new; the same one again is a no-op)."""
+        ...
+
+    def revoke_delegation(self, delegation_id: int) -> None:
+        """Mark a delegation revoked, for good (the authority's revocation list says so)."""
+        ...
+
+    def set_region_cap(self, region: str, cap: Budgets | None) -> None:
+        """The authority's cap on everything issued in ``region`` (None lifts it)."""
+        ...
+
+    def delegation_status(self, delegation_id: int) -> QuotaStatus | None: ...
+
+    def region_status(self, region: str) -> RegionStatus: ...
+
+    def license_view(self, ueid: bytes) -> LedgerView:
+        """What the ledger says about one chip (the appraisal's ledger input)."""
+        ...
+
+    def issue_license(
+        self, record: LedgerRecord, *, expected_latest: int, now_s: int
+    ) -> LedgerRecord:
+        """Atomically: LicenseConflict / DelegationRevoked / QuotaExceeded, or append + charge."""
+        ...
+
+    def record_license(self, record: LedgerRecord) -> bool:
+        """Append an authority-issued license (no quota charged); False if already recorded."""
+        ...
+
+    def note_license_report(self, ueid: bytes, serial: int) -> None:
+        """Remember the highest serial a chip reported in accepted evidence (never lowers it)."""
+        ...
+
+    def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
+        """Ledger rows in order (all, or one chip's)."""
+        ...
+
+
+# -- end Offline Licensing
+
+
+# -- Fixed Set: the pod certificate registry and each chip's latest pod report -----------------
+# (kept apart from Store so that backends without pods still satisfy Store)
+
+
+@runtime_checkable
+class PodRegistry(Protocol):
+    """What a verifier node keeps for the link-graph appraisal (attest/pods/monitor.py)."""
+
+    def put_pod_cert(self, pod_id: bytes, token: bytes, issuer_cert: bytes) -> bool:
+        """Register a verified pod certificate (True if new; the same again is a no-op; another
+        certificate under a registered pod id raises StoreError: pod ids are never reused)."""
+        ...
+
+    def pod_certs(self) -> list[tuple[bytes, bytes]]:
+        """Every registered (certificate token, issuer certificate token)."""
+        ...
+
+    def put_pod_report(self, ueid: bytes, report: bytes | None, time_ms: int) -> int:
+        """Replace a chip's latest pod report (opaque bytes); None deletes it. Returns the new
+        :meth:`pods_version`."""
+        ...
+
+    def pods_version(self) -> int:
+        """A counter raised by every change to pod certificates or reports (0: none yet), so
+        processes sharing a store can tell cheaply whether their copy is current."""
+        ...
+
+    def pod_reports(self) -> list[tuple[bytes, bytes, int]]:
+        """Every stored (ueid, report, time_ms)."""
+        ...
+
+
+# -- end Fixed Set

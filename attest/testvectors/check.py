@@ -22,6 +22,8 @@ from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.attestation import Challenge, Meters
 from attest.messages.revocation import Revocations
+from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
+from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 from attest.verify.core import appraise
 from attest.verify.policy import ChipModel, Policy
@@ -32,7 +34,7 @@ EVIDENCE_FILE = "evidence_appraisal.json"
 CBOR_FILE = "cbor_decoding.json"
 COSE_FILE = "cose_sign1.json"
 #: Every file a vector directory must hold, in the order they are generated and reported.
-FILES = (EVIDENCE_FILE, CBOR_FILE, COSE_FILE)
+FILES = (EVIDENCE_FILE, CBOR_FILE, COSE_FILE, LICENSE_FILE, POD_FILE)
 
 EVIDENCE_ALGORITHM = "attest-evidence-appraisal"
 CBOR_ALGORITHM = "attest-deterministic-cbor"
@@ -218,6 +220,12 @@ def _cose_test(group: dict[str, Any]) -> _Run:
 
 def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
     algorithm = doc["algorithm"]
+    if algorithm == LICENSE_ALGORITHM:  # Offline Licensing: its own checker
+        yield from license_groups(doc)
+        return
+    if algorithm == POD_ALGORITHM:  # Fixed Set: its own checker
+        yield from pod_groups(doc)
+        return
     for g in doc["testGroups"]:
         if algorithm == EVIDENCE_ALGORITHM:
             ta = g["trustAnchors"]

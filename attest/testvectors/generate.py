@@ -18,6 +18,8 @@ from attest.testvectors.check import CBOR_FILE, COSE_FILE, EVIDENCE_FILE, FILES
 from attest.testvectors.codec_vectors import cbor_document, cose_document
 from attest.testvectors.evidence_vectors import evidence_document
 from attest.testvectors.format import render
+from attest.testvectors.license_vectors import LICENSE_FILE, license_document
+from attest.testvectors.pod_vectors import pod_documents  # Fixed Set
 from attest.testvectors.world import build_world
 
 
@@ -28,6 +30,8 @@ def documents() -> dict[str, dict[str, Any]]:
         EVIDENCE_FILE: evidence_document(w),
         CBOR_FILE: cbor_document(),
         COSE_FILE: cose_document(w),
+        LICENSE_FILE: license_document(w),
+        **pod_documents(w),  # Fixed Set
     }
     return {name: docs[name] for name in FILES}
 

@@ -11,7 +11,7 @@ one function.
 
 Every check runs on every call. Each produces a boolean; the booleans are combined at the end
 without early exit, so the running time does not depend on *which* check failed. Comparisons of
-attacker-influenced byte strings use libsodium's constant-time ``sodium_memcmp``. The only
+attacker-influenced byte strings are constant-time (``hmac.compare_digest``). The only
 early return is for bytes that are not a COSE_Sign1 at all (nothing to check; the fact is
 public anyway). When the chain, the content type or the signature fails, checks on payload
 values still run (same work) but their outcomes are masked: nothing in an unauthenticated
@@ -30,15 +30,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from nacl.bindings import sodium_memcmp
-
 from attest.codec.cose import ContentType, parse_sign1, protected_header, sig_structure
 from attest.errors import DecodeError
-from attest.keys import PublicKey, ed25519_verify
+from attest.keys import PublicKey, ct_equal, ed25519_verify
 from attest.messages.attestation import Challenge, Evidence, Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.revocation import Revocations
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
+from attest.verify.license_checks import LedgerView, check_license_state
 from attest.verify.policy import ChipModel, Policy
 from attest.verify.reasons import Reason, Tier, tier_of
 from attest.verify.state import ChipState, ChipStatus
@@ -86,8 +85,8 @@ class Verdict:
         return self.tier == Tier.AFFIRMING
 
 
-def _eq(a: bytes, b: bytes) -> bool:
-    return bool(sodium_memcmp(a, b))
+#: constant-time byte-string equality (see attest.keys.ct_equal)
+_eq = ct_equal
 
 
 def appraise(
@@ -101,8 +100,13 @@ def appraise(
     policy: Policy,
     now_ms: int,
     cache: ChainCache | None = None,
+    ledger: LedgerView | None = None,
 ) -> Verdict:
-    """Appraise ``evidence`` against explicit inputs; see the module docstring and SPEC.md §7."""
+    """Appraise ``evidence`` against explicit inputs; see the module docstring and SPEC.md §7.
+
+    ``ledger`` (Offline Licensing) is what the license ledger says was issued to this chip; when
+    given, the chip's reported license state is checked against it.
+    """
     digest = hashlib.sha256(evidence).digest() if type(evidence) is bytes else bytes(32)
     try:
         msg = parse_sign1(evidence)
@@ -144,6 +148,7 @@ def appraise(
         rate_ok &= (new - old) * 1000 <= elapsed_ms * peak
     expected_measurement = policy.firmware_measurements.get(ev.firmware_version)
     fw_known = expected_measurement is not None
+    lic = check_license_state(ev.license_state, ledger)  # Offline Licensing
 
     checks: tuple[tuple[Reason, bool], ...] = (
         (Reason.MALFORMED, not well_formed),
@@ -176,8 +181,16 @@ def appraise(
         (Reason.FIRMWARE_OUTDATED, ev.firmware_version < policy.min_firmware),
         (Reason.FIRMWARE_UNKNOWN, not fw_known),
         (Reason.DEBUG_ENABLED, ev.dbgstat == DBGSTAT_ENABLED),
+        # -- Offline Licensing: the reported license state against the ledger
+        (Reason.LICENSE_SERIAL_UNKNOWN, lic.serial_unknown),
+        (Reason.LICENSE_BUDGET_EXCEEDS_ISSUED, lic.budget_exceeds_issued),
+        (Reason.LICENSE_SERIAL_ROLLBACK, lic.serial_rollback),
+        (Reason.LICENSE_EXPIRY_IGNORED, lic.expiry_ignored),
+        # -- end Offline Licensing
     )
-    reasons = tuple(sorted(r for r, failed in checks if failed and (authentic or r in _ENVELOPE)))
+    # ``r in _ENVELOPE`` is evaluated for every failed check, authentic or not, so that masking
+    # costs the same whichever check failed (the timing benchmark compares failure classes).
+    reasons = tuple(sorted([r for r, failed in checks if failed and (r in _ENVELOPE or authentic)]))
     tier = tier_of(reasons)
 
     if tier is Tier.CONTRAINDICATED:

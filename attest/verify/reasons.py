@@ -51,7 +51,25 @@ class Reason(enum.IntEnum):
     FIRMWARE_UNKNOWN = 82
     DEBUG_ENABLED = 83
     # -- Offline Licensing (100-129): attest/licensing
-    # -- Fixed Set pods and links (130-159): attest/pods
+    #: the chip reports a license serial the ledger never issued to it
+    LICENSE_SERIAL_UNKNOWN = 100
+    #: the chip reports more budget left than the ledger ever issued to it
+    LICENSE_BUDGET_EXCEEDS_ISSUED = 101
+    #: the chip reports a lower license serial than it reported before
+    LICENSE_SERIAL_ROLLBACK = 102
+    #: the chip claims budget left on a license that has expired in its own chip time
+    LICENSE_EXPIRY_IGNORED = 103
+    # -- end Offline Licensing
+    # -- Fixed Set pods and links (130-159): attest/pods, judged by attest/verify/graph.py
+    POD_UNKNOWN = 130
+    POD_NOT_MEMBER = 131
+    POD_REVOKED = 132
+    POD_CONFLICT = 133
+    LINK_NON_MEMBER = 134
+    LINK_ONE_SIDED = 135
+    COMPONENT_OVER_LIMIT = 136
+    LINK_ATTEMPT_REFUSED = 137
+    # -- end Fixed Set
 
     @property
     def tier(self) -> Tier:
@@ -62,6 +80,10 @@ _TIERS: dict[Reason, Tier] = {
     Reason.FIRMWARE_OUTDATED: Tier.WARNING,
     Reason.FIRMWARE_UNKNOWN: Tier.WARNING,
     Reason.DEBUG_ENABLED: Tier.WARNING,
+    # -- Fixed Set: a pod this verifier has no certificate for, a link only one end reports
+    Reason.POD_UNKNOWN: Tier.WARNING,
+    Reason.LINK_ONE_SIDED: Tier.WARNING,
+    # -- end Fixed Set
 }
 
 

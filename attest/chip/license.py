@@ -1,0 +1,367 @@
+"""On-chip Offline Licensing: pure logic, no I/O (the Chip in attest.chip.device persists it).
+
+A chip ships throttled to a baseline share of its peak (default 1 %). A license it accepts adds
+its budget; work run while licensed is charged against the budget at the rate actually run; when
+a budgeted meter reaches zero, or the chip's monotonic operating time reaches the license's
+expiry, the chip falls back to the baseline (and an expired budget is forfeited).
+
+Acceptance is two steps so that a crash can never apply a license twice or lose it:
+
+1. :func:`accept` raises the high-water serial and records the license as *pending* — the chip
+   persists this state durably before anything else happens;
+2. :func:`apply_pending` moves the pending budget into the remaining budget (persisted again).
+
+A crash between the two leaves a pending license that :func:`apply_pending` completes on the
+next start (roll forward); a second delivery of the same license is refused by the serial
+check in both states. So each accepted serial adds its budget exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from attest.errors import AttestError, ChipRefusal
+from attest.messages.license import Budgets, Delegation, License, LicenseGrant
+from attest.messages.revocation import RevocationList
+from attest.verify.chain import TrustAnchors
+
+PPM = 1_000_000
+#: default throttle: 1 % of peak (DESIGN.md §6)
+DEFAULT_BASELINE_PPM = 10_000
+#: how many live delegations a chip tracks quota use for (bounded memory, as on a real chip)
+MAX_TRACKED_DELEGATIONS = 64
+_U64_MAX = (1 << 64) - 1
+
+# -- chip-side refusal names, in the order the checks run (SPEC: license acceptance) ----------
+LICENSE_DELEGATION_INVALID = "LICENSE_DELEGATION_INVALID"
+LICENSE_DELEGATION_EXPIRED = "LICENSE_DELEGATION_EXPIRED"
+LICENSE_DELEGATION_REVOKED = "LICENSE_DELEGATION_REVOKED"
+LICENSE_MALFORMED = "LICENSE_MALFORMED"
+LICENSE_SIGNATURE_INVALID = "LICENSE_SIGNATURE_INVALID"
+LICENSE_ISSUER_MISMATCH = "LICENSE_ISSUER_MISMATCH"
+LICENSE_WRONG_CHIP = "LICENSE_WRONG_CHIP"
+LICENSE_REPLAYED = "LICENSE_REPLAYED"
+LICENSE_SERIAL_OUT_OF_ORDER = "LICENSE_SERIAL_OUT_OF_ORDER"
+LICENSE_EXPIRED = "LICENSE_EXPIRED"
+LICENSE_FIRMWARE_TOO_OLD = "LICENSE_FIRMWARE_TOO_OLD"
+LICENSE_NONCE_MISMATCH = "LICENSE_NONCE_MISMATCH"
+LICENSE_QUOTA_EXCEEDED = "LICENSE_QUOTA_EXCEEDED"
+#: every license refusal name, in check order
+LICENSE_REFUSALS: tuple[str, ...] = (
+    LICENSE_DELEGATION_INVALID,
+    LICENSE_DELEGATION_EXPIRED,
+    LICENSE_DELEGATION_REVOKED,
+    LICENSE_MALFORMED,
+    LICENSE_SIGNATURE_INVALID,
+    LICENSE_ISSUER_MISMATCH,
+    LICENSE_WRONG_CHIP,
+    LICENSE_REPLAYED,
+    LICENSE_SERIAL_OUT_OF_ORDER,
+    LICENSE_EXPIRED,
+    LICENSE_FIRMWARE_TOO_OLD,
+    LICENSE_NONCE_MISMATCH,
+    LICENSE_QUOTA_EXCEEDED,
+)
+# refusals of a revocation list handed to the chip
+REVOCATIONS_INVALID = "REVOCATIONS_INVALID"
+REVOCATIONS_STALE = "REVOCATIONS_STALE"
+
+_NO_BUDGET = Budgets(0)
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationUse:
+    """Budget this chip has accepted under one delegation (its share of that quota)."""
+
+    delegation_id: int
+    #: the delegation's wall-clock expiry: after it the entry can be forgotten
+    expires_at: int
+    used: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLicense:
+    """An accepted license whose budget has not been added yet (the crash journal)."""
+
+    serial: int
+    budgets: Budgets
+    expiry_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChipLicensing:
+    """The licensing state of one chip. Immutable: every step returns a new value."""
+
+    #: throttle when unlicensed, in millionths of peak
+    baseline_ppm: int = DEFAULT_BASELINE_PPM
+    #: high-water mark: the highest serial ever accepted (0 = none)
+    serial: int = 0
+    #: budget left per meter (None: that meter is not limited by the license in force)
+    remaining: Budgets = _NO_BUDGET
+    #: chip operating time (s) from which ``remaining`` is void
+    expiry_s: int = 0
+    pending: PendingLicense | None = None
+    #: total budget ever added, per meter (monotonic; lets audits compare with issuance)
+    applied: tuple[int, int, int] = (0, 0, 0)
+    delegations: tuple[DelegationUse, ...] = ()
+    #: newest revocation list applied to the chip (anti-rollback) and its revoked delegations
+    revocations_number: int = 0
+    revoked_delegations: frozenset[int] = field(default_factory=frozenset)
+    #: nonce of an outstanding offline license request (single use)
+    request_nonce: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.baseline_ppm <= PPM:
+            raise ValueError("baseline_ppm must be in 0..1_000_000")
+
+    # -- what the chip is allowed to do now ------------------------------------------------------
+    def active(self, chip_time_s: int) -> bool:
+        """True while a license is in force: unexpired and no budgeted meter exhausted."""
+        return chip_time_s < self.expiry_s and all(
+            r is None or r > 0 for r in self.remaining.as_tuple()
+        )
+
+    def remaining_flops(self, chip_time_s: int) -> int:
+        """FLOPs the chip may still run licensed (0 once the license expired: forfeited)."""
+        return self.remaining.flops if chip_time_s < self.expiry_s else 0
+
+    # -- persistence (inside the chip's state file) ----------------------------------------------
+    def to_cbor(self) -> dict[str, Any]:
+        p = self.pending
+        return {
+            "baseline_ppm": self.baseline_ppm,
+            "serial": self.serial,
+            "remaining": list(self.remaining.as_tuple()),
+            "expiry_s": self.expiry_s,
+            "pending": None if p is None else [p.serial, list(p.budgets.as_tuple()), p.expiry_s],
+            "applied": list(self.applied),
+            "delegations": [
+                [d.delegation_id, d.expires_at, list(d.used)] for d in self.delegations
+            ],
+            "revocations_number": self.revocations_number,
+            "revoked_delegations": sorted(self.revoked_delegations),
+            "request_nonce": self.request_nonce,
+        }
+
+    @classmethod
+    def from_cbor(cls, raw: dict[str, Any]) -> ChipLicensing:
+        p = raw["pending"]
+        return cls(
+            baseline_ppm=raw["baseline_ppm"],
+            serial=raw["serial"],
+            remaining=Budgets.from_tuple(tuple(raw["remaining"])),
+            expiry_s=raw["expiry_s"],
+            pending=None
+            if p is None
+            else PendingLicense(p[0], Budgets.from_tuple(tuple(p[1])), p[2]),
+            applied=tuple(raw["applied"]),  # type: ignore[arg-type]
+            delegations=tuple(
+                DelegationUse(d[0], d[1], tuple(d[2]))  # type: ignore[arg-type]
+                for d in raw["delegations"]
+            ),
+            revocations_number=raw["revocations_number"],
+            revoked_delegations=frozenset(raw["revoked_delegations"]),
+            request_nonce=raw["request_nonce"],
+        )
+
+
+# -- acceptance --------------------------------------------------------------------------------
+def check_license(
+    state: ChipLicensing,
+    grant: LicenseGrant,
+    *,
+    anchors: TrustAnchors,
+    ueid: bytes,
+    firmware: tuple[int, ...],
+    chip_time_s: int,
+    now_s: int,
+    session_nonce: bytes | None = None,
+) -> tuple[License, Delegation | None]:
+    """Every acceptance check, in order; the first failure raises ChipRefusal with its name.
+
+    ``now_s`` is the chip's clock (delegation expiry, like a VerifierCert's); license expiry is
+    judged in ``chip_time_s``, the chip's monotonic operating time. ``session_nonce`` is the
+    nonce of the attestation round the license arrived in (None offline).
+    """
+    delegation: Delegation | None = None
+    if grant.delegation is not None:
+        try:
+            delegation = Delegation.verify(grant.delegation, anchors.authority_key)
+        except AttestError as exc:
+            raise ChipRefusal(LICENSE_DELEGATION_INVALID, str(exc)) from None
+        if delegation.issuer != anchors.authority_id:
+            raise ChipRefusal(LICENSE_DELEGATION_INVALID, "delegation not issued by the authority")
+        if now_s >= delegation.expires_at:
+            raise ChipRefusal(LICENSE_DELEGATION_EXPIRED)
+        if delegation.delegation_id in state.revoked_delegations:
+            raise ChipRefusal(LICENSE_DELEGATION_REVOKED, f"delegation {delegation.delegation_id}")
+        key, expected_issuer = delegation.public_key, delegation.verifier_id
+    else:
+        key, expected_issuer = anchors.authority_key, anchors.authority_id
+    try:
+        lic = License.verify(grant.license, key)
+    except (AttestError, TypeError) as exc:
+        # DecodeError after a good signature means a validly signed, malformed payload
+        name = LICENSE_MALFORMED if _signature_ok(grant.license, key) else LICENSE_SIGNATURE_INVALID
+        raise ChipRefusal(name, str(exc)) from None
+    expected_delegation = None if delegation is None else delegation.delegation_id
+    if lic.issuer != expected_issuer or lic.delegation_id != expected_delegation:
+        raise ChipRefusal(LICENSE_ISSUER_MISMATCH, "issuer or delegation id does not match")
+    if lic.ueid != ueid:
+        raise ChipRefusal(LICENSE_WRONG_CHIP)
+    if lic.serial == state.serial:
+        raise ChipRefusal(LICENSE_REPLAYED, f"serial {lic.serial} already applied")
+    if lic.serial < state.serial:
+        raise ChipRefusal(
+            LICENSE_SERIAL_OUT_OF_ORDER, f"serial {lic.serial} below high-water {state.serial}"
+        )
+    if chip_time_s >= lic.expiry_s:
+        raise ChipRefusal(LICENSE_EXPIRED, f"chip time {chip_time_s} >= expiry {lic.expiry_s}")
+    if firmware < lic.min_firmware:
+        raise ChipRefusal(LICENSE_FIRMWARE_TOO_OLD)
+    if lic.nonce is not None and lic.nonce not in (session_nonce, state.request_nonce):
+        raise ChipRefusal(LICENSE_NONCE_MISMATCH)
+    if delegation is not None:
+        used = _use_of(state, delegation.delegation_id)
+        for u, b, q in zip(used, lic.budgets.as_tuple(), delegation.quota.as_tuple(), strict=True):
+            # a metered quota bounds every license under it; an unbudgeted meter would escape it
+            if q is not None and (b is None or u + b > q):
+                raise ChipRefusal(LICENSE_QUOTA_EXCEEDED, f"delegation {delegation.delegation_id}")
+        live = [d for d in state.delegations if d.expires_at > now_s]
+        known = any(d.delegation_id == delegation.delegation_id for d in live)
+        if not known and len(live) >= MAX_TRACKED_DELEGATIONS:
+            raise ChipRefusal(LICENSE_DELEGATION_INVALID, "too many live delegations to track")
+    return lic, delegation
+
+
+def _signature_ok(token: bytes, key: Any) -> bool:
+    from attest.codec.cose import verify1
+
+    try:
+        verify1(token, key, License.CONTENT_TYPE)
+    except (AttestError, TypeError):
+        return False
+    return True
+
+
+def _use_of(state: ChipLicensing, delegation_id: int) -> tuple[int, int, int]:
+    for d in state.delegations:
+        if d.delegation_id == delegation_id:
+            return d.used
+    return (0, 0, 0)
+
+
+def accept(
+    state: ChipLicensing, lic: License, delegation: Delegation | None, *, now_s: int
+) -> ChipLicensing:
+    """Step 1: raise the high-water mark, charge the delegation quota, journal the budget."""
+    delegations = state.delegations
+    if delegation is not None:
+        used = _use_of(state, delegation.delegation_id)
+        new_used = tuple(
+            _sat(u + (b or 0)) for u, b in zip(used, lic.budgets.as_tuple(), strict=True)
+        )
+        others = tuple(
+            d
+            for d in state.delegations
+            if d.delegation_id != delegation.delegation_id and d.expires_at > now_s
+        )
+        delegations = (
+            *others,
+            DelegationUse(delegation.delegation_id, delegation.expires_at, new_used),  # type: ignore[arg-type]
+        )
+    return replace(
+        state,
+        serial=lic.serial,
+        pending=PendingLicense(lic.serial, lic.budgets, lic.expiry_s),
+        delegations=delegations,
+        request_nonce=None
+        if lic.nonce is not None and lic.nonce == state.request_nonce
+        else state.request_nonce,
+    )
+
+
+def apply_pending(state: ChipLicensing, chip_time_s: int) -> ChipLicensing:
+    """Step 2: add the journalled budget. The newest license decides which meters are limited
+    and the expiry; unexpired budget left from earlier licenses carries over, expired is lost."""
+    p = state.pending
+    if p is None:
+        return state
+    carry = state.remaining if chip_time_s < state.expiry_s else _NO_BUDGET
+    merged = tuple(
+        None if b is None else _sat((c or 0) + b)
+        for c, b in zip(carry.as_tuple(), p.budgets.as_tuple(), strict=True)
+    )
+    applied = tuple(
+        _sat(a + (b or 0)) for a, b in zip(state.applied, p.budgets.as_tuple(), strict=True)
+    )
+    return replace(
+        state,
+        remaining=Budgets.from_tuple(merged),
+        expiry_s=p.expiry_s,
+        applied=applied,  # type: ignore[arg-type]
+        pending=None,
+    )
+
+
+def _sat(v: int) -> int:
+    return min(v, _U64_MAX)
+
+
+# -- revocations -------------------------------------------------------------------------------
+def apply_revocations(state: ChipLicensing, token: bytes, anchors: TrustAnchors) -> ChipLicensing:
+    """Adopt a newer authority revocation list (its revoked delegations); older ones refused."""
+    try:
+        rl = RevocationList.verify(token, anchors.authority_key)
+    except AttestError as exc:
+        raise ChipRefusal(REVOCATIONS_INVALID, str(exc)) from None
+    if rl.issuer != anchors.authority_id:
+        raise ChipRefusal(REVOCATIONS_INVALID, "list not issued by the authority")
+    if rl.number <= state.revocations_number:
+        raise ChipRefusal(
+            REVOCATIONS_STALE, f"list {rl.number} is not newer than {state.revocations_number}"
+        )
+    return replace(
+        state,
+        revocations_number=rl.number,
+        revoked_delegations=frozenset(rl.delegations or ()),
+    )
+
+
+# -- the workload model ------------------------------------------------------------------------
+def run_workload(
+    state: ChipLicensing,
+    *,
+    chip_time_ms: int,
+    seconds: float,
+    share: float,
+    peaks: tuple[int, int, int],
+) -> tuple[ChipLicensing, tuple[float, float, float]]:
+    """Run ``seconds`` at ``share`` of peak as far as the license allows; return the new state
+    and the work actually done per meter.
+
+    Licensed time lasts until the expiry or until a budgeted meter runs out at this rate,
+    whichever comes first; the rest of the interval runs at ``min(share, baseline)``. Budget is
+    charged for licensed work only, rounded up, never below zero.
+    """
+    baseline = min(share, state.baseline_ppm / PPM)
+    licensed_s = 0.0
+    limiting: int | None = None
+    remaining = list(state.remaining.as_tuple())
+    if state.active(chip_time_ms // 1000):
+        licensed_s = min(seconds, max(0.0, (state.expiry_s * 1000 - chip_time_ms) / 1000))
+        for i, (r, peak) in enumerate(zip(remaining, peaks, strict=True)):
+            rate = peak * share
+            if r is not None and rate > 0 and r / rate <= licensed_s:
+                licensed_s, limiting = r / rate, i
+    throttled_s = seconds - licensed_s
+    usage = tuple(p * share * licensed_s + p * baseline * throttled_s for p in peaks)
+    for i, (r, peak) in enumerate(zip(remaining, peaks, strict=True)):
+        if r is None:
+            continue
+        charge = r if i == limiting else min(r, math.ceil(peak * share * licensed_s))
+        remaining[i] = r - charge
+    new = replace(state, remaining=Budgets.from_tuple(tuple(remaining)))
+    return new, usage  # type: ignore[return-value]

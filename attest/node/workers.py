@@ -1,0 +1,185 @@
+"""``attest verifier serve --workers K``: one node served by K processes on one port.
+
+CPython runs Python code on one core per process, so a node scales across cores with
+processes. The parent (a supervisor that serves nothing itself) starts K ordinary
+``attest verifier serve`` processes with a hidden ``--reuse-port`` flag; each binds the node's
+port with ``SO_REUSEPORT``, and the kernel spreads incoming connections over them (by a hash of
+each connection's addresses; a chip's keep-alive connection stays with one worker, so a
+session's challenge and evidence meet in the same process, as they must: a worker only
+concludes challenges it issued in that connection).
+
+Shared state: all workers open the same SQLite file (WAL mode, ``BEGIN IMMEDIATE`` per write,
+busy timeout of ``attest.store.sqlite.BUSY_TIMEOUT_S``). That keeps exactly one chip registry,
+one challenge table and one audit hash chain, with every invariant the single-process node has:
+
+* a chip's state only advances from the value a worker appraised against (the optimistic
+  ``attest_counter`` check; a loser re-reads and appraises again, SPEC.md §9.8), so two
+  connections of one chip on two workers cannot both advance it;
+* audit entries are appended inside the writing transaction, so the chain stays gap-free and
+  ordered across processes, and any worker may sign a checkpoint;
+* durability: each worker makes its commits durable with one fsync of the shared log before
+  it sends results (attest/node/groupsync.py); that fsync covers other workers' earlier
+  commits too.
+
+The price is that writes from all workers are serialised by SQLite's one write lock. It is held
+for one short transaction at a time (the fsync happens outside it), and the CPU-heavy part of a
+session - signature checks, parsing, signing - runs in parallel, so this is the cheapest design
+that keeps one audit chain. The alternatives: one store per worker (no lock, but K audit chains
+and a chip's state split across workers, which would break rollback detection when a chip
+reconnects to another worker) or one store-owning process that workers call over IPC (one more
+hop per session, and the same serialisation inside the owner).
+
+Before starting the workers the parent applies the configured revocation list to the store
+once, so workers never race to store the same newer list. It writes the configured
+``port_file`` when every worker is ready, forwards SIGTERM/SIGINT to the workers and exits 0 only
+if every worker drained and exited 0. ``[http] port`` P > 0 becomes P, P+1, ... for the workers
+(each serves its own /metrics); 0 and -1 are passed on unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from attest.durable import atomic_write
+from attest.errors import AttestError, ConfigError
+
+#: how long the parent waits for a worker to be ready before giving up
+READY_TIMEOUT_S = 60.0
+EXIT_OK = 0
+EXIT_RUNTIME = 3
+
+
+async def open_reuseport_listeners(host: str, port: int, backlog: int) -> list[trio.SocketListener]:
+    """Listening sockets on ``host:port`` with ``SO_REUSEPORT`` set before ``bind``."""
+    if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - not Linux or BSD
+        raise ConfigError("--workers needs SO_REUSEPORT, which this platform lacks")
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    listeners = []
+    for family, type_, proto, _, sockaddr in infos:
+        sock = trio.socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            await sock.bind(sockaddr)
+            sock.listen(backlog)
+        except BaseException:
+            sock.close()
+            raise
+        listeners.append(trio.SocketListener(sock))
+    return listeners
+
+
+def _reserve_port(host: str) -> socket.socket:
+    """A bound (not listening) SO_REUSEPORT socket: holds a free port for the workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+def serve_workers(config_path: Path, workers: int) -> int:
+    """Run ``workers`` serving processes for the node configured at ``config_path``."""
+    from attest.cli.verifier_cmd import effective_revocations, load_node_identity, open_store
+    from attest.node.config import load_config
+
+    if workers < 2:
+        raise ConfigError("--workers must be at least 2 here (1 is the plain node)")
+    config = load_config(config_path)
+    anchors, identity = load_node_identity(config)
+    with open_store(config, identity) as store:
+        effective_revocations(config, anchors, store)
+    port_file = config.path(config.listen.port_file) if config.listen.port_file else None
+    if port_file is not None:
+        port_file.unlink(missing_ok=True)
+    reserved = _reserve_port(config.listen.host) if config.listen.port == 0 else None
+    port = reserved.getsockname()[1] if reserved is not None else config.listen.port
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="attest-workers-") as tmp:
+            ready_files = [Path(tmp) / f"worker-{i}.port" for i in range(workers)]
+            for i in range(workers):
+                procs.append(_start_worker(config_path, config.http.port, port, i, ready_files[i]))
+            if not _wait_ready(procs, ready_files, lambda: stopping):
+                forward(signal.SIGTERM, None)
+                _wait_all(procs)
+                raise AttestError("a worker failed to start (see its log lines above)")
+            if reserved is not None:
+                reserved.close()
+                reserved = None
+            if port_file is not None:
+                atomic_write(port_file, f"{port}\n".encode())
+            codes = _wait_all(procs)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if reserved is not None:
+            reserved.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if port_file is not None:
+            port_file.unlink(missing_ok=True)
+    return EXIT_OK if all(code == 0 for code in codes) else EXIT_RUNTIME
+
+
+def _start_worker(
+    config_path: Path, http_port: int, port: int, index: int, ready_file: Path
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["ATTEST_LISTEN_PORT"] = str(port)
+    env["ATTEST_LISTEN_PORT_FILE"] = str(ready_file)
+    env["ATTEST_HTTP_PORT"] = str(http_port + index if http_port > 0 else http_port)
+    cmd = [sys.executable, "-m", "attest.cli.main", "verifier", "serve"]
+    cmd += ["--config", str(config_path), "--reuse-port"]
+    return subprocess.Popen(cmd, env=env)
+
+
+def _wait_ready(
+    procs: list[subprocess.Popen[bytes]], ready_files: list[Path], stopping: object
+) -> bool:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if stopping() or any(p.poll() is not None for p in procs):  # type: ignore[operator]
+            return False
+        if all(f.exists() and f.read_text().endswith("\n") for f in ready_files):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _wait_all(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    codes = []
+    for proc in procs:
+        while True:
+            try:
+                codes.append(proc.wait())
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+    return codes
