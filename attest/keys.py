@@ -10,7 +10,6 @@ vectors and says so in its name.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,16 +26,20 @@ SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 
 
-def _open_verify_detached() -> Callable[[bytes, bytes, bytes], bool]:
-    """``crypto_sign_verify_detached`` of the libsodium that PyNaCl bundles, called directly.
+def _open_libsodium() -> tuple[
+    Callable[[bytes, bytes, bytes], bool], Callable[[bytes, bytes], bool]
+]:
+    """``crypto_sign_verify_detached`` and ``sodium_memcmp`` of PyNaCl's libsodium, called directly.
 
     PyNaCl exposes only ``crypto_sign_open``, which copies ``signature || message`` into a new
     buffer, copies the message out again and raises on failure; that costs a few microseconds
     per call and an exception on the failure path (a timing difference between a good and a bad
     signature). libsodium's ``crypto_sign_open`` is ``crypto_sign_verify_detached`` plus those
     copies, so calling the detached function through cffi's ABI mode on the same shared object
-    accepts exactly the same signatures. If the symbol cannot be reached (a PyNaCl built against
-    a system libsodium that hides it), PyNaCl's binding is used instead.
+    accepts exactly the same signatures. PyNaCl's ``sodium_memcmp`` wrapper likewise copies both
+    inputs into fresh buffers; the direct call compares the bytes in place. If the symbols
+    cannot be reached (a PyNaCl built against a system libsodium that hides them), PyNaCl's own
+    bindings are used instead.
     """
     try:
         import cffi
@@ -46,16 +49,28 @@ def _open_verify_detached() -> Callable[[bytes, bytes, bytes], bool]:
         ffi.cdef(
             "int crypto_sign_verify_detached(const unsigned char *sig, const unsigned char *m,"
             " unsigned long long mlen, const unsigned char *pk);"
+            "int sodium_memcmp(const void * const b1_, const void * const b2_, size_t len);"
         )
         lib = ffi.dlopen(nacl._sodium.__file__)
         verify = lib.crypto_sign_verify_detached
+        memcmp = lib.sodium_memcmp
     except Exception:  # pragma: no cover - depends on how PyNaCl was built
-        return _verify_via_open
+        return _verify_via_open, _memcmp_via_pynacl
 
     def verify_detached(signature: bytes, message: bytes, public_key: bytes) -> bool:
         return verify(signature, message, len(message), public_key) == 0
 
-    return verify_detached
+    def sodium_equal(a: bytes, b: bytes) -> bool:
+        # The lengths are public (fixed by the wire format); the contents are compared by
+        # libsodium in time that depends only on the length.
+        n = len(a)
+        return n == len(b) and memcmp(a, b, n) == 0
+
+    return verify_detached, sodium_equal
+
+
+def _memcmp_via_pynacl(a: bytes, b: bytes) -> bool:
+    return bool(nacl.bindings.sodium_memcmp(a, b))
 
 
 def _verify_via_open(signature: bytes, message: bytes, public_key: bytes) -> bool:
@@ -67,7 +82,9 @@ def _verify_via_open(signature: bytes, message: bytes, public_key: bytes) -> boo
 
 
 #: (signature, message, public key) -> bool; lengths and types are checked by the caller.
-_verify_detached = _open_verify_detached()
+#: ct_equal(a, b): libsodium's constant-time ``sodium_memcmp``; a length difference (public)
+#: returns False without comparing.
+_verify_detached, ct_equal = _open_libsodium()
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -79,13 +96,6 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     if type(message) is not bytes:
         message = bytes(message)
     return _verify_detached(signature, message, public_key)
-
-
-#: Constant-time equality of two byte strings; a length difference is public and returns
-#: False. ``hmac.compare_digest`` is CPython's C constant-time comparison: it reads every byte
-#: whatever the first difference, at a twentieth of the cost of PyNaCl's ``sodium_memcmp``
-#: wrapper (which copies both inputs into new buffers on every call).
-ct_equal = hmac.compare_digest
 
 
 @dataclass(frozen=True, slots=True)

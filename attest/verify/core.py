@@ -11,7 +11,7 @@ one function.
 
 Every check runs on every call. Each produces a boolean; the booleans are combined at the end
 without early exit, so the running time does not depend on *which* check failed. Comparisons of
-attacker-influenced byte strings are constant-time (``hmac.compare_digest``). The only
+attacker-influenced byte strings use libsodium's constant-time ``sodium_memcmp``. The only
 early return is for bytes that are not a COSE_Sign1 at all (nothing to check; the fact is
 public anyway). When the chain, the content type or the signature fails, checks on payload
 values still run (same work) but their outcomes are masked: nothing in an unauthenticated

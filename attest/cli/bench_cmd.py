@@ -1,0 +1,216 @@
+"""``attest bench``: the benchmarks of issue #6 (see bench/README.md for how to read them).
+
+Each subcommand prints a report with the machine, the baseline and the ratio to it, writes
+``<kind>.json`` and ``<kind>.png`` to ``--out`` (default ``bench/results``) and, with ``--json``,
+prints the JSON document instead of the text. ``--check`` makes the exit status 1 when a target
+of the issue is missed (by default a benchmark that ran exits 0 whatever it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+
+DEFAULT_OUT = Path("bench/results")
+#: what each benchmark needs beyond attest's own dependencies
+NEEDS = {
+    "core": ["pycose", "cwt"],
+    "e2e": [],
+    "scale": [],
+    "soak": [],
+    "timing": ["numpy", "scipy"],
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmarks: verification core, end-to-end sessions, scale, soak, timing leakage",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    sub = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+
+    p = sub.add_parser("core", help="appraisals/s vs libsodium, pycose and python-cwt")
+    p.add_argument("--seconds", type=float, default=20.0, help="total measuring time")
+    p.add_argument("--rounds", type=int, default=10, help="interleaved rounds per contender")
+    _common(p)
+
+    p = sub.add_parser("e2e", help="full sessions against a real `attest verifier serve`")
+    _e2e_args(p, chips=1000, seconds=30.0)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also measure K worker processes and report the speedup over one (default 1)",
+    )
+    _common(p)
+
+    p = sub.add_parser("scale", help="e2e rate and verifier RSS against registry size")
+    _e2e_args(p, chips=1000, seconds=15.0)
+    p.add_argument(
+        "--sizes",
+        default="1000,10000,100000",
+        help="comma-separated numbers of chips registered in the store (default 10^3,10^4,10^5)",
+    )
+    _common(p)
+
+    p = sub.add_parser("soak", help="one long e2e run following the verifier's memory")
+    _e2e_args(p, chips=1000, seconds=0.0)
+    p.add_argument("--minutes", type=float, default=10.0, help="length of the run (default 10)")
+    _common(p)
+
+    p = sub.add_parser("timing", help="dudect-style leakage test of the verification core")
+    p.add_argument(
+        "--measurements",
+        type=int,
+        default=100_000,
+        help="measurements per class and pair (default 10^5)",
+    )
+    p.add_argument("--pool", type=int, default=20_000, help="distinct inputs per class")
+    _common(p)
+
+
+def _e2e_args(p: argparse.ArgumentParser, *, chips: int, seconds: float) -> None:
+    p.add_argument("--chips", type=int, default=chips, help=f"concurrent chips (default {chips})")
+    if seconds:
+        p.add_argument("--seconds", type=float, default=seconds, help="measured window")
+    p.add_argument(
+        "--inflight",
+        type=int,
+        default=32,
+        help="sessions in progress at once; chips take turns (default 32)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="sessions started per second (default: max)"
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the JSON document, not the text")
+    p.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"folder for JSON and PNG ({DEFAULT_OUT})"
+    )
+    p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    p.set_defaults(func=cmd_bench)
+
+
+def missing_modules(kind: str) -> list[str]:
+    return [m for m in NEEDS[kind] if importlib.util.find_spec(m) is None]
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    def say(message: str) -> None:
+        print(f"[bench {args.bench_command}] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    kind = args.bench_command
+    missing = missing_modules(kind)
+    if missing:
+        print(
+            f"attest bench {kind} needs the bench extra: pip install 'attest[bench]' "
+            f"(missing: {', '.join(missing)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from attest.bench import report
+
+    result = RUNNERS[kind](args)
+    command = "attest " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    doc = report.document(kind, command, result)
+    report.write_json(doc, args.out / f"{kind}.json")
+    plotted = report.plot(doc, args.out / f"{kind}.png")
+    if args.json:
+        print(json.dumps(doc, indent=2, default=report._jsonable))
+    else:
+        print(report.text(doc))
+        plot_note = f", plot: {args.out / f'{kind}.png'}" if plotted else ""
+        print(f"results: {args.out / f'{kind}.json'}{plot_note}")
+        if not plotted:
+            print("(no plot: matplotlib is in the bench extra: pip install 'attest[bench]')")
+    if args.check and any(v["met"] is False for v in doc["targets"]):
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def _run_core(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.core import run_core
+
+    _progress(args)(f"{args.seconds:g} s over {args.rounds} interleaved rounds")
+    return run_core(seconds=args.seconds, rounds=args.rounds)
+
+
+def _e2e_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "chips": args.chips,
+        "inflight": args.inflight,
+        "rate": args.rate,
+        "progress": _progress(args),
+    }
+
+
+def _run_e2e(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.e2e import run_e2e
+
+    one = run_e2e(seconds=args.seconds, workers=1, **_e2e_kwargs(args))
+    result = dict(one)
+    result["runs"] = [one]
+    if args.workers > 1:
+        many = run_e2e(seconds=args.seconds, workers=args.workers, **_e2e_kwargs(args))
+        result["runs"].append(many)
+        result["workers_speedup"] = many["sessions_per_s"] / max(one["sessions_per_s"], 1e-9)
+    return result
+
+
+def _run_scale(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.e2e import run_e2e
+
+    sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    points = []
+    for size in sizes:
+        kwargs = _e2e_kwargs(args)
+        kwargs["chips"] = min(args.chips, size)
+        points.append(run_e2e(seconds=args.seconds, registered=size, **kwargs))
+    rates = [p["sessions_per_s"] for p in points]
+    for p in points:
+        for key in ("rss_samples", "latency_histogram_ms"):
+            p.pop(key, None)
+    return {
+        "points": points,
+        "libsodium_verify_per_s": points[0]["libsodium_verify_per_s"],
+        "rate_ratio_largest_vs_smallest": rates[-1] / max(rates[0], 1e-9),
+    }
+
+
+def _run_soak(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.e2e import run_e2e
+
+    result = run_e2e(seconds=args.minutes * 60, sample_every=5.0, **_e2e_kwargs(args))
+    result["rss_growth_mb"] = result["verifier_rss_end_mb"] - result["verifier_rss_start_mb"]
+    return result
+
+
+def _run_timing(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.timing import run_timing
+
+    result = run_timing(per_class=args.measurements, pool=args.pool, progress=_progress(args))
+    result["control_max_abs_t"] = result["controls"]["control_leaky_loop"]["max_abs_t"]
+    return result
+
+
+RUNNERS = {
+    "core": _run_core,
+    "e2e": _run_e2e,
+    "scale": _run_scale,
+    "soak": _run_soak,
+    "timing": _run_timing,
+}
