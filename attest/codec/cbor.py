@@ -92,7 +92,7 @@ class _Codec(threading.local):
 _codec = _Codec()
 
 
-def _dumps(value: Any) -> bytes:
+def _dumps_reused(value: Any) -> bytes:
     try:
         return _codec.encoder.encode_to_bytes(value)
     except BaseException:
@@ -100,13 +100,23 @@ def _dumps(value: Any) -> bytes:
         raise
 
 
-def _loads(data: bytes) -> Any:
+def _loads_reused(data: bytes) -> Any:
     """Decode the first item of ``data`` (trailing bytes are caught by the re-encoding)."""
     try:
         return _codec.decoder.decode_from_bytes(data)
     except BaseException:
         _codec.reset()
         raise
+
+
+# cbor2 5.x has encode_to_bytes/decode_from_bytes on reusable objects; cbor2 6 dropped them,
+# so there we use the module functions (same bytes, a little slower).
+if hasattr(cbor2.CBOREncoder, "encode_to_bytes") and hasattr(
+    cbor2.CBORDecoder, "decode_from_bytes"
+):
+    _dumps, _loads = _dumps_reused, _loads_reused
+else:  # pragma: no cover - depends on the installed cbor2
+    _dumps, _loads = cbor2.dumps, cbor2.loads
 
 
 def encode(value: Any) -> bytes:
