@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from attest.cli import files
+from attest.cli import argtypes, files
 from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK
 from attest.errors import ConfigError
 from attest.store.audit import verify_audit
@@ -63,7 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("show", help="print audit entries as a table")
     _db_arg(p)
     p.add_argument(
-        "--last", type=_positive_int, metavar="N", help="only the newest N entries (default: all)"
+        "--last",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="only the newest N entries (default: all)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per entry")
     p.set_defaults(func=cmd_show)
@@ -73,23 +76,6 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", required=True, type=Path, metavar="PATH", help="the verifier's SQLite store"
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _name(kind: type[Tier] | type[Reason], value: int) -> str:
-    try:
-        return kind(value).name
-    except ValueError:
-        return str(value)
 
 
 def _require_db(path: Path) -> None:
@@ -156,8 +142,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                         "seq": rec.seq,
                         "time_ms": e.time_ms,
                         "ueid": e.ueid.hex(),
-                        "tier": _name(Tier, e.tier),
-                        "reasons": [_name(Reason, r) for r in e.reasons],
+                        "tier": argtypes.code_name(Tier, e.tier),
+                        "reasons": [argtypes.code_name(Reason, r) for r in e.reasons],
                         "kind": e.kind,
                         "nonce": e.nonce.hex(),
                         "hash": rec.hash.hex(),
@@ -174,8 +160,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             str(rec.seq),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time_ms / 1000)),
             e.ueid.hex()[:_UEID_PREFIX] if e.ueid else "-",
-            _name(Tier, e.tier),
-            ", ".join(_name(Reason, r) for r in e.reasons) or "-",
+            argtypes.code_name(Tier, e.tier),
+            ", ".join(argtypes.code_name(Reason, r) for r in e.reasons) or "-",
         )
     # A pipe gets a fixed width so scripts see whole rows; a terminal uses its own.
     Console(width=None if sys.stdout.isatty() else 120).print(table)

@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from attest.cli import files
+from attest.cli import argtypes, files
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ChipRefusal, ConfigError, DecodeError
 from attest.identity import YEAR_S
@@ -36,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("init", help="create the authority key and its trust-anchor file")
     p.add_argument("--dir", required=True, type=Path, help="authority folder to create")
     p.add_argument(
-        "--id", required=True, dest="authority_id", type=_name, help="authority identifier"
+        "--id",
+        required=True,
+        dest="authority_id",
+        type=argtypes.identifier,
+        help="authority identifier",
     )
     p.add_argument("--force", action="store_true", help="replace an existing authority key")
     p.set_defaults(func=cmd_init)
@@ -46,12 +50,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     _authority_dir(p)
     p.add_argument(
-        "--id", required=True, dest="manufacturer_id", type=_name, help="manufacturer identifier"
+        "--id",
+        required=True,
+        dest="manufacturer_id",
+        type=argtypes.identifier,
+        help="manufacturer identifier",
     )
     p.add_argument("--out", required=True, type=Path, help="manufacturer folder to create")
     p.add_argument(
         "--validity-days",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=10 * YEAR_S // DAY_S,
         help="certificate lifetime in days (default: 3650)",
     )
@@ -64,15 +72,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     _authority_dir(p)
     p.add_argument(
-        "--id", required=True, dest="verifier_id", type=_name, help="verifier node identifier"
+        "--id",
+        required=True,
+        dest="verifier_id",
+        type=argtypes.identifier,
+        help="verifier node identifier",
     )
     p.add_argument(
-        "--region", required=True, type=_name, help="jurisdiction the node serves (e.g. MY-KL)"
+        "--region",
+        required=True,
+        type=argtypes.identifier,
+        help="jurisdiction the node serves (e.g. MY-KL)",
     )
     p.add_argument("--out", required=True, type=Path, help="verifier folder to create")
     p.add_argument(
         "--validity-days",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=YEAR_S // DAY_S,
         help="certificate lifetime in days (default: 365)",
     )
@@ -110,7 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--delegation",
         action="append",
         default=[],
-        type=_positive_int,
+        type=argtypes.positive_int,
         metavar="N",
         help="revoke a license delegation by its number (Offline Licensing); repeatable",
     )
@@ -152,7 +167,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--out", required=True, type=Path, help="pod certificate file to write")
     p.add_argument(
         "--size-class",
-        type=_positive_int,
+        type=argtypes.positive_int,
         help="most chips the pod may link (default: the members' smallest model limit)",
     )
     p.add_argument(
@@ -184,14 +199,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="verifier folder (writes VDIR/delegation.cose)",
     )
     target.add_argument("--verifier-cert", type=Path, metavar="FILE", help="verifier certificate")
-    p.add_argument("--region", required=True, type=_name, help="region the quota is for")
-    p.add_argument("--quota-flops", required=True, type=_big_int, metavar="N", help="FLOP quota")
-    p.add_argument("--quota-energy-mj", type=_big_int, metavar="N", help="energy quota (mJ)")
     p.add_argument(
-        "--quota-interconnect-bytes", type=_big_int, metavar="N", help="interconnect quota"
+        "--region", required=True, type=argtypes.identifier, help="region the quota is for"
     )
     p.add_argument(
-        "--validity-days", type=_positive_int, default=90, help="lifetime in days (default 90)"
+        "--quota-flops", required=True, type=argtypes.positive_int, metavar="N", help="FLOP quota"
+    )
+    p.add_argument(
+        "--quota-energy-mj", type=argtypes.positive_int, metavar="N", help="energy quota (mJ)"
+    )
+    p.add_argument(
+        "--quota-interconnect-bytes",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="interconnect quota",
+    )
+    p.add_argument(
+        "--validity-days",
+        type=argtypes.positive_int,
+        default=90,
+        help="lifetime in days (default 90)",
     )
     p.add_argument("--out", type=Path, help="delegation file (default VDIR/delegation.cose)")
     p.set_defaults(func=cmd_delegate)
@@ -201,23 +228,6 @@ def _authority_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dir", required=True, type=Path, help="authority folder (from `attest authority init`)"
     )
-
-
-def _name(text: str) -> str:
-    """Identifiers end up in signed certificates: no empty or padded ones."""
-    if not text or text != text.strip():
-        raise argparse.ArgumentTypeError("must be non-empty, without surrounding spaces")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def _make_dir(path: Path) -> None:
@@ -355,17 +365,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 # -- Offline Licensing -----------------------------------------------------------------------
 DELEGATIONS_FILE = "delegations.json"
 DELEGATIONS_FORMAT = "attest-delegations-v1"
-
-
-def _big_int(text: str) -> int:
-    """A quota: an integer (``1e18`` notation accepted), 1..2^64-1."""
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 1 <= value < 1 << 64:
-        raise argparse.ArgumentTypeError("must be 1..2^64-1")
-    return value
 
 
 def cmd_delegate(args: argparse.Namespace) -> int:

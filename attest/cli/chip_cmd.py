@@ -22,14 +22,13 @@ import trio
 from attest.chip.device import Chip
 from attest.chip.license import ChipLicensing
 from attest.chip.runner import Workload, attest
-from attest.cli import files
+from attest.cli import argtypes, files
 from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME
 from attest.errors import AttestError, ConfigError
 from attest.hardware import DEFAULT_MODELS
 from attest.messages.attestation import AttestationResult
 from attest.messages.license import LicenseGrant
 from attest.net import parse_hostport
-from attest.node.config import parse_version
 from attest.verify.reasons import Reason, Tier
 
 _LOCK_FILE = "run.lock"
@@ -64,22 +63,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument("--model", required=True, choices=sorted(DEFAULT_MODELS), help="chip model")
     p.add_argument("--state", required=True, type=Path, metavar="DIR", help="state folder")
-    p.add_argument("--count", type=_positive_int, default=1, help="how many chips (default: 1)")
+    p.add_argument(
+        "--count", type=argtypes.positive_int, default=1, help="how many chips (default: 1)"
+    )
     p.add_argument(
         "--firmware",
         default="1.2.0",
-        type=_version,
+        type=argtypes.version,
         help="firmware version the chips run (default: 1.2.0)",
     )
     p.add_argument(
         "--pod-class",
-        type=_positive_int,
+        type=argtypes.positive_int,
         help="largest pod the chip is certified for (default: the model's maximum)",
     )
     # -- Offline Licensing
     p.add_argument(
         "--throttle-baseline",
-        type=_share,
+        type=argtypes.share,
         default=0.01,
         metavar="F",
         help="share of peak an unlicensed chip may run at, 0..1 (default: 0.01)",
@@ -113,28 +114,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument(
         "--rounds",
-        type=_non_negative_int,
+        type=argtypes.non_negative_int,
         default=1,
         help="attestation rounds per chip; 0 runs until stopped, reconnecting on errors "
         "(default: 1)",
     )
     p.add_argument(
         "--interval",
-        type=_non_negative_float,
+        type=argtypes.non_negative_float,
         default=5.0,
         metavar="S",
         help="seconds between rounds (default: 5)",
     )
     p.add_argument(
         "--share",
-        type=_share,
+        type=argtypes.share,
         default=0.5,
         metavar="F",
         help="fraction of peak compute the simulated workload uses, 0..1 (default: 0.5)",
     )
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=argtypes.positive_float,
         default=30.0,
         metavar="S",
         help="deadline for connecting and each session, beyond the intervals (default: 30)",
@@ -186,59 +187,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 # -- argument types --------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError("must be a finite number >= 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0.0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _version(text: str) -> tuple[int, ...]:
-    try:
-        return parse_version(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _name(kind: type[Tier] | type[Reason], value: int) -> str:
-    try:
-        return kind(value).name
-    except ValueError:
-        return str(value)  # a code newer than this build: still show it
 
 
 # -- fabricate -------------------------------------------------------------------------------
@@ -351,8 +299,8 @@ async def _run_chip(
     ueid = chip.ueid.hex()
 
     def report(result: AttestationResult) -> None:
-        tier = _name(Tier, result.status)
-        reasons = ",".join(_name(Reason, r) for r in result.reasons) or "-"
+        tier = argtypes.code_name(Tier, result.status)
+        reasons = ",".join(argtypes.code_name(Reason, r) for r in result.reasons) or "-"
         tally.results += 1
         if result.status >= Tier.CONTRAINDICATED:
             tally.contraindicated += 1

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from attest.cli import files
+from attest.cli import argtypes, files
 from attest.cli.main import EXIT_OK, EXIT_RUNTIME
 from attest.codec.cbor import decode
 from attest.codec.cose import ContentType, parse_sign1
@@ -65,22 +65,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--ueid", metavar="HEX", help="the chip's UEID (without --request)")
     p.add_argument(
         "--chip-time-s",
-        type=_non_negative_int,
+        type=argtypes.non_negative_int,
         help="the chip's operating time now, in seconds (without --request)",
     )
-    p.add_argument("--flops", required=True, type=_positive_int, help="FLOP budget")
-    p.add_argument("--energy-mj", type=_non_negative_int, help="energy budget (mJ), optional")
+    p.add_argument("--flops", required=True, type=argtypes.positive_int, help="FLOP budget")
     p.add_argument(
-        "--interconnect-bytes", type=_non_negative_int, help="interconnect budget, optional"
+        "--energy-mj", type=argtypes.non_negative_int, help="energy budget (mJ), optional"
+    )
+    p.add_argument(
+        "--interconnect-bytes", type=argtypes.non_negative_int, help="interconnect budget, optional"
     )
     p.add_argument(
         "--valid-for-chip-s",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=DEFAULT_VALIDITY_S,
         metavar="S",
         help=f"lifetime in chip seconds from the chip time (default {DEFAULT_VALIDITY_S})",
     )
-    p.add_argument("--serial", type=_positive_int, help="explicit serial (must be new and higher)")
+    p.add_argument(
+        "--serial", type=argtypes.positive_int, help="explicit serial (must be new and higher)"
+    )
     p.add_argument("--min-firmware", default="1.1.0", help="lowest firmware (default 1.1.0)")
     p.add_argument(
         "--no-nonce", action="store_true", help="do not bind the license to the request's nonce"
@@ -121,9 +125,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     _config_arg(p)
     p.add_argument("--region", required=True)
-    p.add_argument("--flops", type=_non_negative_int, help="cap on FLOPs issued in the region")
-    p.add_argument("--energy-mj", type=_non_negative_int)
-    p.add_argument("--interconnect-bytes", type=_non_negative_int)
+    p.add_argument(
+        "--flops", type=argtypes.non_negative_int, help="cap on FLOPs issued in the region"
+    )
+    p.add_argument("--energy-mj", type=argtypes.non_negative_int)
+    p.add_argument("--interconnect-bytes", type=argtypes.non_negative_int)
     p.add_argument("--lift", action="store_true", help="remove the cap")
     p.set_defaults(func=cmd_cap)
 
@@ -135,23 +141,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="node configuration file (TOML)")
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value < 1 << 64:
-        raise argparse.ArgumentTypeError("must be 0..2^64-1")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 # -- node integration (used by `attest verifier serve`) ------------------------------------------
