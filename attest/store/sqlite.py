@@ -33,7 +33,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -41,9 +40,7 @@ from typing import Any, Self, TypeVar
 from attest.codec.cbor import decode, encode
 from attest.errors import AttestError, StoreError
 from attest.keys import PublicKey, SigningKey
-from attest.licensing.quota import charged, exceeded_meter  # Offline Licensing
 from attest.messages.attestation import Meters
-from attest.messages.license import Budgets, Delegation  # Offline Licensing
 from attest.store.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -52,19 +49,17 @@ from attest.store.audit import (
     chain_next,
     sign_checkpoint,
 )
-from attest.store.base import (  # (the licensing names: Offline Licensing)
+from attest.store.base import (
     ChallengeConsumed,
     ChallengeRecord,
     ChipRecord,
-    DelegationRevoked,
-    LedgerRecord,
-    LicenseConflict,
-    QuotaExceeded,
-    QuotaStatus,
-    RegionStatus,
     StateConflict,
 )
-from attest.verify.license_checks import IssuedLicense, LedgerView  # Offline Licensing
+from attest.store.sqlite_columns import blob_to_u64, u64_to_blob
+from attest.store.sqlite_columns import i64 as _i64
+from attest.store.sqlite_columns import split_sql as _split_sql
+from attest.store.sqlite_licensing import LicensingTables, _create_licensing_schema
+from attest.store.sqlite_pods import PodTables, _create_pods_schema
 from attest.verify.state import ChipState, ChipStatus
 
 SCHEMA_VERSION = 1
@@ -162,25 +157,6 @@ _AUDIT_COLUMNS = (
 )
 
 
-def u64_to_blob(v: int) -> bytes:
-    """A uint64 as the 8-byte big-endian BLOB the chips table stores."""
-    if type(v) is not int or not 0 <= v < _U64:
-        raise StoreError(f"{v!r} is not a uint64")
-    return v.to_bytes(8, "big")
-
-
-def blob_to_u64(b: bytes) -> int:
-    if type(b) is not bytes or len(b) != 8:
-        raise StoreError("corrupt uint64 column")
-    return int.from_bytes(b, "big")
-
-
-def _i64(v: int, name: str) -> int:
-    if type(v) is not int or not _I64_MIN <= v <= _I64_MAX:
-        raise StoreError(f"{name} = {v!r} does not fit a signed 64-bit column")
-    return v
-
-
 def _state_columns(s: ChipState) -> tuple[Any, ...]:
     """The appraisal-state columns, in _CHIP_COLUMNS order after the certificates."""
     return (
@@ -245,7 +221,7 @@ def _audit_row(rec: AuditRecord) -> tuple[Any, ...]:
     )
 
 
-class SqliteStore:
+class SqliteStore(LicensingTables, PodTables):
     """:class:`~attest.store.base.Store` over one SQLite file.
 
     ``verifier_id`` is required when creating a file and must match when reopening one (a store
@@ -776,243 +752,6 @@ class SqliteStore:
     ) -> None:
         self.close()
 
-    # -- Offline Licensing: delegations, region caps, the license ledger ----------------------
-    # (schema: LICENSING_SCHEMA at the end of this module; protocol: base.LicenseLedger)
-
-    def register_delegation(self, token: bytes, delegation: Delegation) -> bool:
-        d = delegation
-        q = d.quota.as_tuple()
-
-        def run(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT token FROM license_delegations WHERE delegation_id = ?",
-                (_i64(d.delegation_id, "delegation_id"),),
-            ).fetchone()
-            if row is not None:
-                if row[0] != token:
-                    raise StoreError(f"delegation {d.delegation_id} is stored with other content")
-                return False
-            conn.execute(
-                "INSERT INTO license_delegations (delegation_id, verifier_id, region, quota_flops,"
-                " quota_energy_mj, quota_interconnect_bytes, issued_flops, issued_energy_mj,"
-                " issued_interconnect_bytes, expires_at, revoked, token)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-                (
-                    d.delegation_id,
-                    d.verifier_id,
-                    d.region,
-                    *(_opt_u64(x) for x in q),
-                    *(u64_to_blob(0),) * 3,
-                    _i64(d.expires_at, "expires_at"),
-                    token,
-                ),
-            )
-            _ensure_region(conn, d.region)
-            return True
-
-        return self._write(run)
-
-    def revoke_delegation(self, delegation_id: int) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(
-                "UPDATE license_delegations SET revoked = 1 WHERE delegation_id = ?",
-                (_i64(delegation_id, "delegation_id"),),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"unknown delegation {delegation_id}")
-
-        self._write(run)
-
-    def set_region_cap(self, region: str, cap: Budgets | None) -> None:
-        caps = (None, None, None) if cap is None else cap.as_tuple()
-
-        def run(conn: sqlite3.Connection) -> None:
-            _ensure_region(conn, region)
-            conn.execute(
-                "UPDATE license_regions SET cap_flops = ?, cap_energy_mj = ?,"
-                " cap_interconnect_bytes = ? WHERE region = ?",
-                (*(_opt_u64(x) for x in caps), region),
-            )
-
-        self._write(run)
-
-    def delegation_status(self, delegation_id: int) -> QuotaStatus | None:
-        row = self._locked(
-            lambda c: c.execute(
-                f"SELECT {_DELEGATION_COLUMNS} FROM license_delegations WHERE delegation_id = ?",
-                (_i64(delegation_id, "delegation_id"),),
-            ).fetchone()
-        )
-        return None if row is None else _delegation_from_row(row)
-
-    def region_status(self, region: str) -> RegionStatus:
-        row = self._locked(
-            lambda c: c.execute(
-                f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?", (region,)
-            ).fetchone()
-        )
-        if row is None:
-            return RegionStatus(region, (None, None, None), (0, 0, 0), 0)
-        return _region_from_row(row)
-
-    def license_view(self, ueid: bytes) -> LedgerView:
-        def run(conn: sqlite3.Connection) -> LedgerView:
-            rows = conn.execute(
-                "SELECT serial, budget_flops, expiry_s FROM license_ledger WHERE ueid = ?", (ueid,)
-            ).fetchall()
-            rep = conn.execute(
-                "SELECT reported_serial FROM license_chips WHERE ueid = ?", (ueid,)
-            ).fetchone()
-            return LedgerView.of(
-                (IssuedLicense(*(blob_to_u64(x) for x in r)) for r in rows),
-                0 if rep is None else blob_to_u64(rep[0]),
-            )
-
-        return self._locked(run)
-
-    def issue_license(
-        self, record: LedgerRecord, *, expected_latest: int, now_s: int
-    ) -> LedgerRecord:
-        if record.delegation_id is None or record.region is None:
-            raise StoreError("a delegated license names its delegation and region")
-        budgets = record.budgets.as_tuple()
-
-        def run(conn: sqlite3.Connection) -> LedgerRecord:
-            (latest,) = conn.execute(
-                "SELECT max(serial) FROM license_ledger WHERE ueid = ?", (record.ueid,)
-            ).fetchone()
-            latest = 0 if latest is None else blob_to_u64(latest)
-            if latest != expected_latest:
-                raise LicenseConflict(
-                    f"chip {record.ueid.hex()}: latest serial is {latest}, "
-                    f"caller expected {expected_latest}"
-                )
-            if record.serial <= latest:
-                raise StoreError("a new license needs a serial above every issued one")
-            row = conn.execute(
-                f"SELECT {_DELEGATION_COLUMNS} FROM license_delegations WHERE delegation_id = ?",
-                (record.delegation_id,),
-            ).fetchone()
-            d = None if row is None else _delegation_from_row(row)
-            if d is None or d.revoked or now_s >= d.expires_at:
-                raise DelegationRevoked(
-                    f"delegation {record.delegation_id} is unknown, revoked or expired"
-                )
-            if d.region != record.region:
-                raise StoreError(f"delegation {d.delegation_id} is for region {d.region!r}")
-            issued = _charge(d.issued, budgets, d.quota.as_tuple(), "delegation")
-            region = _region_from_row(_ensure_region(conn, d.region))
-            region_issued = _charge(region.issued, budgets, region.cap, "region")
-            seq = _append_ledger(conn, record)
-            conn.execute(
-                "UPDATE license_delegations SET issued_flops = ?, issued_energy_mj = ?,"
-                " issued_interconnect_bytes = ? WHERE delegation_id = ?",
-                (*(u64_to_blob(x) for x in issued), d.delegation_id),
-            )
-            conn.execute(
-                "UPDATE license_regions SET issued_flops = ?, issued_energy_mj = ?,"
-                " issued_interconnect_bytes = ?, licenses = licenses + 1 WHERE region = ?",
-                (*(u64_to_blob(x) for x in region_issued), d.region),
-            )
-            return replace(record, seq=seq)
-
-        return self._write(run)
-
-    def record_license(self, record: LedgerRecord) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT token FROM license_ledger WHERE ueid = ? AND serial = ?",
-                (record.ueid, u64_to_blob(record.serial)),
-            ).fetchone()
-            if row is not None:
-                if row[0] != record.token:
-                    raise StoreError(
-                        f"chip {record.ueid.hex()} already has another license {record.serial}"
-                    )
-                return False
-            _append_ledger(conn, record)
-            return True
-
-        return self._write(run)
-
-    def note_license_report(self, ueid: bytes, serial: int) -> None:
-        blob = u64_to_blob(serial)
-        self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO license_chips (ueid, reported_serial) VALUES (?, ?) "
-                "ON CONFLICT (ueid) DO UPDATE SET reported_serial = excluded.reported_serial "
-                "WHERE excluded.reported_serial > license_chips.reported_serial",
-                (ueid, blob),
-            )
-        )
-
-    def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
-        where, args = ("WHERE ueid = ?", (ueid,)) if ueid is not None else ("", ())
-        rows = self._locked(
-            lambda c: c.execute(
-                f"SELECT {_LEDGER_COLUMNS} FROM license_ledger {where} ORDER BY seq", args
-            ).fetchall()
-        )
-        return [_ledger_from_row(r) for r in rows]
-
-    # -- end Offline Licensing
-
-    # -- Fixed Set: pod certificate registry, latest pod report per chip ----------------------
-    # (schema: PODS_SCHEMA at the end of this module; protocol: base.PodRegistry)
-
-    def put_pod_cert(self, pod_id: bytes, token: bytes, issuer_cert: bytes) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT token FROM pod_certs WHERE pod_id = ?", (pod_id,)).fetchone()
-            if row is not None:
-                if row[0] != token:
-                    raise StoreError(
-                        f"pod id {pod_id.hex()} is registered with another certificate"
-                    )
-                return False
-            conn.execute(
-                "INSERT INTO pod_certs (pod_id, token, issuer_cert) VALUES (?, ?, ?)",
-                (pod_id, token, issuer_cert),
-            )
-            _bump_pods_version(conn)
-            return True
-
-        return self._write(run)
-
-    def pod_certs(self) -> list[tuple[bytes, bytes]]:
-        return self._locked(
-            lambda c: c.execute(
-                "SELECT token, issuer_cert FROM pod_certs ORDER BY pod_id"
-            ).fetchall()
-        )
-
-    def put_pod_report(self, ueid: bytes, report: bytes | None, time_ms: int) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            if report is None:
-                conn.execute("DELETE FROM pod_reports WHERE ueid = ?", (ueid,))
-            else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO pod_reports (ueid, report, time_ms) VALUES (?, ?, ?)",
-                    (ueid, report, _i64(time_ms, "time_ms")),
-                )
-            return _bump_pods_version(conn)
-
-        return self._write(run)
-
-    def pods_version(self) -> int:
-        row = self._locked(
-            lambda c: c.execute("SELECT value FROM meta WHERE key = 'pods_version'").fetchone()
-        )
-        return 0 if row is None else int(row[0])
-
-    def pod_reports(self) -> list[tuple[bytes, bytes, int]]:
-        return self._locked(
-            lambda c: c.execute(
-                "SELECT ueid, report, time_ms FROM pod_reports ORDER BY ueid"
-            ).fetchall()
-        )
-
-    # -- end Fixed Set
-
     def __repr__(self) -> str:
         return f"SqliteStore({str(self._path)!r}, verifier_id={self._verifier_id!r})"
 
@@ -1030,244 +769,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split SCHEMA into statements (``sqlite3.complete_statement`` handles trigger bodies)."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        raise ValueError("incomplete SQL statement in schema")
-    return out
-
-
-# -- Offline Licensing: schema and row helpers ------------------------------------------------
-# Created with IF NOT EXISTS on every writable open, so stores made before licensing gain it.
-# Amounts are uint64 BLOBs like the chips table (NULL: that meter is unmetered / uncapped).
-# The ledger is append-only (triggers); a revoked delegation stays revoked; issued totals only
-# grow. Quota checks and charges happen in the transaction that appends the license.
-LICENSING_SCHEMA = """
-CREATE TABLE IF NOT EXISTS license_delegations (
-    delegation_id             INTEGER PRIMARY KEY,
-    verifier_id               TEXT NOT NULL,
-    region                    TEXT NOT NULL,
-    quota_flops               BLOB NOT NULL CHECK (length(quota_flops) = 8),
-    quota_energy_mj           BLOB CHECK (quota_energy_mj IS NULL OR length(quota_energy_mj) = 8),
-    quota_interconnect_bytes  BLOB CHECK (quota_interconnect_bytes IS NULL
-                                          OR length(quota_interconnect_bytes) = 8),
-    issued_flops              BLOB NOT NULL CHECK (length(issued_flops) = 8),
-    issued_energy_mj          BLOB NOT NULL CHECK (length(issued_energy_mj) = 8),
-    issued_interconnect_bytes BLOB NOT NULL CHECK (length(issued_interconnect_bytes) = 8),
-    expires_at                INTEGER NOT NULL,
-    revoked                   INTEGER NOT NULL CHECK (revoked IN (0, 1)),
-    token                     BLOB NOT NULL
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS license_delegations_no_delete BEFORE DELETE ON license_delegations
-    BEGIN SELECT RAISE(ABORT, 'delegations are never deleted'); END;
-CREATE TRIGGER IF NOT EXISTS license_delegations_monotonic BEFORE UPDATE ON license_delegations
-    WHEN NEW.revoked < OLD.revoked
-      OR NEW.issued_flops < OLD.issued_flops
-      OR NEW.issued_energy_mj < OLD.issued_energy_mj
-      OR NEW.issued_interconnect_bytes < OLD.issued_interconnect_bytes
-      OR NEW.token IS NOT OLD.token
-    BEGIN SELECT RAISE(ABORT, 'revocation and issued totals only move forward'); END;
-
-CREATE TABLE IF NOT EXISTS license_regions (
-    region                    TEXT PRIMARY KEY,
-    cap_flops                 BLOB CHECK (cap_flops IS NULL OR length(cap_flops) = 8),
-    cap_energy_mj             BLOB CHECK (cap_energy_mj IS NULL OR length(cap_energy_mj) = 8),
-    cap_interconnect_bytes    BLOB CHECK (cap_interconnect_bytes IS NULL
-                                          OR length(cap_interconnect_bytes) = 8),
-    issued_flops              BLOB NOT NULL CHECK (length(issued_flops) = 8),
-    issued_energy_mj          BLOB NOT NULL CHECK (length(issued_energy_mj) = 8),
-    issued_interconnect_bytes BLOB NOT NULL CHECK (length(issued_interconnect_bytes) = 8),
-    licenses                  INTEGER NOT NULL CHECK (licenses >= 0)
-) STRICT, WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS license_regions_monotonic BEFORE UPDATE ON license_regions
-    WHEN NEW.issued_flops < OLD.issued_flops
-      OR NEW.issued_energy_mj < OLD.issued_energy_mj
-      OR NEW.issued_interconnect_bytes < OLD.issued_interconnect_bytes
-      OR NEW.licenses < OLD.licenses
-    BEGIN SELECT RAISE(ABORT, 'issued totals only grow'); END;
-
-CREATE TABLE IF NOT EXISTS license_ledger (
-    seq                       INTEGER PRIMARY KEY CHECK (seq >= 1),
-    ueid                      BLOB NOT NULL,
-    serial                    BLOB NOT NULL CHECK (length(serial) = 8),
-    issuer                    TEXT NOT NULL,
-    delegation_id             INTEGER,
-    region                    TEXT,
-    budget_flops              BLOB NOT NULL CHECK (length(budget_flops) = 8),
-    budget_energy_mj          BLOB CHECK (budget_energy_mj IS NULL OR length(budget_energy_mj) = 8),
-    budget_interconnect_bytes BLOB CHECK (budget_interconnect_bytes IS NULL
-                                          OR length(budget_interconnect_bytes) = 8),
-    expiry_s                  BLOB NOT NULL CHECK (length(expiry_s) = 8),
-    issued_at_ms              INTEGER NOT NULL,
-    token                     BLOB NOT NULL,
-    UNIQUE (ueid, serial)
-) STRICT;
-CREATE TRIGGER IF NOT EXISTS license_ledger_in_order BEFORE INSERT ON license_ledger
-    WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM license_ledger)
-    BEGIN SELECT RAISE(ABORT, 'license ledger seq must follow the head'); END;
-CREATE TRIGGER IF NOT EXISTS license_ledger_no_update BEFORE UPDATE ON license_ledger
-    BEGIN SELECT RAISE(ABORT, 'license ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS license_ledger_no_delete BEFORE DELETE ON license_ledger
-    BEGIN SELECT RAISE(ABORT, 'license ledger is append-only'); END;
-
-CREATE TABLE IF NOT EXISTS license_chips (
-    ueid            BLOB PRIMARY KEY,
-    reported_serial BLOB NOT NULL CHECK (length(reported_serial) = 8)
-) STRICT, WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS license_chips_monotonic BEFORE UPDATE ON license_chips
-    WHEN NEW.reported_serial < OLD.reported_serial
-    BEGIN SELECT RAISE(ABORT, 'a reported serial never goes down'); END;
-"""
-
-_DELEGATION_COLUMNS = (
-    "delegation_id, verifier_id, region, quota_flops, quota_energy_mj, quota_interconnect_bytes, "
-    "issued_flops, issued_energy_mj, issued_interconnect_bytes, expires_at, revoked"
-)
-_REGION_COLUMNS = (
-    "region, cap_flops, cap_energy_mj, cap_interconnect_bytes, "
-    "issued_flops, issued_energy_mj, issued_interconnect_bytes, licenses"
-)
-_LEDGER_COLUMNS = (
-    "seq, ueid, serial, issuer, delegation_id, region, budget_flops, budget_energy_mj, "
-    "budget_interconnect_bytes, expiry_s, issued_at_ms, token"
-)
-
-
-def _create_licensing_schema(conn: sqlite3.Connection) -> None:
-    for statement in _split_sql(LICENSING_SCHEMA):
-        conn.execute(statement)
-
-
-def _opt_u64(v: int | None) -> bytes | None:
-    return None if v is None else u64_to_blob(v)
-
-
-def _opt_int(b: bytes | None) -> int | None:
-    return None if b is None else blob_to_u64(b)
-
-
-def _delegation_from_row(row: tuple[Any, ...]) -> QuotaStatus:
-    return QuotaStatus(
-        delegation_id=row[0],
-        verifier_id=row[1],
-        region=row[2],
-        quota=Budgets(blob_to_u64(row[3]), _opt_int(row[4]), _opt_int(row[5])),
-        issued=(blob_to_u64(row[6]), blob_to_u64(row[7]), blob_to_u64(row[8])),
-        expires_at=row[9],
-        revoked=bool(row[10]),
-    )
-
-
-def _region_from_row(row: tuple[Any, ...]) -> RegionStatus:
-    return RegionStatus(
-        region=row[0],
-        cap=(_opt_int(row[1]), _opt_int(row[2]), _opt_int(row[3])),
-        issued=(blob_to_u64(row[4]), blob_to_u64(row[5]), blob_to_u64(row[6])),
-        licenses=row[7],
-    )
-
-
-def _ledger_from_row(row: tuple[Any, ...]) -> LedgerRecord:
-    return LedgerRecord(
-        seq=row[0],
-        ueid=row[1],
-        serial=blob_to_u64(row[2]),
-        issuer=row[3],
-        delegation_id=row[4],
-        region=row[5],
-        budgets=Budgets(blob_to_u64(row[6]), _opt_int(row[7]), _opt_int(row[8])),
-        expiry_s=blob_to_u64(row[9]),
-        issued_at_ms=row[10],
-        token=row[11],
-    )
-
-
-def _ensure_region(conn: sqlite3.Connection, region: str) -> tuple[Any, ...]:
-    conn.execute(
-        "INSERT OR IGNORE INTO license_regions (region, issued_flops, issued_energy_mj, "
-        "issued_interconnect_bytes, licenses) VALUES (?, ?, ?, ?, 0)",
-        (region, *(u64_to_blob(0),) * 3),
-    )
-    return conn.execute(
-        f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?", (region,)
-    ).fetchone()
-
-
-def _charge(
-    issued: tuple[int, int, int],
-    budgets: tuple[int | None, int | None, int | None],
-    limits: tuple[int | None, int | None, int | None],
-    scope: str,
-) -> tuple[int, int, int]:
-    """New issued totals, or QuotaExceeded if any limited meter would be passed."""
-    meter = exceeded_meter(issued, budgets, limits)
-    if meter is not None:
-        raise QuotaExceeded(f"{scope} quota exceeded (or left unbudgeted) for {meter}", scope)
-    return charged(issued, budgets)
-
-
-def _append_ledger(conn: sqlite3.Connection, r: LedgerRecord) -> int:
-    (seq,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM license_ledger").fetchone()
-    conn.execute(
-        f"INSERT INTO license_ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-        (
-            seq,
-            r.ueid,
-            u64_to_blob(r.serial),
-            r.issuer,
-            r.delegation_id,
-            r.region,
-            *(_opt_u64(x) for x in r.budgets.as_tuple()),
-            u64_to_blob(r.expiry_s),
-            _i64(r.issued_at_ms, "issued_at_ms"),
-            r.token,
-        ),
-    )
-    return seq
-
-
-# -- end Offline Licensing
-
-
-# -- Fixed Set: schema ---------------------------------------------------------------------------
-# Created with IF NOT EXISTS on every writable open, like the licensing tables. A pod id maps to
-# exactly one certificate for good (pod ids are never reused); a chip's pod report (an opaque
-# CBOR blob owned by attest.pods.monitor) is replaced by each accepted evidence that changes it.
-PODS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pod_certs (
-    pod_id      BLOB PRIMARY KEY,
-    token       BLOB NOT NULL,
-    issuer_cert BLOB NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pod_reports (
-    ueid    BLOB PRIMARY KEY,
-    report  BLOB NOT NULL,
-    time_ms INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-"""
-
-
-def _create_pods_schema(conn: sqlite3.Connection) -> None:
-    for statement in _split_sql(PODS_SCHEMA):
-        conn.execute(statement)
-
-
-def _bump_pods_version(conn: sqlite3.Connection) -> int:
-    """Count every change to pod certificates or reports (meta ``pods_version``), so processes
-    sharing the file (``serve --workers``) notice each other's changes with one read."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'pods_version'").fetchone()
-    version = (0 if row is None else int(row[0])) + 1
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('pods_version', ?)", (version,))
-    return version
-
-
-# -- end Fixed Set
