@@ -261,7 +261,7 @@ def test_pod_state_survives_a_restart_and_revocations_never_roll_back(
     for number in (1, 2):
         with pytest.raises(ChipRefusal) as exc:
             again.apply_pod_revocations(revocation_list(w, number))
-        assert exc.value.reason == Refusal.REVOCATIONS_ROLLBACK
+        assert exc.value.reason == Refusal.REVOCATIONS_STALE
     impostor = RevocationList("x", NOW_S, 9).sign(SigningKey.derive_insecure_for_tests("nobody"))
     with pytest.raises(ChipRefusal) as exc:
         again.apply_pod_revocations(impostor)

@@ -22,9 +22,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from attest.chip.revocations import verify_newer_list
 from attest.errors import AttestError, ChipRefusal
 from attest.messages.license import Budgets, Delegation, License, LicenseGrant
-from attest.messages.revocation import RevocationList
 from attest.verify.chain import TrustAnchors
 
 PPM = 1_000_000
@@ -65,8 +65,6 @@ LICENSE_REFUSALS: tuple[str, ...] = (
     LICENSE_QUOTA_EXCEEDED,
 )
 # refusals of a revocation list handed to the chip
-REVOCATIONS_INVALID = "REVOCATIONS_INVALID"
-REVOCATIONS_STALE = "REVOCATIONS_STALE"
 
 _NO_BUDGET = Budgets(0)
 
@@ -313,16 +311,7 @@ def _sat(v: int) -> int:
 # -- revocations -------------------------------------------------------------------------------
 def apply_revocations(state: ChipLicensing, token: bytes, anchors: TrustAnchors) -> ChipLicensing:
     """Adopt a newer authority revocation list (its revoked delegations); older ones refused."""
-    try:
-        rl = RevocationList.verify(token, anchors.authority_key)
-    except AttestError as exc:
-        raise ChipRefusal(REVOCATIONS_INVALID, str(exc)) from None
-    if rl.issuer != anchors.authority_id:
-        raise ChipRefusal(REVOCATIONS_INVALID, "list not issued by the authority")
-    if rl.number <= state.revocations_number:
-        raise ChipRefusal(
-            REVOCATIONS_STALE, f"list {rl.number} is not newer than {state.revocations_number}"
-        )
+    rl = verify_newer_list(token, anchors, state.revocations_number)
     return replace(
         state,
         revocations_number=rl.number,

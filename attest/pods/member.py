@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from attest.chip.revocations import verify_newer_list
 from attest.codec.cbor import decode, encode
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ChipRefusal
 from attest.keys import PublicKey
-from attest.messages.revocation import RevocationList
 from attest.pods.cert import PodCredential, install_refusal, open_pod_cert
 from attest.pods.link import LinkContext
 from attest.pods.links import LinkTable
@@ -116,15 +116,5 @@ class PodState:
 
     def adopt_revocations(self, token: bytes, anchors: TrustAnchors) -> PodState:
         """The state with a newer revocation list's pods; raises ChipRefusal otherwise (§12)."""
-        try:
-            rl = RevocationList.verify(token, anchors.authority_key)
-        except AttestError as exc:
-            raise ChipRefusal(str(Refusal.REVOCATIONS_INVALID), str(exc)) from None
-        if rl.issuer != anchors.authority_id:
-            raise ChipRefusal(str(Refusal.REVOCATIONS_INVALID), f"issued by {rl.issuer!r}")
-        if rl.number <= self.revocations_number:
-            raise ChipRefusal(
-                str(Refusal.REVOCATIONS_ROLLBACK),
-                f"list {rl.number} is not newer than list {self.revocations_number}",
-            )
+        rl = verify_newer_list(token, anchors, self.revocations_number)
         return replace(self, revocations_number=rl.number, revoked_pods=frozenset(rl.pods))

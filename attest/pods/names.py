@@ -17,9 +17,9 @@ class Refusal(enum.StrEnum):
     POD_REVOKED = "POD_REVOKED"
     POD_TOO_LARGE = "POD_TOO_LARGE"
     POD_NOT_MEMBER = "POD_NOT_MEMBER"
-    # -- installing a revocation list
+    # -- installing a revocation list (the rule is shared: attest.chip.revocations)
     REVOCATIONS_INVALID = "REVOCATIONS_INVALID"
-    REVOCATIONS_ROLLBACK = "REVOCATIONS_ROLLBACK"
+    REVOCATIONS_STALE = "REVOCATIONS_STALE"
     # -- the link handshake
     LINK_NO_POD = "LINK_NO_POD"
     LINK_NOT_MEMBER = "LINK_NOT_MEMBER"
