@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from attest.codec.cose import parse_sign1
 from attest.errors import AttestError
@@ -315,12 +316,14 @@ def _collect(
     findings: Iterable[_Finding], subject: bytes | None
 ) -> tuple[dict[bytes, tuple[Reason, ...]], tuple[GraphAlert, ...]]:
     reasons: dict[bytes, set[Reason]] = {}
-    alerts: dict[tuple[Reason, tuple[bytes, ...], bytes | None], GraphAlert] = {}
+    # One alert per finding group *and* chip set: two separate over-limit components that span
+    # the same pods are two alerts here (their shared ``key`` only dedups alerts over time).
+    alerts: dict[tuple[Any, ...], GraphAlert] = {}
     for f in findings:
         if subject is None or f.flag == subject:
             reasons.setdefault(f.flag, set()).add(f.reason)
         if subject is None or subject in f.alert.chips:
-            alerts.setdefault(f.alert.key, f.alert)
+            alerts.setdefault((f.alert.key, f.alert.chips), f.alert)
     ordered = tuple(sorted(alerts.values(), key=lambda a: (a.reason, a.chips, a.pod_id or b"")))
     return {u: tuple(sorted(rs)) for u, rs in sorted(reasons.items())}, ordered
 
