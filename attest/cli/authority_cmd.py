@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from attest.cli import argtypes, files
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ChipRefusal, ConfigError, DecodeError
-from attest.identity import YEAR_S
-from attest.keys import SigningKey, write_secret_key
+from attest.identity import YEAR_S, Authority
+from attest.keys import PublicKey, SigningKey, write_secret_key
 from attest.messages.attestation import POD_ID_BYTES
 from attest.messages.schema import UEID
 from attest.verify.chain import TrustAnchors, verify_verifier_cert
@@ -253,20 +254,40 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _certified_folder(
+    authority: Authority,
+    out: Path,
+    key_file: str,
+    cert_file: str,
+    force: bool,
+    certify: Callable[[PublicKey], bytes],
+) -> tuple[SigningKey, Path]:
+    """Create ``out`` with a new secret key (0600), its certificate and the trust anchors."""
+    _make_dir(out)
+    key_path = out / key_file
+    files.refuse_overwrite(key_path, force)
+    key = SigningKey.generate()
+    cert = certify(key.public_key)
+    write_secret_key(key_path, key)
+    atomic_write(out / cert_file, cert)
+    files.write_anchors(out / files.ANCHORS_FILE, authority.anchors)
+    return key, key_path
+
+
 def cmd_certify_manufacturer(args: argparse.Namespace) -> int:
     authority = files.load_authority(args.dir)
     out: Path = args.out
-    _make_dir(out)
-    key_path = out / files.MANUFACTURER_KEY_FILE
-    files.refuse_overwrite(key_path, args.force)
     now = int(time.time())
-    key = SigningKey.generate()
-    cert = authority.certify_manufacturer(
-        args.manufacturer_id, key.public_key, now_s=now, validity_s=args.validity_days * DAY_S
+    key, key_path = _certified_folder(
+        authority,
+        out,
+        files.MANUFACTURER_KEY_FILE,
+        files.MANUFACTURER_CERT_FILE,
+        args.force,
+        lambda pk: authority.certify_manufacturer(
+            args.manufacturer_id, pk, now_s=now, validity_s=args.validity_days * DAY_S
+        ),
     )
-    write_secret_key(key_path, key)
-    atomic_write(out / files.MANUFACTURER_CERT_FILE, cert)
-    files.write_anchors(out / files.ANCHORS_FILE, authority.anchors)
     files.write_json(out / files.MANUFACTURER_INFO_FILE, {"manufacturer_id": args.manufacturer_id})
     print(f"manufacturer {args.manufacturer_id!r} certified by {authority.authority_id!r}")
     print(f"  folder:     {out}")
@@ -279,21 +300,17 @@ def cmd_certify_manufacturer(args: argparse.Namespace) -> int:
 def cmd_certify_verifier(args: argparse.Namespace) -> int:
     authority = files.load_authority(args.dir)
     out: Path = args.out
-    _make_dir(out)
-    key_path = out / files.VERIFIER_KEY_FILE
-    files.refuse_overwrite(key_path, args.force)
     now = int(time.time())
-    key = SigningKey.generate()
-    cert = authority.certify_verifier(
-        args.verifier_id,
-        args.region,
-        key.public_key,
-        now_s=now,
-        validity_s=args.validity_days * DAY_S,
+    key, key_path = _certified_folder(
+        authority,
+        out,
+        files.VERIFIER_KEY_FILE,
+        files.VERIFIER_CERT_FILE,
+        args.force,
+        lambda pk: authority.certify_verifier(
+            args.verifier_id, args.region, pk, now_s=now, validity_s=args.validity_days * DAY_S
+        ),
     )
-    write_secret_key(key_path, key)
-    atomic_write(out / files.VERIFIER_CERT_FILE, cert)
-    files.write_anchors(out / files.ANCHORS_FILE, authority.anchors)
     config_path = out / files.VERIFIER_CONFIG_FILE
     if not config_path.exists() or args.force:
         atomic_write(config_path, files.verifier_toml().encode())

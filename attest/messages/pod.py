@@ -17,7 +17,7 @@ certificates differ (a chip that ignores the pod rule cannot deny it).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from attest.codec.cose import ContentType
@@ -160,6 +160,10 @@ class LinkTranscript:
     initiator_pod: bytes
     responder_pod: bytes
 
+    def values(self) -> list[bytes]:
+        """The bound values in field order (what the session key and the proofs commit to)."""
+        return [getattr(self, f.name) for f in fields(self)]
+
 
 @dataclass(frozen=True, slots=True)
 class LinkProof(SignedMessage):
@@ -184,31 +188,11 @@ class LinkProof(SignedMessage):
 
     @classmethod
     def for_session(cls, t: LinkTranscript, *, pod_id: bytes | None, accept: bool) -> LinkProof:
-        return cls(
-            t.initiator,
-            t.responder,
-            t.initiator_nonce,
-            t.responder_nonce,
-            t.initiator_share,
-            t.responder_share,
-            t.initiator_pod,
-            t.responder_pod,
-            pod_id,
-            accept,
-        )
+        return cls(*t.values(), pod_id, accept)
 
     @property
     def transcript(self) -> LinkTranscript:
-        return LinkTranscript(
-            self.initiator,
-            self.responder,
-            self.initiator_nonce,
-            self.responder_nonce,
-            self.initiator_share,
-            self.responder_share,
-            self.initiator_pod,
-            self.responder_pod,
-        )
+        return LinkTranscript(*(getattr(self, f.name) for f in fields(LinkTranscript)))
 
     @property
     def signer(self) -> bytes:

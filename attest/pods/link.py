@@ -518,22 +518,7 @@ def session_key(secret: bytes, peer_share: bytes, transcript: LinkTranscript) ->
     except Exception:  # libsodium refuses small-order points
         raise DecodeError("X25519 share of small order") from None
     t = transcript
-    return hashlib.sha256(
-        b"attest-link-key-v1"
-        + shared
-        + cbor.encode(
-            [
-                t.initiator,
-                t.responder,
-                t.initiator_nonce,
-                t.responder_nonce,
-                t.initiator_share,
-                t.responder_share,
-                t.initiator_pod,
-                t.responder_pod,
-            ]
-        )
-    ).digest()
+    return hashlib.sha256(b"attest-link-key-v1" + shared + cbor.encode(t.values())).digest()
 
 
 def check_proof(
@@ -673,19 +658,33 @@ class LinkEndpoint:
             return b""
         raise AssertionError(f"unhandled {event!r}")  # pragma: no cover - table forbids it
 
-    # -- responder -------------------------------------------------------------------------
-    def _on_hello(self, h: LinkHello, now_s: int) -> bytes:
-        r = self._new_round()
-        r.peer = h.ueid
-        ctx = r.context
-        if h.version != LINK_VERSION:
+    def _judge(self, r: _Round, frame: LinkHello | LinkReply, now_s: int) -> PodCredential | bytes:
+        """Judge the peer's version and certificate (HELLO or REPLY alike).
+
+        Returns the peer's credential (and records the pod rule's verdict in ``r.rule``), or the
+        REFUSE frame to send when there is nothing to authenticate against.
+        """
+        r.peer = frame.ueid
+        if frame.version != LINK_VERSION:
             return self._refuse(Refusal.LINK_PROTOCOL_ERROR)
-        cred, now_refusal, rule = judge_peer(ctx, h.ueid, h.pod_cert, h.issuer_cert, now_s)
+        cred, now_refusal, rule = judge_peer(
+            r.context, frame.ueid, frame.pod_cert, frame.issuer_cert, now_s
+        )
         if cred is not None:
             r.peer_pod = cred.pod_id
         if now_refusal is not None or cred is None:
             return self._refuse(now_refusal or Refusal.LINK_NOT_MEMBER, peer_pod=r.peer_pod)
-        r.peer_key, r.rule = cred.cert.member_key(h.ueid), rule
+        r.rule = rule
+        return cred
+
+    # -- responder -------------------------------------------------------------------------
+    def _on_hello(self, h: LinkHello, now_s: int) -> bytes:
+        r = self._new_round()
+        cred = self._judge(r, h, now_s)
+        if isinstance(cred, bytes):
+            return cred
+        ctx, rule = r.context, r.rule
+        r.peer_key = cred.cert.member_key(h.ueid)
         token, issuer, digest, pod_id = _own(ctx)
         r.transcript = LinkTranscript(
             h.ueid, ctx.ueid, h.nonce, r.nonce, h.share, r.share, cred.digest, digest
@@ -724,15 +723,10 @@ class LinkEndpoint:
     def _on_reply(self, rep: LinkReply, now_s: int) -> bytes:
         r = self._round
         assert r is not None
-        r.peer = rep.ueid
-        ctx = r.context
-        if rep.version != LINK_VERSION:
-            return self._refuse(Refusal.LINK_PROTOCOL_ERROR)
-        cred, now_refusal, rule = judge_peer(ctx, rep.ueid, rep.pod_cert, rep.issuer_cert, now_s)
-        if cred is not None:
-            r.peer_pod = cred.pod_id
-        if now_refusal is not None or cred is None:
-            return self._refuse(now_refusal or Refusal.LINK_NOT_MEMBER, peer_pod=r.peer_pod)
+        cred = self._judge(r, rep, now_s)
+        if isinstance(cred, bytes):
+            return cred
+        ctx, rule = r.context, r.rule
         key = cred.cert.member_key(rep.ueid)
         assert key is not None
         _, _, digest, pod_id = _own(ctx)
