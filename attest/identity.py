@@ -1,8 +1,9 @@
 """The signing roles of the key hierarchy: Authority, Manufacturer, Verifier node.
 
 Each role object holds its own :class:`~attest.keys.SigningKey` and issues the certificates
-that role is allowed to issue. Chips are fabricated by :meth:`Manufacturer.fabricate`: the chip
-generates its device key itself and only its public half is ever endorsed.
+that role is allowed to issue. Chips are fabricated by :func:`attest.chip.device.fabricate`: the
+chip generates its device key itself and only its public half is ever endorsed. Mechanisms sign
+their own acts with these roles' keys (e.g. attest.pods.cert.certify_pod).
 """
 
 from __future__ import annotations
@@ -10,14 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
 from attest.keys import PublicKey, SigningKey
 from attest.messages.certs import DeviceCert, ManufacturerCert, VerifierCert
 from attest.messages.revocation import RevocationList
-from attest.pods.cert import issue_pod_cert  # Fixed Set
 from attest.verify.chain import TrustAnchors
 
 YEAR_S = 365 * 24 * 3600
@@ -95,24 +92,6 @@ class Authority:
             delegations=tuple(sorted(set(delegations))) or None,
         ).sign(self.key)
 
-    def certify_pod(
-        self,
-        members: Iterable[tuple[bytes, PublicKey]],
-        *,
-        size_class: int,
-        now_s: int,
-        pod_id: bytes | None = None,
-    ) -> bytes:
-        """Fixed Set: certify a pod of chips (UEID, device key) that may link at full speed."""
-        return issue_pod_cert(
-            self.key,
-            self.authority_id,
-            members=members,
-            size_class=size_class,
-            now_s=now_s,
-            pod_id=pod_id,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Manufacturer:
@@ -134,59 +113,6 @@ class Manufacturer:
             hwmodel=hwmodel,
             pod_class=pod_class,
         ).sign(self.key)
-
-    def certify_pod(
-        self,
-        members: Iterable[tuple[bytes, PublicKey]],
-        *,
-        size_class: int,
-        now_s: int,
-        pod_id: bytes | None = None,
-    ) -> bytes:
-        """Fixed Set: certify a pod at a trusted facility (present ``self.cert`` with it)."""
-        return issue_pod_cert(
-            self.key,
-            self.manufacturer_id,
-            members=members,
-            size_class=size_class,
-            now_s=now_s,
-            pod_id=pod_id,
-        )
-
-    def fabricate(
-        self,
-        anchors: TrustAnchors,
-        *,
-        hwmodel: str,
-        pod_class: int,
-        now_s: int,
-        firmware_version: tuple[int, ...] = (1, 2, 0),
-        ueid: bytes | None = None,
-        state_dir: str | os.PathLike[str] | None = None,
-        device_key: SigningKey | None = None,
-        chip_class: type[Chip] = Chip,
-        licensing: ChipLicensing | None = None,
-    ) -> Chip:
-        """Make a chip: it creates its own device key; we endorse the public half.
-
-        ``device_key`` and ``ueid`` may be given only to build deterministic test vectors;
-        ``chip_class`` lets simulations fabricate a compromised chip (attest.chip.adversary);
-        ``licensing`` fits the Offline Licensing mechanism (the chip ships throttled).
-        """
-        ueid = ueid if ueid is not None else new_ueid()
-        return chip_class.fabricate(
-            anchors=anchors,
-            ueid=ueid,
-            hwmodel=hwmodel,
-            firmware_version=firmware_version,
-            endorse=lambda pk: (
-                self.endorse(pk, ueid=ueid, hwmodel=hwmodel, pod_class=pod_class, now_s=now_s),
-                self.cert,
-            ),
-            state_dir=Path(state_dir) if state_dir is not None else None,
-            device_key=device_key,
-            licensing=licensing,
-        )
 
 
 @dataclass(frozen=True, slots=True)

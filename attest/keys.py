@@ -42,7 +42,7 @@ def _open_libsodium() -> tuple[
     bindings are used instead.
     """
     try:
-        import cffi
+        import cffi  # type: ignore[import-untyped]
         import nacl._sodium
 
         ffi = cffi.FFI()
@@ -58,7 +58,7 @@ def _open_libsodium() -> tuple[
         return _verify_via_open, _memcmp_via_pynacl
 
     def verify_detached(signature: bytes, message: bytes, public_key: bytes) -> bool:
-        return verify(signature, message, len(message), public_key) == 0
+        return bool(verify(signature, message, len(message), public_key) == 0)
 
     def sodium_equal(a: bytes, b: bytes) -> bool:
         # The lengths are public (fixed by the wire format); the contents are compared by
@@ -143,7 +143,7 @@ class SigningKey:
     def __repr__(self) -> str:
         return f"SigningKey(public={self.public_key.raw.hex()})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str:
         raise TypeError("signing keys cannot be pickled")
 
     def _seed(self) -> bytes:

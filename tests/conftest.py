@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from attest.chip.adversary import CompromisedChip
-from attest.messages.attestation import Challenge
+from attest.messages.attestation import Challenge, Evidence
 from attest.messages.revocation import Revocations
 from attest.testvectors.world import (
     ROUND1_MS,
@@ -25,9 +25,12 @@ from attest.testvectors.world import (
     build_world,
 )
 from attest.verify.chain import DeviceChain
-from attest.verify.core import Verdict, appraise
+from attest.verify.core import Appraisal, appraise
 from attest.verify.policy import Policy
 from attest.verify.state import ChipState
+
+#: the Evidence claims of the core (every other claim belongs to a mechanism)
+_CORE_CLAIMS = frozenset(f.name for f in Evidence.FIELDS)
 
 
 @dataclass
@@ -58,9 +61,17 @@ class Bench:
         return self.chip.answer(challenge, at_s)
 
     def forge(self, challenge: Challenge, at_s: int = ROUND1_SIGN_S, **changes: Any) -> bytes:
-        """Honest claims (counter advanced) with ``changes``, signed with the chip's real key."""
+        """Honest claims (counter advanced) with ``changes``, signed with the chip's real key.
+
+        ``changes`` may name core claims and mechanism claims (``license_state``, ``pod_id``,
+        ``links`` ...; None removes one) alike.
+        """
         self.chip.attest_counter += 1
-        claims = dataclasses.replace(self.chip.current_evidence(challenge, at_s), **changes)
+        core = {k: v for k, v in changes.items() if k in _CORE_CLAIMS}
+        mechanism = {k: v for k, v in changes.items() if k not in _CORE_CLAIMS}
+        claims = dataclasses.replace(self.chip.current_evidence(challenge, at_s), **core)
+        if mechanism:
+            claims = claims.with_claims(**mechanism)
         return self.chip.sign_arbitrary_evidence(claims)
 
     def appraise(
@@ -73,7 +84,8 @@ class Bench:
         revocations: Revocations | None = None,
         policy: Policy | None = None,
         now_ms: int = ROUND1_MS,
-    ) -> Verdict:
+    ) -> Appraisal:
+        """The verification core's appraisal (its verdict and the state it accepted)."""
         return appraise(
             evidence,
             challenge=challenge,

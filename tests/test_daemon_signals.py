@@ -16,9 +16,9 @@ from pathlib import Path
 import trio
 from cli_support import HANG_TIMEOUT_S, Cli, make_world, serve
 
-from attest.chip.device import Chip
+from attest import files
+from attest.chip.device import Chip, fabricate
 from attest.chip.runner import VerifierRefused, attest
-from attest.cli import files
 from attest.errors import AttestError, ChipRefusal
 from attest.messages.attestation import AttestationResult
 from attest.protocol.events import ErrorCode
@@ -68,7 +68,7 @@ async def test_sigterm_drains_under_load(tmp_path: Path) -> None:
     manufacturer, anchors = files.load_manufacturer(world.manufacturer)
     now = int(time.time())
     chips = [
-        manufacturer.fabricate(anchors, hwmodel="HX100", pod_class=8, now_s=now)
+        fabricate(manufacturer, anchors, hwmodel="HX100", pod_class=8, now_s=now)
         for _ in range(CHIPS)
     ]
     for chip in chips:

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from attest.codec import _fast as cose_fast
 from attest.codec import cose
 from attest.codec.cbor import decode, encode
 from attest.errors import DecodeError
+from attest.messages import _fast as schema_fast
 from attest.messages.attestation import Challenge, Evidence, Meters
 from attest.messages.certs import DeviceCert
-from attest.messages.schema import _fast_from_payload, _parse_claims_general, parse_claims
+from attest.messages.content import ContentType
+from attest.messages.schema import parse_claims, parse_claims_general
 from attest.testvectors.world import ROUND1_S, ROUND1_SIGN_S, build_world
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -77,8 +80,8 @@ def test_sign1_fast_path_matches_general_parser_on_vectors_and_mutations() -> No
     candidates = tokens + [m for t in _honest_tokens() for m in _mutations(t, rng, 400)]
     fast_hits = 0
     for token in candidates:
-        fast = cose._parse_profile(token)
-        general = _outcome(cose._parse_general, token)
+        fast = cose_fast.parse_profile(token)
+        general = _outcome(cose.parse_general, token)
         if fast is not None:
             fast_hits += 1
             assert general == ("ok", fast), token.hex()
@@ -87,7 +90,8 @@ def test_sign1_fast_path_matches_general_parser_on_vectors_and_mutations() -> No
 
 
 def test_sig_structure_and_sign1_match_the_generic_encoding() -> None:
-    protected = cose.protected_header(cose.ContentType.EVIDENCE)
+    assert cose._sig_structure is cose_fast.sig_structure  # the fast path is installed here
+    protected = cose.protected_header(ContentType.EVIDENCE)
     for n in (0, 1, 23, 24, 255, 256, 1000, 65535, 65536):
         payload = bytes(range(256)) * (n // 256) + bytes(n % 256)
         for aad in (b"", b"x", bytes(24)):
@@ -95,8 +99,8 @@ def test_sig_structure_and_sign1_match_the_generic_encoding() -> None:
             assert cose.sig_structure(protected, payload, aad) == expected
     key = build_world().device_key("hx100-a")
     payload = encode({1: "x"})
-    token = cose.sign1(key, cose.ContentType.RESULT, payload)
-    protected = cose.protected_header(cose.ContentType.RESULT)
+    token = cose.sign1(key, ContentType.RESULT, payload)
+    protected = cose.protected_header(ContentType.RESULT)
     signature = token[-64:]
     assert token == b"\xd2" + encode([protected, {}, payload, signature])
 
@@ -105,7 +109,7 @@ def _payloads() -> list[bytes]:
     out = []
     for token in _vector_tokens() + _honest_tokens():
         with contextlib.suppress(DecodeError):
-            out.append(cose._parse_general(token).payload)
+            out.append(cose.parse_general(token).payload)
     return out
 
 
@@ -126,7 +130,7 @@ def test_compiled_payload_parser_matches_strict_decode_plus_schema(cls: type) ->
     fast_hits = 0
     for payload in candidates:
         general = _outcome(lambda x: cls.from_claims(decode(x)), payload)
-        fast = _fast_from_payload(cls, payload)
+        fast = schema_fast.from_payload(cls, payload)
         if fast is not None:
             fast_hits += 1
             assert general == ("ok", fast), payload.hex()
@@ -148,5 +152,38 @@ def test_compiled_parse_claims_matches_general_path() -> None:
     ):
         for _ in range(2):  # the second time through the compiled layout
             assert _outcome(parse_claims, claims, Meters.FIELDS) == _outcome(
-                _parse_claims_general, claims, Meters.FIELDS
+                parse_claims_general, claims, Meters.FIELDS
             )
+
+
+def test_assembled_envelopes_equal_the_reference_encoder() -> None:
+    protected = cose.protected_header(ContentType.CHALLENGE)
+    for n in (0, 23, 24, 255, 256, 65535):
+        payload = bytes(n)
+        for sig in (bytes(64), bytes(3)):
+            assert cose_fast.envelope(protected, payload, sig) == cose._plain_envelope(
+                protected, payload, sig
+            )
+            assert cose_fast.sig_structure(protected, payload, sig) == cose._plain_sig_structure(
+                protected, payload, sig
+            )
+
+
+def test_the_switch_turns_every_fast_path_off() -> None:
+    """With ATTEST_FAST_PATHS=0 the reference code alone passes every published vector."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from attest.codec import cose\n"
+        "from attest.messages import schema\n"
+        "assert cose._profile is None and schema._fast_payload is None\n"
+        "from pathlib import Path\n"
+        "from attest.testvectors.check import check_dir\n"
+        f"failed = sum(r.failed for r in check_dir(Path({str(VECTORS)!r})))\n"
+        "raise SystemExit(1 if failed else 0)\n"
+    )
+    env = {**os.environ, "ATTEST_FAST_PATHS": "0"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

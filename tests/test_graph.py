@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,19 +20,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attest.chip.adversary import CompromisedChip
+from attest.chip.device import fabricate
 from attest.errors import StoreError
-from attest.messages.pod import LinkConfirm, PodCert, pod_cert_digest
-from attest.pods.monitor import PodMonitor, decode_report, encode_report
+from attest.mechanism import Findings
+from attest.messages.revocation import Revocations
+from attest.pods.graph import GraphAlert, GraphVerdict, KnownPod, PodReport, appraise_graph
+from attest.pods.messages import LinkConfirm, PodCert, pod_cert_digest
+from attest.pods.reasons import PodReason
+from attest.pods.tables import PodTables
+from attest.pods.verifier import PodReview, PodsVerifier, decode_report, encode_report
+from attest.store.base import Database
 from attest.store.sqlite import SqliteStore
 from attest.testvectors.pod_vectors import member, pod_cert, pod_id, transcript
 from attest.testvectors.world import NOW_S, World, build_world
-from attest.verify.core import Verdict
-from attest.verify.graph import GraphVerdict, KnownPod, PodReport, appraise_graph
+from attest.verify.core import Appraisal, Verdict
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier, tier_of
+from attest.verify.reasons import Reason, Tier, registered_reasons, tier_of
 from attest.verify.state import ChipState
 
-GRAPH_REASONS = [r for r in Reason if 130 <= r <= 159]
+GRAPH_REASONS = [r for r in registered_reasons() if 130 <= r <= 159]
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -153,13 +159,13 @@ def test_every_component_over_its_limit_is_flagged(
     assert {frozenset(c) for c in verdict.components} == set(comps.values())
     for u, r in reports.items():
         over = len(comps[u]) > limit(r, pods)
-        assert (Reason.COMPONENT_OVER_LIMIT in verdict.of(u)) == over, (u.hex(), len(comps[u]))
+        assert (PodReason.COMPONENT_OVER_LIMIT in verdict.of(u)) == over, (u.hex(), len(comps[u]))
         outside = any(v not in pods[r.pod_id].members for v in r.links)  # type: ignore[index]
-        assert (Reason.LINK_NON_MEMBER in verdict.of(u)) == outside
+        assert (PodReason.LINK_NON_MEMBER in verdict.of(u)) == outside
         # tampered links are mutual: never one-sided
-        assert Reason.LINK_ONE_SIDED not in verdict.of(u)
+        assert PodReason.LINK_ONE_SIDED not in verdict.of(u)
     flagged_components = {
-        a.chips for a in verdict.alerts if a.reason is Reason.COMPONENT_OVER_LIMIT
+        a.chips for a in verdict.alerts if a.reason is PodReason.COMPONENT_OVER_LIMIT
     }
     assert flagged_components == {
         tuple(sorted(c))
@@ -180,7 +186,7 @@ def test_links_only_one_end_reports_are_warnings_on_both_ends(
     u, v = data.draw(st.sampled_from(edges))
     reports = {**reports, v: replace(reports[v], links=reports[v].links - {u})}
     verdict = appraise_graph(reports, pods)
-    assert Reason.LINK_ONE_SIDED in verdict.of(u) and Reason.LINK_ONE_SIDED in verdict.of(v)
+    assert PodReason.LINK_ONE_SIDED in verdict.of(u) and PodReason.LINK_ONE_SIDED in verdict.of(v)
     # a one-sided link never joins components: they are those of the mutual links
     assert {frozenset(c) for c in verdict.components} == set(components(reports).values())
 
@@ -202,10 +208,12 @@ def test_the_subject_appraisal_agrees_with_the_full_one(
 
 
 def test_graph_reasons_have_the_specified_tiers() -> None:
-    warnings = {Reason.POD_UNKNOWN, Reason.LINK_ONE_SIDED}
+    warnings = {PodReason.POD_UNKNOWN, PodReason.LINK_ONE_SIDED}
     for r in GRAPH_REASONS:
         assert r.tier is (Tier.WARNING if r in warnings else Tier.CONTRAINDICATED), r.name
-    assert tier_of([Reason.LINK_ONE_SIDED, Reason.COMPONENT_OVER_LIMIT]) is Tier.CONTRAINDICATED
+    assert (
+        tier_of([PodReason.LINK_ONE_SIDED, PodReason.COMPONENT_OVER_LIMIT]) is Tier.CONTRAINDICATED
+    )
 
 
 # -- named cases ------------------------------------------------------------------------------
@@ -232,17 +240,17 @@ def test_non_members_pod_states_and_two_pods() -> None:
         d: report(d, pid(0)),  # claims a pod that does not list it
     }
     v = appraise_graph(reports, pods)
-    assert v.of(a) == (Reason.LINK_NON_MEMBER,)
-    assert v.of(c) == (Reason.LINK_NON_MEMBER,)
+    assert v.of(a) == (PodReason.LINK_NON_MEMBER,)
+    assert v.of(c) == (PodReason.LINK_NON_MEMBER,)
     assert v.of(b) == ()
-    assert v.of(x) == (Reason.POD_CONFLICT,)
-    assert v.of(d) == (Reason.POD_NOT_MEMBER,)
+    assert v.of(x) == (PodReason.POD_CONFLICT,)
+    assert v.of(d) == (PodReason.POD_NOT_MEMBER,)
     revoked = appraise_graph(reports, pods, frozenset({pid(2)}))
     assert revoked.of(x) == ()  # the other pod is revoked: no conflict
-    assert appraise_graph(reports, pods, frozenset({pid(0)})).of(b) == (Reason.POD_REVOKED,)
+    assert appraise_graph(reports, pods, frozenset({pid(0)})).of(b) == (PodReason.POD_REVOKED,)
     # a key that differs from the certificate's is not membership
     wrong = {**reports, b: replace(reports[b], device_key=bytes(32))}
-    assert Reason.POD_NOT_MEMBER in appraise_graph(wrong, pods).of(b)
+    assert PodReason.POD_NOT_MEMBER in appraise_graph(wrong, pods).of(b)
 
 
 def test_unknown_pods_are_a_warning_and_judged_by_reports() -> None:
@@ -250,9 +258,9 @@ def test_unknown_pods_are_a_warning_and_judged_by_reports() -> None:
     ghost, other = pid(90), pid(91)
     reports = {a: report(a, ghost, [b]), b: report(b, ghost, [a]), c: report(c, other, [a])}
     v = appraise_graph(reports, {})
-    assert v.of(a) == (Reason.POD_UNKNOWN, Reason.LINK_ONE_SIDED)  # c's claim is one-sided
-    assert v.of(b) == (Reason.POD_UNKNOWN,)
-    assert v.of(c) == (Reason.POD_UNKNOWN, Reason.LINK_NON_MEMBER, Reason.LINK_ONE_SIDED)
+    assert v.of(a) == (PodReason.POD_UNKNOWN, PodReason.LINK_ONE_SIDED)  # c's claim is one-sided
+    assert v.of(b) == (PodReason.POD_UNKNOWN,)
+    assert v.of(c) == (PodReason.POD_UNKNOWN, PodReason.LINK_NON_MEMBER, PodReason.LINK_ONE_SIDED)
     assert tier_of(list(v.of(b))) is Tier.WARNING
 
 
@@ -266,9 +274,9 @@ def test_a_claim_cannot_merge_honest_pods() -> None:
     reports |= {u: report(u, pid(1), [v for v in p1 if v != u]) for u in p1}
     reports[liar] = report(liar, pid(2), p0 + p1, limit=1)
     v = appraise_graph(reports, pods)
-    assert all(Reason.COMPONENT_OVER_LIMIT not in v.of(u) for u in p0 + p1)
-    assert all(v.of(u) == (Reason.LINK_ONE_SIDED,) for u in p0 + p1)  # a warning, no more
-    assert v.of(liar) == (Reason.LINK_NON_MEMBER, Reason.LINK_ONE_SIDED)
+    assert all(PodReason.COMPONENT_OVER_LIMIT not in v.of(u) for u in p0 + p1)
+    assert all(v.of(u) == (PodReason.LINK_ONE_SIDED,) for u in p0 + p1)  # a warning, no more
+    assert v.of(liar) == (PodReason.LINK_NON_MEMBER, PodReason.LINK_ONE_SIDED)
 
 
 def test_refused_link_evidence_flags_the_signer_only_if_it_verifies() -> None:
@@ -284,37 +292,85 @@ def test_refused_link_evidence_flags_the_signer_only_if_it_verifies() -> None:
     h1_key = member("h1")[1].public_key.raw
     reporter = PodReport(h1, h1_key, 8, pod_id("G2"), frozenset(), (proof,))
     v = appraise_graph({h1: reporter}, pods)
-    assert v.of(g0) == (Reason.LINK_ATTEMPT_REFUSED,) and v.of(h1) == ()
-    assert [a.reason for a in v.alerts] == [Reason.LINK_ATTEMPT_REFUSED]
+    assert v.of(g0) == (PodReason.LINK_ATTEMPT_REFUSED,) and v.of(h1) == ()
+    assert [a.reason for a in v.alerts] == [PodReason.LINK_ATTEMPT_REFUSED]
     # the signer's own report supplies its key; a wrong key there means no evidence
     liar = PodReport(g0, bytes(32), 8, pod_id("G1"))
-    assert appraise_graph({h1: reporter, g0: liar}, pods).of(g0) != (Reason.LINK_ATTEMPT_REFUSED,)
+    assert appraise_graph({h1: reporter, g0: liar}, pods).of(g0) != (
+        PodReason.LINK_ATTEMPT_REFUSED,
+    )
 
 
 # -- the node's monitor -------------------------------------------------------------------------
 
 
-def _accepted(w: World, chip: CompromisedChip, **claims: object) -> Verdict:
-    """An accepted core verdict for ``chip`` whose Evidence carries ``claims``."""
+def _accepted(w: World, chip: CompromisedChip, **claims: object) -> Appraisal:
+    """An accepted core appraisal for ``chip`` whose Evidence carries ``claims``."""
     _, token = w.challenge(f"graph/{chip.ueid.hex()}/{time.monotonic_ns()}")
     challenge = chip.accept_challenge(w.verifiers["kl-1"].cert, token, NOW_S)
-    ev = replace(chip.current_evidence(challenge, NOW_S), **claims)
+    ev = chip.current_evidence(challenge, NOW_S).with_claims(**claims)
     state = ChipState.enrolled(chip.ueid, chip.public_key, chip.hwmodel)
-    return Verdict(Tier.AFFIRMING, (), bytes(32), chip.ueid, ev, state)
+    return Appraisal(Verdict(Tier.AFFIRMING, (), bytes(32), chip.ueid, ev), state)
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewed:
+    """One session through the pods part, as the node runs it (attest.mechanism)."""
+
+    #: the verdict the node signs: the core's, with the graph's reasons added
+    verdict: Verdict
+    #: the state the session commits: the core's (the commit rule)
+    new_state: ChipState | None
+    findings: Findings[PodReview]
+
+    @property
+    def report(self) -> PodReport | None:
+        detail = self.findings.detail
+        return detail.report if detail is not None else None
+
+    @property
+    def alerts(self) -> tuple[GraphAlert, ...]:
+        detail = self.findings.detail
+        return detail.alerts if detail is not None else ()
+
+
+def review(
+    monitor: PodsVerifier, core: Appraisal, *, revoked_pods: frozenset[bytes], now_ms: int
+) -> Reviewed:
+    """Load, appraise and merge the verdict as attest.mechanism.appraise_session does."""
+    findings = monitor.appraise(
+        monitor.load(core.ueid or b""),
+        core,
+        revocations=Revocations(pods=revoked_pods),
+        now_ms=now_ms,
+    )
+    verdict = core.verdict
+    if findings.reasons:
+        reasons = tuple(sorted({*verdict.reasons, *findings.reasons}))
+        verdict = replace(verdict, reasons=reasons, tier=tier_of(reasons))
+    return Reviewed(verdict, core.new_state, findings)
+
+
+def commit(monitor: PodsVerifier, db: Database, reviewed: Reviewed, *, now_ms: int) -> None:
+    """The part's writes in one transaction (the appraisal's, in a node), then its conclusion."""
+    steps = monitor.steps(reviewed.findings, reviewed.verdict)
+    db.write(lambda txn: [step(txn) for step in steps])
+    monitor.conclude(reviewed.findings, reviewed.verdict, now_ms=now_ms)
 
 
 def test_monitor_adds_graph_reasons_and_persists_reports(tmp_path: Path) -> None:
     w = build_world()
     store = SqliteStore(tmp_path / "m.db", verifier_id="kl-1")
-    monitor = PodMonitor(store, w.anchors, Policy())
+    monitor = PodsVerifier(store.db, w.anchors, Policy())
     for name in ("G1", "G2"):
         monitor.register(*pod_cert(name), now_s=NOW_S)
     with pytest.raises(StoreError):  # a pod id is never reused for another certificate
-        store.put_pod_cert(pod_id("G1"), pod_cert("G2")[0], b"")
+        PodTables(store.db).put_pod_cert(pod_id("G1"), pod_cert("G2")[0], b"")
     chips = {}
     for name in ("g0", "h0"):
         ueid_, key = member(name)
-        chips[name] = w.manufacturers["mfr-a"].fabricate(
+        chips[name] = fabricate(
+            w.manufacturers["mfr-a"],
             w.anchors,
             hwmodel="HX100",
             pod_class=8,
@@ -324,62 +380,76 @@ def test_monitor_adds_graph_reasons_and_persists_reports(tmp_path: Path) -> None
             chip_class=CompromisedChip,
         )
     g0, h0 = chips["g0"], chips["h0"]
-    first = monitor.review(
-        _accepted(w, g0, pod_id=pod_id("G1"), links=(h0.ueid,)), revoked_pods=frozenset(), now_ms=1
+    first = review(
+        monitor,
+        _accepted(w, g0, pod_id=pod_id("G1"), links=(h0.ueid,)),
+        revoked_pods=frozenset(),
+        now_ms=1,
     )
-    assert first.verdict.reasons == (Reason.LINK_NON_MEMBER,)
+    assert first.verdict.reasons == (PodReason.LINK_NON_MEMBER,)
     assert first.verdict.tier is Tier.CONTRAINDICATED
-    assert first.verdict.new_state is not None  # the appraisal state still advances
-    monitor.commit(first)
-    second = monitor.review(
-        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)), revoked_pods=frozenset(), now_ms=2
+    assert first.new_state is not None  # the appraisal state still advances
+    commit(monitor, store.db, first, now_ms=1)
+    second = review(
+        monitor,
+        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)),
+        revoked_pods=frozenset(),
+        now_ms=2,
     )
-    assert second.verdict.reasons == (Reason.LINK_NON_MEMBER,)
-    monitor.commit(second)
-    assert {a.reason for a in second.alerts} == {Reason.LINK_NON_MEMBER}
+    assert second.verdict.reasons == (PodReason.LINK_NON_MEMBER,)
+    commit(monitor, store.db, second, now_ms=2)
+    assert {a.reason for a in second.alerts} == {PodReason.LINK_NON_MEMBER}
     # each alert is new only once per node run
-    again = monitor.review(
-        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)), revoked_pods=frozenset(), now_ms=3
+    again = review(
+        monitor,
+        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)),
+        revoked_pods=frozenset(),
+        now_ms=3,
     )
     assert again.alerts == ()
     # a chip outside the Fixed Set passes untouched, and nothing is stored for it
     plain = w.chip("hx100-a")
-    outside = monitor.review(_accepted(w, plain), revoked_pods=frozenset(), now_ms=4)
+    outside = review(monitor, _accepted(w, plain), revoked_pods=frozenset(), now_ms=4)
     assert outside.verdict.reasons == () and outside.report is None
     # restart: certificates and reports come back from the store
     store.close()
-    reopened = PodMonitor(SqliteStore(tmp_path / "m.db", verifier_id="kl-1"), w.anchors, Policy())
+    reopened = PodsVerifier(
+        SqliteStore(tmp_path / "m.db", verifier_id="kl-1").db, w.anchors, Policy()
+    )
     assert set(reopened.reports) == {g0.ueid, h0.ueid}
     graph: GraphVerdict = reopened.graph()
-    assert graph.of(g0.ueid) == (Reason.LINK_NON_MEMBER,)
+    assert graph.of(g0.ueid) == (PodReason.LINK_NON_MEMBER,)
     assert [len(c) for c in graph.components] == [2]
     r = reopened.reports[g0.ueid]
     assert decode_report(g0.ueid, encode_report(r)) == r
 
 
-def test_monitor_ignores_rejected_evidence() -> None:
+def test_monitor_ignores_rejected_evidence(tmp_path: Path) -> None:
     w = build_world()
-    monitor = PodMonitor(object(), w.anchors, Policy())  # a store without pod tables
+    store = SqliteStore(tmp_path / "r.db", verifier_id="kl-1")
+    monitor = PodsVerifier(store.db, w.anchors, Policy())
     chip = w.chip("hx100-a")
     verdict = replace(
-        _accepted(w, chip, pod_id=pod_id("G1"), links=(member("g1")[0],)),
+        _accepted(w, chip, pod_id=pod_id("G1"), links=(member("g1")[0],)).verdict,
         tier=Tier.CONTRAINDICATED,
         reasons=(Reason.NONCE_MISMATCH,),
-        new_state=None,
     )
-    review = monitor.review(verdict, revoked_pods=frozenset(), now_ms=1)
-    assert review.verdict is verdict and review.report is None
+    reviewed = review(monitor, Appraisal(verdict, None), revoked_pods=frozenset(), now_ms=1)
+    assert reviewed.verdict is verdict and reviewed.report is None
+    store.close()
 
 
 def test_monitors_sharing_a_store_see_each_others_reports(tmp_path: Path) -> None:
     """Two workers (``serve --workers``) on one SQLite file appraise one graph."""
     w = build_world()
-    one = PodMonitor(SqliteStore(tmp_path / "s.db", verifier_id="kl-1"), w.anchors, Policy())
-    two = PodMonitor(SqliteStore(tmp_path / "s.db", verifier_id="kl-1"), w.anchors, Policy())
+    store_one = SqliteStore(tmp_path / "s.db", verifier_id="kl-1")
+    one = PodsVerifier(store_one.db, w.anchors, Policy())
+    two = PodsVerifier(SqliteStore(tmp_path / "s.db", verifier_id="kl-1").db, w.anchors, Policy())
     for name in ("G1", "G2"):
         one.register(*pod_cert(name), now_s=NOW_S)
     g0, h0 = (
-        w.manufacturers["mfr-a"].fabricate(
+        fabricate(
+            w.manufacturers["mfr-a"],
             w.anchors,
             hwmodel="HX100",
             pod_class=8,
@@ -390,13 +460,19 @@ def test_monitors_sharing_a_store_see_each_others_reports(tmp_path: Path) -> Non
         )
         for n in ("g0", "h0")
     )
-    review = one.review(
-        _accepted(w, g0, pod_id=pod_id("G1"), links=(h0.ueid,)), revoked_pods=frozenset(), now_ms=1
+    reviewed = review(
+        one,
+        _accepted(w, g0, pod_id=pod_id("G1"), links=(h0.ueid,)),
+        revoked_pods=frozenset(),
+        now_ms=1,
     )
-    one.commit(review)
+    commit(one, store_one.db, reviewed, now_ms=1)
     # the second worker appraises h0: it sees g0's report (and the certificates) from the store
-    other = two.review(
-        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)), revoked_pods=frozenset(), now_ms=2
+    other = review(
+        two,
+        _accepted(w, h0, pod_id=pod_id("G2"), links=(g0.ueid,)),
+        revoked_pods=frozenset(),
+        now_ms=2,
     )
-    assert other.verdict.reasons == (Reason.LINK_NON_MEMBER,)
+    assert other.verdict.reasons == (PodReason.LINK_NON_MEMBER,)
     assert set(two.pods) == {pod_id("G1"), pod_id("G2")} and g0.ueid in two.reports

@@ -25,17 +25,17 @@ def _record(i: int) -> ChipRecord:
 
 def _synchronous(path: Path) -> int:
     with SqliteStore(path, verifier_id="v") as store:
-        assert store._conn is not None
-        return int(store._conn.execute("PRAGMA synchronous").fetchone()[0])
+        assert store.db._conn is not None
+        return int(store.db._conn.execute("PRAGMA synchronous").fetchone()[0])
 
 
 def test_group_sync_store_commits_without_fsync_and_syncs_on_demand(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "g.db", verifier_id="v", group_sync=True)
-    assert store._conn is not None
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert store.db._conn is not None
+    assert store.db._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.enroll(_record(1))
     store.sync()  # fsyncs the WAL
-    assert store._wal_fd is not None
+    assert store.db._wal_fd is not None
     store.close()
     assert _synchronous(tmp_path / "g.db") == 2  # a plain store still syncs in COMMIT (FULL)
     with SqliteStore(tmp_path / "g.db", verifier_id="v") as again:
@@ -45,7 +45,7 @@ def test_group_sync_store_commits_without_fsync_and_syncs_on_demand(tmp_path: Pa
 def test_sync_is_a_no_op_for_plain_stores(tmp_path: Path) -> None:
     with SqliteStore(tmp_path / "p.db", verifier_id="v") as store:
         store.sync()
-        assert store._wal_fd is None
+        assert store.db._wal_fd is None
 
 
 def test_group_commit_is_one_transaction_with_per_write_atomicity(tmp_path: Path) -> None:

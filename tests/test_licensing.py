@@ -25,24 +25,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from attest.chip import license as L
 from attest.chip.adversary import CompromisedChip
-from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
-from attest.chip.revocations import REVOCATIONS_INVALID, REVOCATIONS_STALE
-from attest.chip.runner import Workload, attest
+from attest.chip.device import Chip, fabricate
+from attest.chip.runner import GrantOutcome, Workload, attest
 from attest.codec.cbor import decode
 from attest.errors import ChipRefusal, ContentTypeError, DecodeError, StoreError
 from attest.identity import Authority
 from attest.keys import SigningKey
+from attest.licensing import chip as L
 from attest.licensing.authority import delegate, sign_license
-from attest.licensing.issuer import LicenseIssuer, LicensingPolicy, RenewalOutcome
-from attest.messages.attestation import Challenge, Evidence, LicenseState
-from attest.messages.license import Budgets, Delegation, License, LicenseGrant
-from attest.messages.revocation import RevocationList, Revocations
+from attest.licensing.chip import ChipLicensing, LicensingChip
+from attest.licensing.issuer import LicenseIssuer, Renewal, RenewalOutcome
+from attest.licensing.ledger import LedgerRecord, LicenseConflict, LicenseLedger, QuotaExceeded
+from attest.licensing.messages import (
+    Budgets,
+    Delegation,
+    License,
+    LicenseGrant,
+    LicenseState,
+    license_state_of,
+)
+from attest.licensing.reasons import LicenseReason
+from attest.licensing.verifier import LicensingSection, LicensingVerifier
+from attest.mechanism import Grant
+from attest.messages.attestation import Challenge, Evidence
+from attest.messages.revocation import ListRefusal, RevocationList, Revocations
+from attest.node.app import assemble
 from attest.node.server import NodeSettings, VerifierNode
 from attest.node.service import Outcome, VerifierService
-from attest.store.base import LedgerRecord, LicenseConflict, LicenseLedger, QuotaExceeded
 from attest.store.sqlite import SqliteStore
 from attest.testvectors.world import (
     AUTHORITY_ID,
@@ -55,7 +65,7 @@ from attest.testvectors.world import (
     vector_ueid,
 )
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Tier
 
 BUDGET = 10**15
 KL_QUOTA = Budgets(10 * BUDGET)
@@ -79,7 +89,8 @@ def licensed_chip(
 ) -> Chip:
     """A world chip fitted with the licensing mechanism (same key, UEID and chain)."""
     spec = w.chips[name]
-    chip = w.manufacturers[spec.manufacturer].fabricate(
+    chip = fabricate(
+        w.manufacturers[spec.manufacturer],
         w.anchors,
         hwmodel=spec.hwmodel,
         pod_class=spec.pod_class,
@@ -89,10 +100,15 @@ def licensed_chip(
         device_key=w.device_key(name),
         chip_class=cls,
         state_dir=state_dir,
-        licensing=ChipLicensing(baseline_ppm=baseline_ppm),
+        parts={"licensing": ChipLicensing(baseline_ppm=baseline_ppm)},
     )
     chip.boot(BOOT_S)
     return chip
+
+
+def lic_part(chip: Chip) -> LicensingChip:
+    """The chip's licensing part (ChipRefusal MECHANISM_ABSENT on a chip without it)."""
+    return chip.part(LicensingChip)
 
 
 def authority_license(w: World, chip: Chip, serial: int = 1, **kw: object) -> LicenseGrant:
@@ -140,7 +156,7 @@ def kl_license(w: World, chip: Chip, serial: int = 1, did: int = 1, **kw: object
 
 def refusal(chip: Chip, grant: LicenseGrant, now_s: int = NOW_S, **kw: object) -> str | None:
     try:
-        chip.apply_license(grant, now_s, **kw)  # type: ignore[arg-type]
+        lic_part(chip).apply_license(grant, now_s, **kw)  # type: ignore[arg-type]
     except ChipRefusal as exc:
         return exc.reason
     return None
@@ -192,9 +208,10 @@ def test_budgets_schema_is_strict(w: World, budgets: object) -> None:
 
 def test_optional_claims_keep_version_1_encodings(w: World) -> None:
     # a license state without chip time, a revocation list without delegations: as before
-    ev = dataclasses.replace(
-        licensed_chip(w).current_evidence(w.challenge("x")[0], NOW_S),
-        license_state=LicenseState(3, 4),
+    ev = (
+        licensed_chip(w)
+        .current_evidence(w.challenge("x")[0], NOW_S)
+        .with_claims(license_state=LicenseState(3, 4))
     )
     assert decode(ev.payload())[-70004] == {1: 3, 2: 4}
     rl = RevocationList.from_payload(RevocationList("a", 1, 1).payload())
@@ -207,7 +224,7 @@ def test_optional_claims_keep_version_1_encodings(w: World) -> None:
 
 def test_chip_ships_throttled_at_its_baseline(w: World) -> None:
     chip = licensed_chip(w)
-    assert chip.throttled and chip.license_state() == LicenseState(0, 0, 0)
+    assert lic_part(chip).throttled and lic_part(chip).license_state() == LicenseState(0, 0, 0)
     chip.run_workload(10, 1.0)
     assert chip.meters.flops == HX100_PEAK * 10 // 100  # 1 % of peak
     five = licensed_chip(w, "hx100-b", baseline_ppm=50_000)
@@ -220,59 +237,66 @@ def test_chip_ships_throttled_at_its_baseline(w: World) -> None:
 def test_chip_without_the_mechanism_is_version_1(w: World) -> None:
     chip = w.honest_chip("hx100-a")
     chip.run_workload(10, 1.0)
-    assert chip.meters.flops == HX100_PEAK * 10 and not chip.throttled
-    assert chip.license_state() is None
-    with pytest.raises(ChipRefusal, match="LICENSING_UNSUPPORTED"):
-        chip.apply_license(authority_license(w, chip), NOW_S)
+    assert chip.meters.flops == HX100_PEAK * 10 and not chip.has(LicensingChip)
+    assert license_state_of(chip.current_evidence(w.challenge("x")[0], NOW_S)) is None
+    grant = authority_license(w, chip)
+    with pytest.raises(ChipRefusal, match="GRANT_UNSUPPORTED"):
+        chip.accept_grant(
+            Grant(grant.license, grant.delegation), session_nonce=bytes(32), now_s=NOW_S
+        )
 
 
 def test_license_budget_is_consumed_at_the_rate_run(w: World) -> None:
     chip = licensed_chip(w)
-    chip.apply_license(authority_license(w, chip, budgets=Budgets(10 * BUDGET)), NOW_S)
-    assert not chip.throttled
+    lic_part(chip).apply_license(authority_license(w, chip, budgets=Budgets(10 * BUDGET)), NOW_S)
+    assert not lic_part(chip).throttled
     chip.run_workload(4, 0.5)  # 2 x 10^15 FLOPs at half speed
-    state = chip.license_state()
+    state = lic_part(chip).license_state()
     assert state == LicenseState(1, 8 * BUDGET, 4)
     assert chip.meters.flops == 2 * HX100_PEAK
 
 
 def test_exhaustion_mid_interval_throttles_the_rest(w: World) -> None:
     chip = licensed_chip(w)
-    chip.apply_license(authority_license(w, chip, budgets=Budgets(BUDGET)), NOW_S)
+    lic_part(chip).apply_license(authority_license(w, chip, budgets=Budgets(BUDGET)), NOW_S)
     chip.run_workload(3, 1.0)  # the budget lasts 1 s, then 2 s at 1 %
-    assert chip.throttled and chip.license_state() == LicenseState(1, 0, 3)
+    assert lic_part(chip).throttled and lic_part(chip).license_state() == LicenseState(1, 0, 3)
     assert chip.meters.flops == BUDGET + 2 * HX100_PEAK // 100
-    assert chip.licensing is not None and chip.licensing.applied[0] == BUDGET
+    assert lic_part(chip).state.applied[0] == BUDGET
 
 
 def test_energy_budget_throttles_too(w: World) -> None:
     chip = licensed_chip(w)
     # 700 W peak: 1 400 000 mJ is 2 s at full power; FLOPs would last 10 s
     budgets = Budgets(10 * BUDGET, 1_400_000)
-    chip.apply_license(authority_license(w, chip, budgets=budgets), NOW_S)
+    lic_part(chip).apply_license(authority_license(w, chip, budgets=budgets), NOW_S)
     chip.run_workload(4, 1.0)
-    assert chip.throttled
+    assert lic_part(chip).throttled
     assert chip.meters.flops == 2 * HX100_PEAK + 2 * HX100_PEAK // 100
-    assert chip.licensing is not None and chip.licensing.remaining.energy_mj == 0
+    assert lic_part(chip).state.remaining.energy_mj == 0
 
 
 def test_expiry_mid_interval_forfeits_the_rest(w: World) -> None:
     chip = licensed_chip(w)
-    chip.apply_license(authority_license(w, chip, budgets=Budgets(100 * BUDGET), expiry_s=2), NOW_S)
+    lic_part(chip).apply_license(
+        authority_license(w, chip, budgets=Budgets(100 * BUDGET), expiry_s=2), NOW_S
+    )
     chip.run_workload(5, 1.0)  # licensed until chip time 2, then throttled
-    assert chip.throttled
+    assert lic_part(chip).throttled
     assert chip.meters.flops == 2 * HX100_PEAK + 3 * HX100_PEAK // 100
-    assert chip.license_state() == LicenseState(1, 0, 5)  # forfeited, not reported
-    chip.apply_license(authority_license(w, chip, serial=2, budgets=Budgets(BUDGET)), NOW_S)
-    assert chip.license_state() == LicenseState(2, BUDGET, 5)  # nothing carried over
+    assert lic_part(chip).license_state() == LicenseState(1, 0, 5)  # forfeited, not reported
+    lic_part(chip).apply_license(
+        authority_license(w, chip, serial=2, budgets=Budgets(BUDGET)), NOW_S
+    )
+    assert lic_part(chip).license_state() == LicenseState(2, BUDGET, 5)  # nothing carried over
 
 
 def test_unexpired_budget_carries_over(w: World) -> None:
     chip = licensed_chip(w)
-    chip.apply_license(authority_license(w, chip), NOW_S)
+    lic_part(chip).apply_license(authority_license(w, chip), NOW_S)
     chip.run_workload(0.25, 1.0)
-    chip.apply_license(authority_license(w, chip, serial=2), NOW_S)
-    assert chip.license_state() == LicenseState(2, BUDGET * 7 // 4, 0)
+    lic_part(chip).apply_license(authority_license(w, chip, serial=2), NOW_S)
+    assert lic_part(chip).license_state() == LicenseState(2, BUDGET * 7 // 4, 0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -293,23 +317,25 @@ def test_meters_never_outgrow_the_peak_or_the_budget(
     for seconds, share, renew in steps:
         if renew:
             serial += 1
-            chip.apply_license(authority_license(w, chip, serial, budgets=Budgets(BUDGET)), NOW_S)
+            lic_part(chip).apply_license(
+                authority_license(w, chip, serial, budgets=Budgets(BUDGET)), NOW_S
+            )
         chip.run_workload(seconds, share)
         elapsed += seconds
         assert chip.meters.flops <= HX100_PEAK * elapsed + 1
-        lic = chip.licensing
-        assert lic is not None and 0 <= lic.remaining.flops <= lic.applied[0]
+        lic = lic_part(chip).state
+        assert 0 <= lic.remaining.flops <= lic.applied[0]
         baseline = HX100_PEAK * elapsed / 100 + 1
         assert chip.meters.flops <= lic.applied[0] + baseline
 
 
 def test_state_persists_and_chip_time_never_goes_back(w: World, tmp_path: Path) -> None:
     chip = licensed_chip(w, state_dir=tmp_path / "chip")
-    chip.apply_license(authority_license(w, chip, budgets=Budgets(10 * BUDGET)), NOW_S)
+    lic_part(chip).apply_license(authority_license(w, chip, budgets=Budgets(10 * BUDGET)), NOW_S)
     chip.run_workload(3.5, 1.0)
     again = Chip.load(tmp_path / "chip")
-    assert again.chip_time_ms == 3500 and again.licensing == chip.licensing
-    assert again.license_state() == LicenseState(1, 10 * BUDGET - int(3.5 * BUDGET), 3)
+    assert again.chip_time_ms == 3500 and lic_part(again).state == lic_part(chip).state
+    assert lic_part(again).license_state() == LicenseState(1, 10 * BUDGET - int(3.5 * BUDGET), 3)
     again.boot(BOOT_S + 10)
     assert again.chip_time_ms == 3500  # a reboot does not reset chip time
 
@@ -317,7 +343,7 @@ def test_state_persists_and_chip_time_never_goes_back(w: World, tmp_path: Path) 
 # -- the six license attacks, refused by the chip ------------------------------------------------
 def _replay(w: World, chip: Chip) -> LicenseGrant:
     grant = authority_license(w, chip)
-    chip.apply_license(grant, NOW_S)
+    lic_part(chip).apply_license(grant, NOW_S)
     return grant
 
 
@@ -340,7 +366,7 @@ def _forged(w: World, chip: Chip) -> LicenseGrant:
 
 def _out_of_order(w: World, chip: Chip) -> LicenseGrant:
     first, second = authority_license(w, chip, 1), authority_license(w, chip, 2)
-    chip.apply_license(second, NOW_S)
+    lic_part(chip).apply_license(second, NOW_S)
     return first
 
 
@@ -354,12 +380,12 @@ def _over_quota(w: World, chip: Chip) -> LicenseGrant:
 
 
 ATTACKS: dict[str, tuple[Callable[[World, Chip], LicenseGrant], str]] = {
-    "license-replay": (_replay, L.LICENSE_REPLAYED),
-    "license-other-chip": (_other_chip, L.LICENSE_WRONG_CHIP),
-    "license-forged": (_forged, L.LICENSE_SIGNATURE_INVALID),
-    "license-serial-out-of-order": (_out_of_order, L.LICENSE_SERIAL_OUT_OF_ORDER),
-    "license-expired": (_expired, L.LICENSE_EXPIRED),
-    "license-over-quota": (_over_quota, L.LICENSE_QUOTA_EXCEEDED),
+    "license-replay": (_replay, L.LicenseRefusal.LICENSE_REPLAYED),
+    "license-other-chip": (_other_chip, L.LicenseRefusal.LICENSE_WRONG_CHIP),
+    "license-forged": (_forged, L.LicenseRefusal.LICENSE_SIGNATURE_INVALID),
+    "license-serial-out-of-order": (_out_of_order, L.LicenseRefusal.LICENSE_SERIAL_OUT_OF_ORDER),
+    "license-expired": (_expired, L.LicenseRefusal.LICENSE_EXPIRED),
+    "license-over-quota": (_over_quota, L.LicenseRefusal.LICENSE_QUOTA_EXCEEDED),
 }
 
 
@@ -372,49 +398,59 @@ def test_chip_refuses_license_attack(w: World, tmp_path: Path, attack: str) -> N
     assert refusal(chip, grant) == reason
     # a refusal changes nothing, in memory or on disk
     assert (tmp_path / "chip" / "state.cbor").read_bytes() == before
-    assert Chip.load(tmp_path / "chip").licensing == chip.licensing
+    assert lic_part(Chip.load(tmp_path / "chip")).state == lic_part(chip).state
 
 
 def test_quota_is_cumulative_per_delegation(w: World) -> None:
     chip = licensed_chip(w)
     d = kl_delegation(w, quota=Budgets(3 * BUDGET))
     for serial in (1, 2, 3):
-        chip.apply_license(LicenseGrant(kl_license(w, chip, serial), d), NOW_S)
-    assert refusal(chip, LicenseGrant(kl_license(w, chip, 4), d)) == L.LICENSE_QUOTA_EXCEEDED
+        lic_part(chip).apply_license(LicenseGrant(kl_license(w, chip, serial), d), NOW_S)
+    assert (
+        refusal(chip, LicenseGrant(kl_license(w, chip, 4), d))
+        == L.LicenseRefusal.LICENSE_QUOTA_EXCEEDED
+    )
 
 
 def test_revoked_delegation_is_refused_once_the_chip_knows(w: World) -> None:
     chip = licensed_chip(w)
     d = kl_delegation(w, did=5)
     token = w.authority.revocation_list(1, now_s=NOW_S, delegations=[5])
-    assert chip.apply_revocations(token) == 1
+    assert lic_part(chip).apply_revocations(token) == 1
     assert (
-        refusal(chip, LicenseGrant(kl_license(w, chip, did=5), d)) == L.LICENSE_DELEGATION_REVOKED
+        refusal(chip, LicenseGrant(kl_license(w, chip, did=5), d))
+        == L.LicenseRefusal.LICENSE_DELEGATION_REVOKED
     )
-    with pytest.raises(ChipRefusal, match=REVOCATIONS_STALE):
-        chip.apply_revocations(token)  # anti-rollback: not newer
+    with pytest.raises(ChipRefusal, match=ListRefusal.REVOCATIONS_STALE):
+        lic_part(chip).apply_revocations(token)  # anti-rollback: not newer
     impostor = Authority(AUTHORITY_ID, SigningKey.generate())
-    with pytest.raises(ChipRefusal, match=REVOCATIONS_INVALID):
-        chip.apply_revocations(impostor.revocation_list(9, now_s=NOW_S))
+    with pytest.raises(ChipRefusal, match=ListRefusal.REVOCATIONS_INVALID):
+        lic_part(chip).apply_revocations(impostor.revocation_list(9, now_s=NOW_S))
 
 
 def test_other_acceptance_checks(w: World) -> None:
     old = licensed_chip(w, firmware=(1, 0, 0))
-    assert refusal(old, authority_license(w, old)) == L.LICENSE_FIRMWARE_TOO_OLD
+    assert refusal(old, authority_license(w, old)) == L.LicenseRefusal.LICENSE_FIRMWARE_TOO_OLD
     chip = licensed_chip(w)
     bound = authority_license(w, chip, nonce=bytes(32))
-    assert refusal(chip, bound) == L.LICENSE_NONCE_MISMATCH
+    assert refusal(chip, bound) == L.LicenseRefusal.LICENSE_NONCE_MISMATCH
     assert refusal(chip, bound, session_nonce=bytes(32)) is None
     d = kl_delegation(w, exp=NOW_S)
-    assert refusal(chip, LicenseGrant(kl_license(w, chip, 2), d)) == L.LICENSE_DELEGATION_EXPIRED
+    assert (
+        refusal(chip, LicenseGrant(kl_license(w, chip, 2), d))
+        == L.LicenseRefusal.LICENSE_DELEGATION_EXPIRED
+    )
 
 
 def test_offline_request_nonce_is_single_use(w: World) -> None:
     chip = licensed_chip(w)
-    nonce = chip.license_request()
+    nonce = lic_part(chip).license_request()
     assert refusal(chip, authority_license(w, chip, nonce=nonce)) is None
-    assert chip.licensing is not None and chip.licensing.request_nonce is None
-    assert refusal(chip, authority_license(w, chip, 2, nonce=nonce)) == L.LICENSE_NONCE_MISMATCH
+    assert lic_part(chip).state.request_nonce is None
+    assert (
+        refusal(chip, authority_license(w, chip, 2, nonce=nonce))
+        == L.LicenseRefusal.LICENSE_NONCE_MISMATCH
+    )
 
 
 # =============================================================================================
@@ -457,11 +493,13 @@ class LicenseLifecycle(RuleBasedStateMachine):
         def die() -> None:
             raise _Crash
 
-        hwm = self.chip.licensing.serial  # type: ignore[union-attr]
+        hwm = lic_part(self.chip).state.serial
         try:
-            self.chip.apply_license(self.issued[serial], NOW_S, after_accept=die if crash else None)
+            lic_part(self.chip).apply_license(
+                self.issued[serial], NOW_S, after_accept=die if crash else None
+            )
         except ChipRefusal as exc:
-            assert serial <= hwm or exc.reason == L.LICENSE_EXPIRED, exc
+            assert serial <= hwm or exc.reason == L.LicenseRefusal.LICENSE_EXPIRED, exc
             return
         except _Crash:
             self.accepted.append(serial)
@@ -485,8 +523,8 @@ class LicenseLifecycle(RuleBasedStateMachine):
 
     @invariant()
     def never_more_than_issued_nor_twice(self) -> None:
-        lic = self.chip.licensing
-        assert lic is not None and lic.pending is None
+        lic = lic_part(self.chip).state
+        assert lic.pending is None
         assert len(self.accepted) == len(set(self.accepted)), "a serial was applied twice"
         assert lic.applied[0] == sum(self.budgets[s] for s in self.accepted)
         assert lic.applied[0] <= sum(self.budgets.values())
@@ -513,6 +551,7 @@ class Node:
 
     w: World
     store: SqliteStore
+    ledger: LicenseLedger
     issuer: LicenseIssuer
     service: VerifierService
     now_ms: list[int] = field(default_factory=lambda: [NOW_MS])
@@ -535,7 +574,7 @@ class Node:
         ev = evidence(chip, accepted) if evidence else chip.answer(accepted, self.now_ms[0] / 1000)
         outcome = self.service.conclude(chip.chain, challenge, ev)
         refused = None
-        renewal = outcome.renewal
+        renewal = _renewal(outcome)
         if apply and renewal is not None and renewal.grant is not None:
             refused = refusal(chip, renewal.grant, self.now_ms[0] // 1000,
                               session_nonce=challenge.nonce)  # fmt: skip
@@ -546,28 +585,29 @@ def make_node(
     w: World,
     path: Path,
     *,
-    policy: LicensingPolicy | None = None,
+    section: LicensingSection | None = None,
     quota: Budgets = KL_QUOTA,
     did: int = 1,
 ) -> Node:
     store = SqliteStore(path, verifier_id="kl-1")
-    issuer = LicenseIssuer(
-        identity=w.verifiers["kl-1"],
-        anchors=w.anchors,
-        delegation_token=kl_delegation(w, did, quota),
-        store=store,
-        policy=policy or LicensingPolicy(budgets=Budgets(BUDGET), validity_s=3600),
-    )
+    delegation = path.with_name(f"{path.stem}.delegation.cose")
+    delegation.write_bytes(kl_delegation(w, did, quota))
+    section = section or LicensingSection(budget_flops=BUDGET, validity_s=3600)
     clock = [NOW_MS]
-    service = VerifierService(
+    service = assemble(
         identity=w.verifiers["kl-1"],
         anchors=w.anchors,
         store=store,
         policy=Policy(),
+        revocations=Revocations(),
+        sections={
+            "licensing": dataclasses.replace(section, enabled=True, delegation_file=str(delegation))
+        },
         clock_ms=lambda: clock[0],
-        licensing=issuer,
-    )
-    return Node(w, store, issuer, service, clock)
+    ).service
+    part = service.part(LicensingVerifier)
+    assert part is not None
+    return Node(w, store, part.issuer.ledger, part.issuer, service, clock)
 
 
 @pytest.fixture
@@ -577,31 +617,38 @@ def node(w: World, tmp_path: Path) -> Iterator[Node]:
     n.store.close()
 
 
+def _renewal(o: Outcome) -> Renewal | None:
+    """What the licensing part did after the session (None: no renewal was attempted)."""
+    c = o.conclusions.get("licensing")
+    return None if c is None else c.detail  # type: ignore[no-any-return]
+
+
 def _outcome(o: Outcome) -> RenewalOutcome | None:
-    return None if o.renewal is None else o.renewal.outcome
+    r = _renewal(o)
+    return None if r is None else r.outcome
 
 
 def test_renewal_after_affirming_attestation(w: World, node: Node) -> None:
     chip = licensed_chip(w)
     out, refused = node.session(chip)
     assert out.verdict.tier is Tier.AFFIRMING and _outcome(out) is RenewalOutcome.ISSUED
-    assert refused is None and not chip.throttled
-    assert chip.license_state() == LicenseState(1, BUDGET, 0)
-    (rec,) = node.store.license_records(chip.ueid)
+    assert refused is None and not lic_part(chip).throttled
+    assert lic_part(chip).license_state() == LicenseState(1, BUDGET, 0)
+    (rec,) = node.ledger.license_records(chip.ueid)
     assert (rec.serial, rec.budgets.flops, rec.delegation_id, rec.region) == (1, BUDGET, 1, "MY-KL")
-    assert node.store.delegation_status(1).issued == (BUDGET, 0, 0)  # type: ignore[union-attr]
-    assert node.store.region_status("MY-KL").licenses == 1
+    assert node.ledger.delegation_status(1).issued == (BUDGET, 0, 0)  # type: ignore[union-attr]
+    assert node.ledger.region_status("MY-KL").licenses == 1
     # plenty left: nothing more; exhausted: the next one, serial 2
     out, _ = node.session(chip, work_s=0.5)
     assert _outcome(out) is RenewalOutcome.NOT_DUE
     out, _ = node.session(chip, work_s=1.0)
-    assert chip.license_state().serial == 2  # type: ignore[union-attr]
-    assert node.store.license_view(chip.ueid).reported_serial == 1
+    assert lic_part(chip).license_state().serial == 2
+    assert node.ledger.license_view(chip.ueid).reported_serial == 1
 
 
 def test_expiring_license_is_renewed(w: World, tmp_path: Path) -> None:
-    policy = LicensingPolicy(budgets=Budgets(BUDGET), validity_s=100, renew_below=0.25)
-    n = make_node(w, tmp_path / "v.db", policy=policy)
+    section = LicensingSection(budget_flops=BUDGET, validity_s=100, renew_below=0.25)
+    n = make_node(w, tmp_path / "v.db", section=section)
     chip = licensed_chip(w)
     n.session(chip)
     out, _ = n.session(chip, work_s=70, share=0.0)
@@ -617,12 +664,10 @@ def test_warning_does_not_qualify_unless_configured(w: World, tmp_path: Path) ->
     out, _ = n.session(chip)
     assert out.verdict.tier is Tier.WARNING and _outcome(out) is RenewalOutcome.NOT_QUALIFYING
     n.store.close()
-    policy = LicensingPolicy(
-        budgets=Budgets(BUDGET),
-        qualifying_tiers=frozenset({Tier.AFFIRMING, Tier.WARNING}),
-        min_firmware=(1, 0, 0),
+    section = LicensingSection(
+        budget_flops=BUDGET, qualifying_tiers="affirming,warning", min_firmware="1.0.0"
     )
-    n = make_node(w, tmp_path / "b.db", policy=policy)
+    n = make_node(w, tmp_path / "b.db", section=section)
     out, refused = n.session(chip)
     assert _outcome(out) is RenewalOutcome.ISSUED and refused is None
     n.store.close()
@@ -633,21 +678,21 @@ def test_quota_is_never_exceeded(w: World, tmp_path: Path) -> None:
     chips = [licensed_chip(w, name) for name in ("hx100-a", "hx100-b", "hx800-a", "cx10-a")]
     outcomes = [_outcome(n.session(c)[0]) for c in chips]
     assert outcomes == [RenewalOutcome.ISSUED] * 3 + [RenewalOutcome.QUOTA_EXCEEDED]
-    assert chips[3].throttled
-    assert n.store.delegation_status(1).issued[0] == 3 * BUDGET  # type: ignore[union-attr]
-    assert len(n.store.license_records()) == 3
+    assert lic_part(chips[3]).throttled
+    assert n.ledger.delegation_status(1).issued[0] == 3 * BUDGET  # type: ignore[union-attr]
+    assert len(n.ledger.license_records()) == 3
     n.store.close()
 
 
 def test_region_cap_and_revoked_delegation(w: World, node: Node) -> None:
-    node.store.set_region_cap("MY-KL", Budgets(BUDGET))
+    node.ledger.set_region_cap("MY-KL", Budgets(BUDGET))
     a, b = licensed_chip(w), licensed_chip(w, "hx100-b")
     assert _outcome(node.session(a)[0]) is RenewalOutcome.ISSUED
     assert _outcome(node.session(b)[0]) is RenewalOutcome.REGION_CAP_EXCEEDED
-    node.store.set_region_cap("MY-KL", None)
-    node.store.revoke_delegation(1)
+    node.ledger.set_region_cap("MY-KL", None)
+    node.ledger.revoke_delegation(1)
     assert _outcome(node.session(b)[0]) is RenewalOutcome.DELEGATION_REVOKED
-    assert node.store.delegation_status(1).revoked  # type: ignore[union-attr]
+    assert node.ledger.delegation_status(1).revoked  # type: ignore[union-attr]
     conn = sqlite3.connect(node.store.path)
     with pytest.raises(sqlite3.DatabaseError, match="only move forward"):
         conn.execute("UPDATE license_delegations SET revoked = 0")
@@ -659,9 +704,9 @@ def test_lost_grant_is_delivered_again_not_reissued(w: World, node: Node) -> Non
     first, _ = node.session(chip, apply=False)  # the RESULT never reached the chip
     again, refused = node.session(chip)
     assert _outcome(again) is RenewalOutcome.REDELIVERED and refused is None
-    assert first.renewal.grant == again.renewal.grant  # type: ignore[union-attr]
-    assert len(node.store.license_records(chip.ueid)) == 1
-    assert chip.license_state().serial == 1  # type: ignore[union-attr]
+    assert _renewal(first).grant == _renewal(again).grant  # type: ignore[union-attr]
+    assert len(node.ledger.license_records(chip.ueid)) == 1
+    assert lic_part(chip).license_state().serial == 1
 
 
 def test_verifier_flags_what_the_chip_refuses(w: World, node: Node) -> None:
@@ -674,15 +719,15 @@ def test_verifier_flags_what_the_chip_refuses(w: World, node: Node) -> None:
             assert isinstance(c, CompromisedChip)
             c.attest_counter += 1
             honest: Evidence = c.current_evidence(ch, node.now_ms[0] / 1000)
-            state = dataclasses.replace(honest.license_state, **changes)  # type: ignore[type-var]
-            return c.sign_arbitrary_evidence(dataclasses.replace(honest, license_state=state))
+            state = dataclasses.replace(license_state_of(honest), **changes)  # type: ignore[type-var]
+            return c.sign_arbitrary_evidence(honest.with_claims(license_state=state))
 
         return make
 
     cases = {
-        Reason.LICENSE_BUDGET_EXCEEDS_ISSUED: claim(remaining_flops=2 * BUDGET),
-        Reason.LICENSE_SERIAL_UNKNOWN: claim(serial=9, remaining_flops=0),
-        Reason.LICENSE_EXPIRY_IGNORED: claim(chip_time_s=10**6),
+        LicenseReason.LICENSE_BUDGET_EXCEEDS_ISSUED: claim(remaining_flops=2 * BUDGET),
+        LicenseReason.LICENSE_SERIAL_UNKNOWN: claim(serial=9, remaining_flops=0),
+        LicenseReason.LICENSE_EXPIRY_IGNORED: claim(chip_time_s=10**6),
     }
     for reason, evidence in cases.items():
         out, _ = node.session(chip, evidence=evidence)
@@ -691,7 +736,7 @@ def test_verifier_flags_what_the_chip_refuses(w: World, node: Node) -> None:
     node.session(chip, work_s=1.0)  # exhausted: renewed to serial 2, which it then reports
     node.session(chip)
     out, _ = node.session(chip, evidence=claim(serial=1, remaining_flops=0))
-    assert out.verdict.reasons == (Reason.LICENSE_SERIAL_ROLLBACK,)
+    assert out.verdict.reasons == (LicenseReason.LICENSE_SERIAL_ROLLBACK,)
 
 
 @pytest.mark.parametrize("connections", [1, 2], ids=["one-store", "two-connections"])
@@ -704,7 +749,7 @@ def test_two_concurrent_renewals_issue_exactly_one(
     for i in range(8):
         ueid = bytes([1]) + bytes([i]) * 16  # a fresh chip each round
         state = LicenseState(0, 0, 0)
-        view = first.store.license_view(ueid)
+        view = first.ledger.license_view(ueid)
         barrier = threading.Barrier(2)
         results: list[RenewalOutcome] = []
 
@@ -720,8 +765,8 @@ def test_two_concurrent_renewals_issue_exactly_one(
         for t in threads:
             t.join()
         assert sorted(results) == sorted([RenewalOutcome.ISSUED, RenewalOutcome.REDELIVERED])
-        assert [r.serial for r in first.store.license_records(ueid)] == [1]
-    assert first.store.region_status("MY-KL").licenses == 8
+        assert [r.serial for r in first.ledger.license_records(ueid)] == [1]
+    assert first.ledger.region_status("MY-KL").licenses == 8
     for n in {id(first): first, id(second): second}.values():
         n.store.close()
 
@@ -737,7 +782,7 @@ def test_concurrent_issuance_never_exceeds_the_quota(w: World, tmp_path: Path) -
         ueid = bytes([1]) + i.to_bytes(16, "big")
         barrier.wait()
         r = n.issuer.renew(ueid=ueid, tier=Tier.AFFIRMING, state=LicenseState(0, 0, 0),
-                           view=n.store.license_view(ueid), now_ms=NOW_MS)  # fmt: skip
+                           view=n.ledger.license_view(ueid), now_ms=NOW_MS)  # fmt: skip
         outcomes.append(r.outcome)
 
     threads = [threading.Thread(target=renew, args=(i,)) for i in range(12)]
@@ -747,23 +792,26 @@ def test_concurrent_issuance_never_exceeds_the_quota(w: World, tmp_path: Path) -
         t.join()
     assert outcomes.count(RenewalOutcome.ISSUED) == 5
     assert outcomes.count(RenewalOutcome.QUOTA_EXCEEDED) == 7
-    assert nodes[0].store.delegation_status(1).issued[0] == 5 * BUDGET  # type: ignore[union-attr]
+    assert nodes[0].ledger.delegation_status(1).issued[0] == 5 * BUDGET  # type: ignore[union-attr]
     for n in nodes:
         n.store.close()
 
 
 def test_ledger_is_append_only_and_serials_unique(w: World, node: Node) -> None:
-    assert isinstance(node.store, LicenseLedger)
+    # the ledger lives in the node's own store
+    assert isinstance(node.ledger, LicenseLedger) and node.ledger.db is node.store.db
     chip = licensed_chip(w)
     node.session(chip)
-    rec = node.store.license_records(chip.ueid)[0]
+    rec = node.ledger.license_records(chip.ueid)[0]
     with pytest.raises(LicenseConflict):  # the caller's view is stale
-        node.store.issue_license(dataclasses.replace(rec, serial=2), expected_latest=0, now_s=NOW_S)
+        node.ledger.issue_license(
+            dataclasses.replace(rec, serial=2), expected_latest=0, now_s=NOW_S
+        )
     with pytest.raises(StoreError):  # the same (ueid, serial) twice
-        node.store.record_license(dataclasses.replace(rec, token=b"other"))
-    assert node.store.record_license(rec) is False  # the same record: a no-op
+        node.ledger.record_license(dataclasses.replace(rec, token=b"other"))
+    assert node.ledger.record_license(rec) is False  # the same record: a no-op
     with pytest.raises(QuotaExceeded):
-        node.store.issue_license(
+        node.ledger.issue_license(
             dataclasses.replace(rec, serial=2, budgets=Budgets(10 * BUDGET)),
             expected_latest=1,
             now_s=NOW_S,
@@ -773,25 +821,25 @@ def test_ledger_is_append_only_and_serials_unique(w: World, node: Node) -> None:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             conn.execute(sql)
     conn.close()
-    assert node.store.license_records(chip.ueid) == [rec]
+    assert node.ledger.license_records(chip.ueid) == [rec]
 
 
 def test_authority_licenses_recorded_in_the_ledger(w: World, node: Node) -> None:
     chip = licensed_chip(w)
     grant = authority_license(w, chip, 5)
-    chip.apply_license(grant, NOW_S)
+    lic_part(chip).apply_license(grant, NOW_S)
     out, _ = node.session(chip)
     assert out.verdict.reasons == (
-        Reason.LICENSE_SERIAL_UNKNOWN,
-        Reason.LICENSE_BUDGET_EXCEEDS_ISSUED,
+        LicenseReason.LICENSE_SERIAL_UNKNOWN,
+        LicenseReason.LICENSE_BUDGET_EXCEEDS_ISSUED,
     )
     lic = License.verify(grant.license, w.anchors.authority_key)
     rec = LedgerRecord(chip.ueid, 5, AUTHORITY_ID, None, None, lic.budgets, lic.expiry_s, 0,
                        grant.license)  # fmt: skip
-    assert node.store.record_license(rec)
+    assert node.ledger.record_license(rec)
     out, _ = node.session(chip)
     assert out.verdict.tier is Tier.AFFIRMING
-    assert node.store.delegation_status(1).issued == (0, 0, 0)  # type: ignore[union-attr]
+    assert node.ledger.delegation_status(1).issued == (0, 0, 0)  # type: ignore[union-attr]
 
 
 # =============================================================================================
@@ -800,25 +848,31 @@ def test_authority_licenses_recorded_in_the_ledger(w: World, node: Node) -> None
 
 async def test_chip_runner_applies_grants_over_tcp(w: World, tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "v.db", verifier_id="kl-1")
-    issuer = LicenseIssuer(
-        identity=w.verifiers["kl-1"],
-        anchors=w.anchors,
-        delegation_token=kl_delegation(w),
-        store=store,
-        policy=LicensingPolicy(budgets=Budgets(10**14), renew_below=0.5),
-    )
-    service = VerifierService(
+    delegation = tmp_path / "delegation.cose"
+    delegation.write_bytes(kl_delegation(w))
+    built = assemble(
         identity=w.verifiers["kl-1"],
         anchors=w.anchors,
         store=store,
         policy=Policy(),
         revocations=Revocations(),
-        licensing=issuer,
+        sections={
+            "licensing": LicensingSection(
+                enabled=True,
+                delegation_file=str(delegation),
+                budget_flops=10**14,
+                renew_below=0.5,
+            )
+        },
         clock_ms=lambda: NOW_MS + time.monotonic_ns() // 1_000_000,
     )
-    node = VerifierNode(service, NodeSettings(http_port=-1))
+    node = VerifierNode(built.service, NodeSettings(http_port=-1), built.metrics)
     chip = licensed_chip(w)
     seen: list[str | None] = []
+
+    def on_grant(g: GrantOutcome) -> None:
+        seen.append(g.refusal)
+
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         assert node.address is not None
@@ -830,12 +884,12 @@ async def test_chip_runner_applies_grants_over_tcp(w: World, tmp_path: Path) -> 
                 rounds=3,
                 interval_s=0.2,
                 workload=Workload(share=1.0),
-                on_grant=lambda g, r: seen.append(r),
+                on_grant=on_grant,
             )
         node.shutdown()
     assert [r.status for r in results] == [Tier.AFFIRMING] * 3
     assert seen and all(r is None for r in seen)
-    assert chip.licensing is not None and chip.licensing.serial == len(seen)
+    assert lic_part(chip).state.serial == len(seen)
 
 
 async def test_demo_licensing_section() -> None:

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from cli_support import CLI, HANG_TIMEOUT_S, clean_env
 
-from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
-from attest.cli.chip_cmd import PAUSE_AFTER_ACCEPT_ENV
+from attest.chip.device import Chip, fabricate
 from attest.codec.cbor import decode
 from attest.licensing.authority import sign_license
-from attest.messages.license import Budgets
+from attest.licensing.chip import ChipLicensing, LicensingChip
+from attest.licensing.cli import PAUSE_AFTER_ACCEPT_ENV
+from attest.licensing.messages import Budgets
 from attest.testvectors.world import AUTHORITY_ID, BOOT_S, CERTIFIED_S, NOW_S, build_world
 from attest.testvectors.world import vector_ueid as ueid_of
 
@@ -33,7 +33,8 @@ BUDGET = 10**15
 def chip_dir(tmp_path: Path) -> Path:
     w = build_world()
     spec = w.chips["hx100-a"]
-    chip = w.manufacturers[spec.manufacturer].fabricate(
+    chip = fabricate(
+        w.manufacturers[spec.manufacturer],
         w.anchors,
         hwmodel=spec.hwmodel,
         pod_class=spec.pod_class,
@@ -42,7 +43,7 @@ def chip_dir(tmp_path: Path) -> Path:
         ueid=ueid_of("hx100-a"),
         device_key=w.device_key("hx100-a"),
         state_dir=tmp_path / "chip",
-        licensing=ChipLicensing(),
+        parts={"licensing": ChipLicensing()},
     )
     chip.boot(BOOT_S)
     return tmp_path / "chip"
@@ -100,7 +101,9 @@ def kill_after_accept(chip_dir: Path, lic: Path) -> None:
 
 
 def raw_license_state(chip_dir: Path) -> dict[str, object]:
-    return decode((chip_dir / "state.cbor").read_bytes())["license"]  # type: ignore[no-any-return]
+    # chip state version 2 keeps each mechanism's state under "parts"
+    raw = decode((chip_dir / "state.cbor").read_bytes())
+    return raw["parts"]["licensing"]  # type: ignore[no-any-return]
 
 
 def test_killed_between_accept_and_apply(chip_dir: Path, tmp_path: Path) -> None:
@@ -116,10 +119,10 @@ def test_killed_between_accept_and_apply(chip_dir: Path, tmp_path: Path) -> None
     # forward exactly once, and the license itself is refused as a replay.
     again = apply(chip_dir, lic)
     assert again.returncode == 1 and "LICENSE_REPLAYED" in again.stdout, again
-    chip = Chip.load(chip_dir)
-    assert chip.licensing is not None and chip.licensing.pending is None
-    assert chip.licensing.serial == 1
-    assert chip.licensing.applied[0] == chip.licensing.remaining.flops == BUDGET
+    lic = Chip.load(chip_dir).part(LicensingChip).state
+    assert lic.pending is None
+    assert lic.serial == 1
+    assert lic.applied[0] == lic.remaining.flops == BUDGET
 
 
 def test_kill_then_newer_license_adds_both_once(chip_dir: Path, tmp_path: Path) -> None:
@@ -129,12 +132,11 @@ def test_kill_then_newer_license_adds_both_once(chip_dir: Path, tmp_path: Path) 
     assert raw_license_state(chip_dir)["serial"] == 2
     third = apply(chip_dir, license_file(tmp_path, 3, 5 * BUDGET))
     assert third.returncode == 0, third.stdout + third.stderr
-    chip = Chip.load(chip_dir)
-    assert chip.licensing is not None
-    assert chip.licensing.applied[0] == chip.licensing.remaining.flops == 9 * BUDGET
+    lic = Chip.load(chip_dir).part(LicensingChip).state
+    assert lic.applied[0] == lic.remaining.flops == 9 * BUDGET
     for serial in (1, 2, 3):  # every one of them is now stale, including the interrupted one
         assert apply(chip_dir, license_file(tmp_path, serial)).returncode == 1
-    assert Chip.load(chip_dir).licensing == chip.licensing
+    assert Chip.load(chip_dir).part(LicensingChip).state == lic
 
 
 def test_repeated_kills_never_double_apply(chip_dir: Path, tmp_path: Path) -> None:
@@ -142,6 +144,6 @@ def test_repeated_kills_never_double_apply(chip_dir: Path, tmp_path: Path) -> No
     for serial in (1, 2, 3, 4):
         kill_after_accept(chip_dir, license_file(tmp_path, serial, serial * BUDGET))
         assert raw_license_state(chip_dir)["serial"] == serial  # never lost
-    chip = Chip.load(chip_dir)
-    assert chip.licensing is not None and chip.licensing.serial == 4
-    assert chip.licensing.applied[0] == chip.licensing.remaining.flops == 10 * BUDGET
+    lic = Chip.load(chip_dir).part(LicensingChip).state
+    assert lic.serial == 4
+    assert lic.applied[0] == lic.remaining.flops == 10 * BUDGET

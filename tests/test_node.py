@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from attest.chip.adversary import CompromisedChip
-from attest.chip.device import Chip
+from attest.chip.device import Chip, fabricate
 from attest.chip.runner import VerifierRefused, attest
 from attest.errors import RemoteProtocolError, StoreError
 from attest.identity import Authority, Manufacturer, VerifierIdentity
@@ -71,7 +71,8 @@ class World:
     now_s: int
 
     def chip(self, chip_class: type[Chip] = Chip) -> Chip:
-        chip = self.mfr.fabricate(
+        chip = fabricate(
+            self.mfr,
             self.auth.anchors,
             hwmodel="HX100",
             pod_class=8,

@@ -20,9 +20,9 @@ import pytest
 import trio
 
 from attest.chip.adversary import TamperedFirmwareChip
-from attest.chip.device import Chip
+from attest.chip.device import Chip, fabricate
 from attest.chip.runner import attest
-from attest.codec.cose import ContentType, verify1
+from attest.codec.cose import verify1
 from attest.errors import (
     ChipRefusal,
     ContentTypeError,
@@ -33,12 +33,14 @@ from attest.errors import (
 from attest.identity import VerifierIdentity
 from attest.keys import SigningKey
 from attest.messages.attestation import Evidence
-from attest.messages.pod import LinkConfirm, LinkResponse, PodCert, pod_cert_digest
-from attest.messages.revocation import RevocationList
+from attest.messages.content import ContentType
+from attest.messages.revocation import ListRefusal, RevocationList, Revocations
+from attest.node.app import assemble
 from attest.node.server import NodeSettings, VerifierNode
-from attest.node.service import VerifierService
 from attest.pods.cert import PodCredential
+from attest.pods.chip import PodsChip, PodState
 from attest.pods.driver import LinkSession, listen_links, maintain_links, open_link
+from attest.pods.graph import KnownPod, refused_signer
 from attest.pods.link import (
     FRAME_TYPES,
     TRANSITIONS,
@@ -59,14 +61,24 @@ from attest.pods.link import (
     encode_link_frame,
 )
 from attest.pods.links import DEFAULT_CAP_BPS, LinkRecord, LinkTable
-from attest.pods.member import PodState
+from attest.pods.messages import (
+    LINK_RESPONSE_CONTENT_TYPE,
+    LinkConfirm,
+    LinkResponse,
+    PodCert,
+    links_of,
+    pod_cert_digest,
+    pod_id_of,
+)
 from attest.pods.names import Refusal
+from attest.pods.reasons import PodReason
+from attest.pods.tables import PodTables
+from attest.pods.verifier import PodsVerifier
 from attest.store.sqlite import SqliteStore
 from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id
 from attest.testvectors.world import NOW_S, World, build_world
-from attest.verify.graph import KnownPod, refused_signer
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Tier
 
 HOST = "127.0.0.1"
 GUARD_S = 10.0  # hang guard only
@@ -83,8 +95,13 @@ def chip_in(w: World, name: str, pod: str | None, cls: type[Chip] = Chip, **kw: 
     chip = pod_chip(w, name, chip_class=cls, **kw)  # type: ignore[arg-type]
     if pod is not None:
         token, issuer = pod_cert(pod)
-        chip.install_pod_cert(token, issuer, now_s=NOW_S)
+        pods_of(chip).install_pod_cert(token, issuer, now_s=NOW_S)
     return chip
+
+
+def pods_of(chip: Chip) -> PodsChip:
+    """The chip's Fixed Set part (its pod slot and link table)."""
+    return chip.part(PodsChip)
 
 
 def revocation_list(w: World, number: int, *pods: str) -> bytes:
@@ -114,14 +131,15 @@ async def settle(*chips: Chip) -> None:
 
 
 def last_refusal(chip: Chip) -> str | None:
-    return chip.links.refusals[-1].reason if chip.links.refusals else None
+    links = pods_of(chip).links
+    return links.refusals[-1].reason if links.refusals else None
 
 
 def record(a: Chip, b: Chip) -> tuple[LinkHello, LinkReply, LinkConfirmFrame]:
     """A genuine a→b handshake run in memory: its HELLO, REPLY and CONFIRM (an eavesdropper's
     recording). Nothing is recorded in either chip's link table."""
-    ia = LinkEndpoint(LinkRole.INITIATOR, a.link_context, os.urandom)
-    rb = LinkEndpoint(LinkRole.RESPONDER, b.link_context, os.urandom)
+    ia = LinkEndpoint(LinkRole.INITIATOR, pods_of(a).link_context, os.urandom)
+    rb = LinkEndpoint(LinkRole.RESPONDER, pods_of(b).link_context, os.urandom)
     hello = ia.initiate()
     reply = rb.receive_data(hello, NOW_S)
     confirm = ia.receive_data(reply, NOW_S)
@@ -172,7 +190,7 @@ def test_pod_certificate_may_not_list_more_chips_than_its_class(w: World) -> Non
     ("token_of", "expected"),
     [
         (lambda: pod_cert("A")[0], ContentType.EVIDENCE),
-        (lambda: pod_cert("A")[0], ContentType.LINK_RESPONSE),
+        (lambda: pod_cert("A")[0], LINK_RESPONSE_CONTENT_TYPE),
         (lambda: pod_cert("A")[0], ContentType.DEVICE_CERT),
     ],
 )
@@ -217,16 +235,16 @@ def test_install_rules(
 ) -> None:
     chip = pod_chip(w, chip_name, hwmodel)
     if revoked:
-        chip.apply_pod_revocations(revocation_list(w, 1, *revoked))
+        pods_of(chip).apply_revocations(revocation_list(w, 1, *revoked))
     token, issuer = pod_cert(pod)
     if refusal is None:
-        chip.install_pod_cert(token, issuer, now_s=NOW_S)
-        assert chip.pod.pod_id == pod_id(pod)
+        pods_of(chip).install_pod_cert(token, issuer, now_s=NOW_S)
+        assert pods_of(chip).pod.pod_id == pod_id(pod)
     else:
         with pytest.raises(ChipRefusal) as exc:
-            chip.install_pod_cert(token, issuer, now_s=NOW_S)
+            pods_of(chip).install_pod_cert(token, issuer, now_s=NOW_S)
         assert exc.value.reason == refusal
-        assert chip.pod.credential is None
+        assert pods_of(chip).pod.credential is None
 
 
 def test_install_refuses_forged_and_unbacked_certificates(w: World) -> None:
@@ -236,36 +254,38 @@ def test_install_refuses_forged_and_unbacked_certificates(w: World) -> None:
     m_token, _ = pod_cert("M")
     for bad, issuer in ((forged, b""), (m_token, b""), (w.chain("hx100-a").device_cert, b"")):
         with pytest.raises(ChipRefusal) as exc:
-            chip.install_pod_cert(bad, issuer, now_s=NOW_S)
+            pods_of(chip).install_pod_cert(bad, issuer, now_s=NOW_S)
         assert exc.value.reason == Refusal.POD_CERT_INVALID
 
 
 def test_tampered_firmware_installs_an_oversized_certificate(w: World) -> None:
     chip = chip_in(w, "a0", "BIG", TamperedFirmwareChip)
-    assert chip.pod.credential is not None and chip.pod.credential.cert.size_class == 64
+    pod = pods_of(chip).pod
+    assert pod.credential is not None and pod.credential.cert.size_class == 64
 
 
 def test_pod_state_survives_a_restart_and_revocations_never_roll_back(
     w: World, tmp_path: Path
 ) -> None:
     ueid, key = member("a0")
-    chip = w.manufacturers["mfr-a"].fabricate(
-        w.anchors, hwmodel="HX100", pod_class=8, now_s=NOW_S, ueid=ueid, device_key=key,
-        state_dir=tmp_path,
+    chip = fabricate(
+        w.manufacturers["mfr-a"], w.anchors, hwmodel="HX100", pod_class=8, now_s=NOW_S,
+        ueid=ueid, device_key=key, state_dir=tmp_path,
     )  # fmt: skip
-    chip.install_pod_cert(pod_cert("A")[0], now_s=NOW_S)
-    assert chip.apply_pod_revocations(revocation_list(w, 2, "B")) == 2
+    pods_of(chip).install_pod_cert(pod_cert("A")[0], now_s=NOW_S)
+    assert pods_of(chip).apply_revocations(revocation_list(w, 2, "B")) == 2
     again = Chip.load(tmp_path)
-    assert again.pod.pod_id == pod_id("A")
-    assert again.pod.revoked_pods == {pod_id("B")} and again.pod.revocations_number == 2
+    pod = pods_of(again).pod
+    assert pod.pod_id == pod_id("A")
+    assert pod.revoked_pods == {pod_id("B")} and pod.revocations_number == 2
     for number in (1, 2):
         with pytest.raises(ChipRefusal) as exc:
-            again.apply_pod_revocations(revocation_list(w, number))
-        assert exc.value.reason == Refusal.REVOCATIONS_STALE
+            pods_of(again).apply_revocations(revocation_list(w, number))
+        assert exc.value.reason == ListRefusal.REVOCATIONS_STALE
     impostor = RevocationList("x", NOW_S, 9).sign(SigningKey.derive_insecure_for_tests("nobody"))
     with pytest.raises(ChipRefusal) as exc:
-        again.apply_pod_revocations(impostor)
-    assert exc.value.reason == Refusal.REVOCATIONS_INVALID
+        pods_of(again).apply_revocations(impostor)
+    assert exc.value.reason == ListRefusal.REVOCATIONS_INVALID
 
 
 # ================================================================================================
@@ -278,18 +298,18 @@ async def test_members_link_at_full_bandwidth(w: World) -> None:
     async with links_up(a0, a1) as ports:
         session = await link(a0, a1, ports)
         assert session.full
-        ours, theirs = a0.links.records(), a1.links.records()
+        ours, theirs = pods_of(a0).links.records(), pods_of(a1).links.records()
         assert [r.peer for r in ours] == [a1.ueid] and [r.peer for r in theirs] == [a0.ueid]
         assert ours[0].bandwidth_bps == theirs[0].bandwidth_bps == PEAK
         assert ours[0].session_key == theirs[0].session_key is not None
-        assert a0.links.peer_bandwidth(a1.ueid) == PEAK
-        claims = a0.pod_claims(NOW_S)
+        assert pods_of(a0).links.peer_bandwidth(a1.ueid) == PEAK
+        claims = pods_of(a0).evidence_claims(NOW_S)
         assert claims == {"pod_id": pod_id("A"), "links": (a1.ueid,)}
         # a re-verification on the same stream keeps the link, with a fresh key
         outcome = await session.reverify()
         await settle(a1)
         assert outcome.full and outcome.session_key != ours[0].session_key
-        assert a1.links.records()[0].session_key == outcome.session_key
+        assert pods_of(a1).links.records()[0].session_key == outcome.session_key
         await session.aclose()
 
 
@@ -300,11 +320,12 @@ async def test_evidence_reports_pod_and_links(w: World) -> None:
     async with links_up(a0, a1) as ports:
         await link(a0, a1, ports)
         ev = Evidence.verify(a0.answer(challenge, NOW_S), a0.public_key)
-    assert ev.pod_id == pod_id("A") and ev.links == (a1.ueid,) and ev.link_refusals is None
+    assert pod_id_of(ev) == pod_id("A") and links_of(ev) == (a1.ueid,)
+    assert "link_refusals" not in ev.extensions
     # a chip outside the Fixed Set reports none of the claims (its Evidence is unchanged)
     plain = w.honest_chip("hx100-a")
     plain_ev = plain.current_evidence(challenge, NOW_S)
-    assert (plain_ev.pod_id, plain_ev.links, plain_ev.link_refusals) == (None, None, None)
+    assert {"pod_id", "links", "link_refusals"}.isdisjoint(plain_ev.extensions)
 
 
 async def test_non_members_get_a_capped_link(w: World) -> None:
@@ -314,10 +335,10 @@ async def test_non_members_get_a_capped_link(w: World) -> None:
     assert not session.full
     # b0 declined in its own proof; a0 then refused: both name the rule, both are capped
     assert last_refusal(a0) == last_refusal(b0) == Refusal.LINK_NOT_MEMBER
-    assert a0.links.records()[0].bandwidth_bps == DEFAULT_CAP_BPS
-    assert a0.links.full_peers() == () and b0.links.full_peers() == ()
+    assert pods_of(a0).links.records()[0].bandwidth_bps == DEFAULT_CAP_BPS
+    assert pods_of(a0).links.full_peers() == () and pods_of(b0).links.full_peers() == ()
     # honest chips decline: no signed acceptance, nothing to report against the other
-    assert a0.pod_claims(NOW_S).get("link_refusals") is None
+    assert pods_of(a0).evidence_claims(NOW_S).get("link_refusals") is None
 
 
 @pytest.mark.parametrize("initiator_has_pod", [True, False])
@@ -341,7 +362,7 @@ async def test_a_chip_without_a_pod_refuses_even_a_willing_peer(w: World) -> Non
     assert not session.full
     assert last_refusal(stranger) == Refusal.LINK_NO_POD
     # even tampered firmware needs a certificate to check the peer's key against: no link
-    assert tampered.links.full_peers() == ()
+    assert pods_of(tampered).links.full_peers() == ()
 
 
 @pytest.mark.parametrize("who_knows", ["both", "responder", "initiator"])
@@ -349,7 +370,7 @@ async def test_revoked_pods_are_refused(w: World, who_knows: str) -> None:
     a0, a1 = chip_in(w, "a0", "A"), chip_in(w, "a1", "A")
     for chip, role in ((a0, "initiator"), (a1, "responder")):
         if who_knows in ("both", role):
-            chip.apply_pod_revocations(revocation_list(w, 1, "A"))
+            pods_of(chip).apply_revocations(revocation_list(w, 1, "A"))
     async with links_up(a0, a1) as ports:
         session = await link(a0, a1, ports)
     assert not session.full
@@ -371,14 +392,14 @@ async def test_forged_certificates_are_refused(w: World) -> None:
         8,
     )
     token = cert.sign(SigningKey.derive_insecure_for_tests("forger's authority"))
-    forger.pod = PodState(PodCredential(token, b"", cert, pod_cert_digest(token)))
+    pods_of(forger).pod = PodState(PodCredential(token, b"", cert, pod_cert_digest(token)))
     async with links_up(a0, forger) as ports:
         as_initiator = await link(forger, a0, ports)
         assert last_refusal(a0) == Refusal.POD_CERT_INVALID
         as_responder = await link(a0, forger, ports)
         assert last_refusal(a0) == Refusal.POD_CERT_INVALID
     assert not as_initiator.full and not as_responder.full
-    assert a0.links.refusals[-1].evidence is None  # never authenticated: nothing to report
+    assert pods_of(a0).links.refusals[-1].evidence is None  # never authenticated: nothing to report
 
 
 async def test_oversized_certificates_are_refused(w: World) -> None:
@@ -388,7 +409,7 @@ async def test_oversized_certificates_are_refused(w: World) -> None:
     async with links_up(a0, big) as ports:
         session = await link(big, a0, ports)
     assert not session.full
-    refusal = a0.links.refusals[-1]
+    refusal = pods_of(a0).links.refusals[-1]
     assert refusal.reason == Refusal.POD_TOO_LARGE and refusal.authenticated
     assert refusal.evidence is not None  # the tampered chip signed accept across certificates
 
@@ -402,8 +423,9 @@ async def test_tampered_firmware_accepts_and_honest_chips_report_it(w: World) ->
         assert (await link(t1, t2, ports)).full  # two tampered chips across pods: linked
         assert not (await link(a0, t1, ports)).full  # honest initiator, tampered responder
         assert not (await link(t1, a0, ports)).full  # tampered initiator, honest responder
-    assert set(t1.links.full_peers()) == {b0.ueid, t2.ueid}
-    proofs = a0.pod_claims(time.time())["link_refusals"]  # refusals are kept for an hour
+    assert set(pods_of(t1).links.full_peers()) == {b0.ueid, t2.ueid}
+    # refusals are kept for an hour
+    proofs = pods_of(a0).evidence_claims(time.time())["link_refusals"]
     assert isinstance(proofs, tuple) and len(proofs) == 2  # a LinkResponse and a LinkConfirm
     b_pod = PodCert.verify(pod_cert("B")[0], w.anchors.authority_key)
     by_digest = {
@@ -429,7 +451,7 @@ async def test_replayed_hello_and_confirm_fail(w: World) -> None:
             answer = await read_frame(stream)
         await settle(a2)
     assert answer == LinkRefuse(Refusal.LINK_PROOF_MISMATCH)
-    assert last_refusal(a2) == Refusal.LINK_PROOF_MISMATCH and a2.links.full_peers() == ()
+    assert last_refusal(a2) == Refusal.LINK_PROOF_MISMATCH and pods_of(a2).links.full_peers() == ()
 
 
 async def test_a_replayed_reply_fails(w: World) -> None:
@@ -472,7 +494,7 @@ async def _middleman(
             listeners = await nursery.start(trio.serve_tcp, handle, 0)
             session = await open_link(a, HOST, listeners[0].socket.getsockname()[1])
             await settle(b)
-            records = b.links.records()
+            records = pods_of(b).links.records()
             nursery.cancel_scope.cancel()
     return session, records
 
@@ -505,7 +527,7 @@ async def test_a_transparent_relay_only_joins_the_two_members(w: World) -> None:
     async with links_up(a1) as ports:
         session, theirs = await _middleman(a0, a1, ports[a1.ueid], watch)
     assert session.full
-    key = a0.links.records()[0].session_key
+    key = pods_of(a0).links.records()[0].session_key
     assert key is not None and [r.session_key for r in theirs] == [key]
     assert all(key not in frame for frame in seen)
 
@@ -531,7 +553,7 @@ async def test_a_peer_that_breaks_the_protocol_gets_no_link(w: World) -> None:
     async with links_up(a0) as ports, await trio.open_tcp_stream(HOST, ports[a0.ueid]) as s:
         await s.send_all(encode_link_frame(LinkUp()))  # UP before any HELLO
         assert await read_frame(s) is None  # a0 just closes the stream
-    assert a0.links.full_peers() == ()
+    assert pods_of(a0).links.full_peers() == ()
 
 
 # ================================================================================================
@@ -544,13 +566,13 @@ async def test_a_peer_that_fails_re_verification_drops_to_the_cap(w: World) -> N
     async with links_up(a0, a1) as ports:
         session = await link(a0, a1, ports)
         assert session.full
-        a1.apply_pod_revocations(revocation_list(w, 1, "A"))  # a1 learns: pod A is revoked
+        pods_of(a1).apply_revocations(revocation_list(w, 1, "A"))  # a1 learns: pod A is revoked
         outcome = await session.reverify()
         await settle(a1)
     assert not outcome.full and outcome.refusal == Refusal.LINK_PEER_REFUSED
-    assert a0.links.records()[0].bandwidth_bps == DEFAULT_CAP_BPS
+    assert pods_of(a0).links.records()[0].bandwidth_bps == DEFAULT_CAP_BPS
     assert last_refusal(a1) == Refusal.POD_REVOKED
-    assert a0.links.full_peers() == a1.links.full_peers() == ()
+    assert pods_of(a0).links.full_peers() == pods_of(a1).links.full_peers() == ()
 
 
 async def test_a_vanished_peer_fails_re_verification(w: World) -> None:
@@ -559,7 +581,7 @@ async def test_a_vanished_peer_fails_re_verification(w: World) -> None:
         session = await link(a0, a1, ports)
     # the responder's listener is gone (its streams closed): the next round cannot finish
     outcome = await session.reverify(timeout_s=GUARD_S)
-    assert not outcome.full and a0.links.full_peers() == ()
+    assert not outcome.full and pods_of(a0).links.full_peers() == ()
 
 
 async def test_links_are_re_verified_periodically(w: World) -> None:
@@ -567,8 +589,8 @@ async def test_links_are_re_verified_periodically(w: World) -> None:
     chip_time = [float(NOW_S)]
     async with links_up(a1) as ports:
         session = await open_link(a0, HOST, ports[a1.ueid], clock=lambda: chip_time[0])
-        first = a0.links.records()[0].verified_s
-        chip_time[0] += a0.links.reverify_s  # a re-verification is due
+        first = pods_of(a0).links.records()[0].verified_s
+        chip_time[0] += pods_of(a0).links.reverify_s  # a re-verification is due
         with trio.fail_after(GUARD_S):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(
@@ -576,10 +598,10 @@ async def test_links_are_re_verified_periodically(w: World) -> None:
                         a0, [session], interval_s=0.001, clock=lambda: chip_time[0]
                     )
                 )
-                while a0.links.records()[0].verified_s == first:
+                while pods_of(a0).links.records()[0].verified_s == first:
                     await trio.sleep(0.001)
                 nursery.cancel_scope.cancel()
-    assert a0.links.records()[0].full
+    assert pods_of(a0).links.records()[0].full
 
 
 def _full(peer: bytes = b"\x01" + bytes(16)) -> LinkOutcome:
@@ -678,14 +700,23 @@ async def test_a_node_flags_an_aggregation_in_the_verdict_and_the_metrics(
     vid = w.verifiers["kl-1"]
     ver = VerifierIdentity(vid.verifier_id, vid.region, vid.key, vid.cert)
     store = SqliteStore(tmp_path / "v.db", verifier_id=ver.verifier_id, signing_key=ver.key)
-    service = VerifierService(identity=ver, anchors=w.anchors, store=store, policy=Policy())
+    built = assemble(
+        identity=ver,
+        anchors=w.anchors,
+        store=store,
+        policy=Policy(),
+        revocations=Revocations(),
+        sections={},
+    )
+    monitor = built.service.part(PodsVerifier)
+    assert monitor is not None  # the Fixed Set part is always on
     for pod in ("G1", "G2"):
-        service.pods.register(*pod_cert(pod), now_s=int(time.time()))
+        monitor.register(*pod_cert(pod), now_s=int(time.time()))
     g = [chip_in(w, f"g{i}", "G1", TamperedFirmwareChip if i == 0 else Chip) for i in range(4)]
     h = [chip_in(w, f"h{i}", "G2", TamperedFirmwareChip if i == 0 else Chip) for i in range(4)]
     for c in g + h:  # the world's chips booted in the past; attest with today's clock
         c.boot(time.time())
-    node = VerifierNode(service, NodeSettings(http_port=-1))
+    node = VerifierNode(built.service, NodeSettings(http_port=-1), built.metrics)
     caplog.set_level("WARNING", logger="attest.node.pods")
     results = {}
     with trio.fail_after(GUARD_S * 3):
@@ -707,10 +738,10 @@ async def test_a_node_flags_an_aggregation_in_the_verdict_and_the_metrics(
             node.shutdown()
     for c in g + h:
         assert results[c.ueid].status == Tier.CONTRAINDICATED
-        assert Reason.COMPONENT_OVER_LIMIT in results[c.ueid].reasons
-    assert Reason.LINK_NON_MEMBER in results[g[0].ueid].reasons
-    assert Reason.LINK_ATTEMPT_REFUSED in results[g[0].ueid].reasons
-    assert Reason.LINK_NON_MEMBER not in results[g[1].ueid].reasons
+        assert PodReason.COMPONENT_OVER_LIMIT in results[c.ueid].reasons
+    assert PodReason.LINK_NON_MEMBER in results[g[0].ueid].reasons
+    assert PodReason.LINK_ATTEMPT_REFUSED in results[g[0].ueid].reasons
+    assert PodReason.LINK_NON_MEMBER not in results[g[1].ueid].reasons
     metrics = node.metrics.render().decode()
     assert 'attest_pod_alerts_total{alert="COMPONENT_OVER_LIMIT"}' in metrics
     over = next(
@@ -724,12 +755,20 @@ async def test_a_node_flags_an_aggregation_in_the_verdict_and_the_metrics(
     assert {"COMPONENT_OVER_LIMIT", "LINK_NON_MEMBER", "LINK_ATTEMPT_REFUSED"} <= kinds
     # the graph survives a restart: reports and certificates are in the store
     again = SqliteStore(tmp_path / "v.db", verifier_id=ver.verifier_id)
-    restarted = VerifierService(identity=ver, anchors=w.anchors, store=again, policy=Policy())
-    assert len(restarted.pods.reports) == 8 and set(restarted.pods.pods) == {
+    restarted = assemble(
+        identity=ver,
+        anchors=w.anchors,
+        store=again,
+        policy=Policy(),
+        revocations=Revocations(),
+        sections={},
+    ).service.part(PodsVerifier)
+    assert restarted is not None
+    assert len(restarted.reports) == 8 and set(restarted.pods) == {
         pod_id("G1"),
         pod_id("G2"),
     }
-    assert max(len(c) for c in restarted.pods.graph().components) == 8
+    assert max(len(c) for c in restarted.graph().components) == 8
     again.close()
 
 
@@ -823,7 +862,7 @@ def test_cli_certifies_installs_revokes_and_registers_pods(
     pod_hex = out.split()[1]
     assert "3 member(s), size class 8" in out and "installed in 3 chip(s)" in out
     members = sorted(chips.glob("chip-*"))
-    assert all(Chip.load(d).pod.pod_id == bytes.fromhex(pod_hex) for d in members)
+    assert all(Chip.load(d).part(PodsChip).pod.pod_id == bytes.fromhex(pod_hex) for d in members)
     assert (
         main(["authority", "revoke", "--dir", str(auth), "--pod", pod_hex, "--out", str(revoked)])
         == 0
@@ -841,5 +880,5 @@ def test_cli_certifies_installs_revokes_and_registers_pods(
         main(["verifier", "register-pod", "--config", str(kl / "verifier.toml"), str(revoked)]) == 3
     )
     store = SqliteStore(kl / "verifier.db", readonly=True)
-    assert [token for token, _ in store.pod_certs()] == [pod.read_bytes()]
+    assert [token for token, _ in PodTables(store.db).pod_certs()] == [pod.read_bytes()]
     store.close()

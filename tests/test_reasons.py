@@ -2,53 +2,69 @@
 
 Each reason has a *crafter*: a function that builds the bad input the way an attacker or a
 faulty chip would (a compromised chip signing false claims, a stale challenge, a revoked maker
-...) and appraises it. The vectors cover the same ground from the JSON side; these tests do not
-read them, so a regression shows up here even if someone regenerates the vectors.
+...) and appraises it. Every registered reason has one: the core's, and each mechanism's
+(Offline Licensing against a ledger, the Fixed Set through the verifier's pods part). The
+vectors cover the same ground from the JSON side; these tests do not read them, so a
+regression shows up here even if someone regenerates the vectors.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
+from conftest import Bench
 
+from attest.chip.adversary import CompromisedChip
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import ContentType, sign1
+from attest.codec.cose import sign1
 from attest.hardware import DEFAULT_MODELS
-from attest.messages.attestation import LicenseState, Meters
+from attest.licensing.checks import IssuedLicense, LedgerView
+from attest.licensing.messages import LicenseState
+from attest.licensing.reasons import LicenseReason
+from attest.licensing.verifier import appraise_with_ledger
+from attest.mechanism import SessionAppraisal, appraise_session
+from attest.messages.attestation import Meters
 from attest.messages.claims import DBGSTAT_ENABLED
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
+from attest.node.service import VerifierService
+from attest.pods.messages import LinkConfirm
+from attest.pods.reasons import PodReason
+from attest.pods.verifier import PodsVerifier
+from attest.store import Advance, Enroll, SqliteStore
+from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id, transcript
 from attest.testvectors.world import (
+    NOW_S,
     ROUND1_MS,
     ROUND1_SIGN_S,
     ROUND2_MS,
     ROUND2_SIGN_S,
+    World,
     vector_ueid,
 )
-from attest.verify.core import Verdict, appraise
-from attest.verify.license_checks import IssuedLicense, LedgerView
+from attest.verify.core import Appraisal, Verdict
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier, tier_of
-from attest.verify.state import ChipStatus
+from attest.verify.reasons import Reason, ReasonCode, Tier, registered_reasons, tier_of
+from attest.verify.state import ChipState, ChipStatus
 
-if TYPE_CHECKING:
-    from conftest import Bench
-
-MakeBench = Callable[..., "Bench"]
-Crafter = Callable[[MakeBench], Verdict]
+MakeBench = Callable[..., Bench]
+#: the core's appraisal, or a session's (the core plus mechanisms) for a mechanism's reason
+Crafter = Callable[[MakeBench], Appraisal | SessionAppraisal]
 
 #: reason -> (crafter, the complete set of reasons its verdict must carry)
-CRAFTERS: dict[Reason, tuple[Crafter, frozenset[Reason]]] = {}
-#: Fixed Set reasons come from the link-graph appraisal, not from appraise(): tests/test_graph.py
-GRAPH_REASONS = frozenset(r for r in Reason if 130 <= r <= 159)
-CORE_REASONS = [r for r in Reason if r not in GRAPH_REASONS]
+CRAFTERS: dict[ReasonCode, tuple[Crafter, frozenset[ReasonCode]]] = {}
+#: every registered reason: the core's and every mechanism's, in code order
+REASONS = registered_reasons()
 
 
-def crafts(reason: Reason, *also: Reason) -> Callable[[Crafter], Crafter]:
+def crafts(reason: ReasonCode, *also: ReasonCode) -> Callable[[Crafter], Crafter]:
     """Register a crafter for ``reason``; ``also`` lists reasons that necessarily come with it."""
 
     def register(f: Crafter) -> Crafter:
@@ -69,14 +85,14 @@ def _flip_last_signature_bit(token: bytes) -> bytes:
 
 
 @crafts(Reason.MALFORMED)
-def _malformed(make: MakeBench) -> Verdict:
+def _malformed(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.answer(ch)[:-1], ch)  # truncated in transit
 
 
 @crafts(Reason.WRONG_CONTENT_TYPE, Reason.BAD_SIGNATURE)
-def _wrong_content_type(make: MakeBench) -> Verdict:
+def _wrong_content_type(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     b.chip.attest_counter += 1
@@ -86,7 +102,7 @@ def _wrong_content_type(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.BAD_SIGNATURE)
-def _bad_signature(make: MakeBench) -> Verdict:
+def _bad_signature(make: MakeBench) -> Appraisal:
     a, other = make("hx100-a"), make("hx100-b")
     ch = a.challenge()
     # Chip B's key signs claims in chip A's name; the verifier checks them against A's chain.
@@ -94,21 +110,21 @@ def _bad_signature(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.CERT_CHAIN_INVALID, Reason.BAD_SIGNATURE)
-def _cert_chain_invalid(make: MakeBench) -> Verdict:
+def _cert_chain_invalid(make: MakeBench) -> Appraisal:
     b = make("hx100-rogue")  # manufacturer certified by an impostor authority
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch)
 
 
 @crafts(Reason.CERT_EXPIRED)
-def _cert_expired(make: MakeBench) -> Verdict:
+def _cert_expired(make: MakeBench) -> Appraisal:
     b = make("hx800-expiring")  # its manufacturer's certificate expires at NOW_S + 1
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch, now_ms=ROUND1_MS)
 
 
 @crafts(Reason.UNKNOWN_HWMODEL)
-def _unknown_hwmodel(make: MakeBench) -> Verdict:
+def _unknown_hwmodel(make: MakeBench) -> Appraisal:
     b = make("hx100-a")
     ch = b.challenge()
     no_hx100 = Policy(models=MappingProxyType({"CX10": DEFAULT_MODELS["CX10"]}))
@@ -119,35 +135,35 @@ def _unknown_hwmodel(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.NONCE_MISMATCH)
-def _nonce_mismatch(make: MakeBench) -> Verdict:
+def _nonce_mismatch(make: MakeBench) -> Appraisal:
     b = make()
     earlier, current = b.challenge("earlier"), b.challenge("current")
     return b.appraise(b.answer(earlier), current)
 
 
 @crafts(Reason.CHALLENGE_EXPIRED)
-def _challenge_expired(make: MakeBench) -> Verdict:
+def _challenge_expired(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch, now_ms=ch.expires_at * 1000)
 
 
 @crafts(Reason.WRONG_AUDIENCE)
-def _wrong_audience(make: MakeBench) -> Verdict:
+def _wrong_audience(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.forge(ch, verifier_id="sg-1"), ch)
 
 
 @crafts(Reason.UEID_MISMATCH)
-def _ueid_mismatch(make: MakeBench) -> Verdict:
+def _ueid_mismatch(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.forge(ch, ueid=vector_ueid("hx100-b")), ch)
 
 
 @crafts(Reason.REGISTRATION_MISMATCH)
-def _registration_mismatch(make: MakeBench) -> Verdict:
+def _registration_mismatch(make: MakeBench) -> Appraisal:
     b = make()
     state, ch = b.next_round()
     registered_elsewhere = replace(state, device_key=b.world.device_key("hx100-b").public_key)
@@ -156,14 +172,14 @@ def _registration_mismatch(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.NOT_ENROLLED)
-def _not_enrolled(make: MakeBench) -> Verdict:
+def _not_enrolled(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch, policy=Policy(allow_unknown_chips=False))
 
 
 @crafts(Reason.EVIDENCE_REPLAY, Reason.COUNTER_ROLLBACK)
-def _evidence_replay(make: MakeBench) -> Verdict:
+def _evidence_replay(make: MakeBench) -> Appraisal:
     b = make()
     ch, ev, state = b.accepted_round()
     return b.appraise(ev, ch, state=state, now_ms=ROUND1_MS + 1000)
@@ -173,7 +189,7 @@ def _evidence_replay(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.BOOTCOUNT_ROLLBACK)
-def _bootcount_rollback(make: MakeBench) -> Verdict:
+def _bootcount_rollback(make: MakeBench) -> Appraisal:
     b = make()
     state, ch = b.next_round()
     ev = b.forge(ch, ROUND2_SIGN_S, bootcount=state.bootcount - 1)
@@ -181,7 +197,7 @@ def _bootcount_rollback(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.COUNTER_ROLLBACK)
-def _counter_rollback(make: MakeBench) -> Verdict:
+def _counter_rollback(make: MakeBench) -> Appraisal:
     b = make()
     state, ch = b.next_round()
     ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
@@ -189,7 +205,7 @@ def _counter_rollback(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.METER_ROLLBACK)
-def _meter_rollback(make: MakeBench) -> Verdict:
+def _meter_rollback(make: MakeBench) -> Appraisal:
     b = make()
     state, ch = b.next_round()
     lower = replace(state.meters, energy_mj=state.meters.energy_mj - 1)
@@ -198,7 +214,7 @@ def _meter_rollback(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.METER_RATE_EXCEEDED)
-def _meter_rate_exceeded(make: MakeBench) -> Verdict:
+def _meter_rate_exceeded(make: MakeBench) -> Appraisal:
     b = make()
     state, ch = b.next_round()
     elapsed_ms = ROUND2_MS - state.last_challenge_iat * 1000
@@ -212,7 +228,7 @@ def _meter_rate_exceeded(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.DEVICE_REVOKED)
-def _device_revoked(make: MakeBench) -> Verdict:
+def _device_revoked(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     revoked = Revocations(number=2, devices=frozenset({b.chip.ueid}))
@@ -220,7 +236,7 @@ def _device_revoked(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.MANUFACTURER_REVOKED)
-def _manufacturer_revoked(make: MakeBench) -> Verdict:
+def _manufacturer_revoked(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     revoked = Revocations(number=2, manufacturers=frozenset({"mfr-a"}))
@@ -228,7 +244,7 @@ def _manufacturer_revoked(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.FIRMWARE_MEASUREMENT_MISMATCH)
-def _firmware_measurement_mismatch(make: MakeBench) -> Verdict:
+def _firmware_measurement_mismatch(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     ev = b.forge(ch, firmware_measurement=hashlib.sha256(b"patched firmware").digest())
@@ -236,21 +252,21 @@ def _firmware_measurement_mismatch(make: MakeBench) -> Verdict:
 
 
 @crafts(Reason.FIRMWARE_OUTDATED)
-def _firmware_outdated(make: MakeBench) -> Verdict:
+def _firmware_outdated(make: MakeBench) -> Appraisal:
     b = make("hx100-oldfw")  # honest chip on 1.0.0; the default minimum is 1.1.0
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch)
 
 
 @crafts(Reason.FIRMWARE_UNKNOWN)
-def _firmware_unknown(make: MakeBench) -> Verdict:
+def _firmware_unknown(make: MakeBench) -> Appraisal:
     b = make("hx100-betafw")  # honest chip on 1.3.0, which the default policy does not know
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch)
 
 
 @crafts(Reason.DEBUG_ENABLED)
-def _debug_enabled(make: MakeBench) -> Verdict:
+def _debug_enabled(make: MakeBench) -> Appraisal:
     b = make()
     ch = b.challenge()
     return b.appraise(b.forge(ch, dbgstat=DBGSTAT_ENABLED), ch)
@@ -260,11 +276,11 @@ def _debug_enabled(make: MakeBench) -> Verdict:
 _LEDGER = LedgerView.of([IssuedLicense(1, 10**15, 1000), IssuedLicense(2, 10**15, 5000)], 2)
 
 
-def _license_claim(make: MakeBench, state: LicenseState) -> Verdict:
+def _license_claim(make: MakeBench, state: LicenseState) -> SessionAppraisal:
     """A compromised chip reports ``state``; the verifier's ledger issued serials 1 and 2."""
     b = make()
     ch = b.challenge()
-    return appraise(
+    return appraise_with_ledger(
         b.forge(ch, license_state=state),
         challenge=ch,
         chain=b.chain,
@@ -277,52 +293,200 @@ def _license_claim(make: MakeBench, state: LicenseState) -> Verdict:
     )
 
 
-@crafts(Reason.LICENSE_SERIAL_UNKNOWN)
-def _license_serial_unknown(make: MakeBench) -> Verdict:
+@crafts(LicenseReason.LICENSE_SERIAL_UNKNOWN)
+def _license_serial_unknown(make: MakeBench) -> SessionAppraisal:
     return _license_claim(make, LicenseState(3, 0, 100))
 
 
-@crafts(Reason.LICENSE_BUDGET_EXCEEDS_ISSUED)
-def _license_budget_exceeds(make: MakeBench) -> Verdict:
+@crafts(LicenseReason.LICENSE_BUDGET_EXCEEDS_ISSUED)
+def _license_budget_exceeds(make: MakeBench) -> SessionAppraisal:
     return _license_claim(make, LicenseState(2, 2 * 10**15 + 1, 100))
 
 
-@crafts(Reason.LICENSE_SERIAL_ROLLBACK)
-def _license_serial_rollback(make: MakeBench) -> Verdict:
+@crafts(LicenseReason.LICENSE_SERIAL_ROLLBACK)
+def _license_serial_rollback(make: MakeBench) -> SessionAppraisal:
     return _license_claim(make, LicenseState(1, 0, 100))
 
 
-@crafts(Reason.LICENSE_EXPIRY_IGNORED)
-def _license_expiry_ignored(make: MakeBench) -> Verdict:
+@crafts(LicenseReason.LICENSE_EXPIRY_IGNORED)
+def _license_expiry_ignored(make: MakeBench) -> SessionAppraisal:
     return _license_claim(make, LicenseState(2, 1, 5000))
+
+
+# -- Fixed Set: reported pods and links, through the verifier's pods part -------------------
+#: pod ids of the pod vectors (attest/testvectors/pod_vectors.py): G1 = g0..g3, G2 = h0..h3,
+#: X = g0 and x1, CX2 = cx0 and cx1 (size class 2)
+G1, G2, CX2 = pod_id("G1"), pod_id("G2"), pod_id("CX2")
+
+
+def _ueid(name: str) -> bytes:
+    return member(name)[0]
+
+
+def _pods_session(
+    make: MakeBench,
+    subject: str,
+    *,
+    pods: Iterable[str],
+    revoked: Iterable[str] = (),
+    peers: Iterable[tuple[str, Mapping[str, Any]]] = (),
+    hwmodel: str = "HX100",
+    **claims: Any,
+) -> SessionAppraisal:
+    """Pod chip ``subject`` (compromised) reports ``claims`` to verifier kl-1.
+
+    The verifier holds the certificates of ``pods`` (``revoked`` ones revoked) and has already
+    concluded a session of each of ``peers`` (name, claims) the way the node does, so their
+    pod reports are stored; the subject's session is then appraised with the pods part.
+    """
+    world: World = make().world
+    revocations = Revocations(number=2, pods=frozenset(pod_id(p) for p in revoked))
+    policy = Policy()
+
+    def attend(name: str, changes: Mapping[str, Any]) -> tuple[Bench, Any, bytes]:
+        chip = pod_chip(world, name, hwmodel, CompromisedChip)
+        assert isinstance(chip, CompromisedChip)
+        b = Bench(world, chip)
+        ch = b.challenge()
+        return b, ch, b.forge(ch, **changes)
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteStore(Path(folder) / "kl-1.db", verifier_id="kl-1")
+        try:
+            part = PodsVerifier(store.db, world.anchors, policy)
+            for name in pods:
+                token, issuer_cert = pod_cert(name)
+                part.register(token, issuer_cert, now_s=NOW_S)
+            service = VerifierService(
+                identity=world.verifiers["kl-1"],
+                anchors=world.anchors,
+                store=store,
+                policy=policy,
+                revocations=revocations,
+                clock_ms=lambda: ROUND1_MS,
+                parts={"pods": part},
+            )
+            for name, changes in peers:
+                b, ch, ev = attend(name, changes)
+                store.issue_challenge(ch.nonce, None, ch.issued_at * 1000, ch.expires_at * 1000)
+                outcome = service.conclude(b.chain, ch, ev)
+                assert outcome.verdict.evidence is not None, outcome.verdict
+            b, ch, ev = attend(subject, claims)
+            return appraise_session(
+                ev,
+                challenge=ch,
+                chain=b.chain,
+                record=store.get_chip(b.chip.ueid),
+                anchors=world.anchors,
+                revocations=revocations,
+                policy=policy,
+                now_ms=ROUND1_MS,
+                mechanisms=[(part, part.load(b.chip.ueid))],
+            )
+        finally:
+            store.close()
+
+
+@crafts(PodReason.POD_UNKNOWN)
+def _pod_unknown(make: MakeBench) -> SessionAppraisal:
+    return _pods_session(make, "g0", pods=(), pod_id=G1)  # no certificate for G1
+
+
+@crafts(PodReason.POD_NOT_MEMBER)
+def _pod_not_member(make: MakeBench) -> SessionAppraisal:
+    return _pods_session(make, "h0", pods=("G1",), pod_id=G1)  # G1 does not list h0
+
+
+@crafts(PodReason.POD_REVOKED)
+def _pod_revoked(make: MakeBench) -> SessionAppraisal:
+    return _pods_session(make, "g0", pods=("G1",), revoked=("G1",), pod_id=G1)
+
+
+@crafts(PodReason.POD_CONFLICT)
+def _pod_conflict(make: MakeBench) -> SessionAppraisal:
+    return _pods_session(make, "g0", pods=("G1", "X"), pod_id=G1)  # g0 is listed in both
+
+
+@crafts(PodReason.LINK_NON_MEMBER)
+def _link_non_member(make: MakeBench) -> SessionAppraisal:
+    return _pods_session(make, "g0", pods=("G1", "G2"), pod_id=G1, links=[_ueid("h0")])
+
+
+@crafts(PodReason.LINK_ONE_SIDED)
+def _link_one_sided(make: MakeBench) -> SessionAppraisal:
+    peers = [("g1", {"pod_id": G1})]  # g1 reports no link to g0
+    return _pods_session(make, "g0", pods=("G1",), peers=peers, pod_id=G1, links=[_ueid("g1")])
+
+
+@crafts(PodReason.COMPONENT_OVER_LIMIT)
+def _component_over_limit(make: MakeBench) -> SessionAppraisal:
+    # Two consumer chips (a pod of one each by model) linked inside a size-2 pod.
+    peers = [("cx1", {"pod_id": CX2, "links": [_ueid("cx0")]})]
+    return _pods_session(
+        make, "cx0", pods=("CX2",), peers=peers, hwmodel="CX10", pod_id=CX2, links=[_ueid("cx1")]
+    )
+
+
+@crafts(PodReason.LINK_ATTEMPT_REFUSED)
+def _link_attempt_refused(make: MakeBench) -> SessionAppraisal:
+    # g0's firmware ignores the pod rule: it signed its acceptance of a link with h1 (pod G2);
+    # h1 refused the link and forwards that acceptance to the verifier.
+    t, _ = transcript("g0", "h1", "r1", ipod="G1", rpod="G2")
+    accepted = LinkConfirm.for_session(t, pod_id=G1, accept=True).sign(member("g0")[1])
+    peers = [("h1", {"pod_id": G2, "link_refusals": [accepted]})]
+    return _pods_session(make, "g0", pods=("G1", "G2"), peers=peers, pod_id=G1)
 
 
 # -- tests -------------------------------------------------------------------------------------
 
 
+def _outcome(result: Appraisal | SessionAppraisal) -> tuple[Verdict, ChipState | None]:
+    """The verdict that is signed, and the chip's state the store is told to keep."""
+    if isinstance(result, Appraisal):
+        return result.verdict, result.new_state
+    commit = result.commit
+    if isinstance(commit, Enroll):
+        return result.verdict, commit.record.state
+    if isinstance(commit, Advance):
+        return result.verdict, commit.state
+    return result.verdict, None
+
+
 def test_every_reason_has_a_crafter() -> None:
-    missing = set(CORE_REASONS) - set(CRAFTERS)
+    missing = set(REASONS) - set(CRAFTERS)
     assert not missing, f"no crafter for {sorted(r.name for r in missing)}"
 
 
-@pytest.mark.parametrize("reason", CORE_REASONS, ids=lambda r: r.name)
-def test_reason_is_produced(reason: Reason, make_bench: MakeBench) -> None:
+@pytest.mark.parametrize("reason", REASONS, ids=lambda r: r.name)
+def test_reason_is_produced(reason: ReasonCode, make_bench: MakeBench) -> None:
     crafter, expected = CRAFTERS[reason]
-    verdict = crafter(make_bench)
+    verdict, new_state = _outcome(crafter(make_bench))
     assert reason in verdict.reasons
     assert set(verdict.reasons) == expected
     assert list(verdict.reasons) == sorted(verdict.reasons), "reasons are reported in code order"
     assert verdict.tier == max(r.tier for r in verdict.reasons)
-    if verdict.tier is Tier.CONTRAINDICATED:
-        assert verdict.new_state is None
+    if isinstance(reason, Reason):
+        if verdict.tier is Tier.CONTRAINDICATED:
+            assert new_state is None
+        else:
+            assert new_state is not None  # a warning still accepts the evidence
     else:
-        assert verdict.new_state is not None  # a warning still accepts the evidence
+        # The commit rule (attest/mechanism.py): a mechanism's reason judges the verdict (even
+        # to contraindicated) but the core accepted this otherwise honest Evidence, so the
+        # chip's counters and meters still advance.
+        assert new_state is not None
 
 
 def test_tier_arithmetic() -> None:
-    warnings = {r for r in CORE_REASONS if r.tier is Tier.WARNING}
-    assert warnings == {Reason.FIRMWARE_OUTDATED, Reason.FIRMWARE_UNKNOWN, Reason.DEBUG_ENABLED}
-    assert all(r.tier is Tier.CONTRAINDICATED for r in set(CORE_REASONS) - warnings)
+    warnings = {r for r in REASONS if r.tier is Tier.WARNING}
+    assert warnings == {
+        Reason.FIRMWARE_OUTDATED,
+        Reason.FIRMWARE_UNKNOWN,
+        Reason.DEBUG_ENABLED,
+        PodReason.POD_UNKNOWN,
+        PodReason.LINK_ONE_SIDED,
+    }
+    assert all(r.tier is Tier.CONTRAINDICATED for r in set(REASONS) - warnings)
     assert tier_of(()) is Tier.AFFIRMING
     assert tier_of([Reason.DEBUG_ENABLED]) is Tier.WARNING
     assert tier_of([Reason.DEBUG_ENABLED, Reason.FIRMWARE_UNKNOWN]) is Tier.WARNING

@@ -11,15 +11,19 @@ from pathlib import Path
 import pytest
 
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import ContentType, verify1
+from attest.codec.cose import verify1
 from attest.errors import StoreError
 from attest.keys import SigningKey
 from attest.messages import claims as C
 from attest.messages.attestation import Meters
+from attest.messages.content import ContentType
 from attest.store import (
+    Advance,
     AuditEntry,
     ChallengeConsumed,
     ChipRecord,
+    Enroll,
+    Nothing,
     SqliteStore,
     StateConflict,
     Store,
@@ -27,6 +31,7 @@ from attest.store import (
     verify_audit,
 )
 from attest.store.audit import GENESIS_HASH, sign_checkpoint
+from attest.store.base import Commit
 from attest.verify.state import ChipState, ChipStatus
 
 VERIFIER = "verifier-eu-1"
@@ -87,9 +92,8 @@ def appraise(store: SqliteStore, i: int, *, chip: int = 1, advance: bool = True)
         nonce=nonce(i),
         ueid=ueid(chip),
         now_ms=1000 * i + 5,
-        new_state=new if advance else None,
+        commit=Advance(new, cur.state.attest_counter) if advance else Nothing(),
         entry=entry(i, chip=chip),
-        expected_counter=cur.state.attest_counter,
     )
 
 
@@ -174,7 +178,7 @@ def test_challenges_issue_expire(tmp_path: Path) -> None:
         assert ch is not None and ch.ueid == ueid(1) and ch.expires_at_ms == 2000
         assert ch.consumed_at_ms is None
         store.commit_appraisal(
-            nonce=nonce(1), ueid=ueid(1), now_ms=500, new_state=None, entry=entry(1)
+            nonce=nonce(1), ueid=ueid(1), now_ms=500, commit=Nothing(), entry=entry(1)
         )
         assert store.outstanding_challenges() == 2
         assert store.expire_challenges(999) == 0
@@ -192,9 +196,8 @@ def test_commit_consumes_nonce_exactly_once(tmp_path: Path) -> None:
             nonce=nonce(1),
             ueid=ueid(1),
             now_ms=2000,
-            new_state=new,
+            commit=Advance(new, 0),
             entry=entry(1),
-            expected_counter=0,
         )
         assert rec.seq == 1 and rec.prev_hash == GENESIS_HASH
         assert store.audit_head() == (1, rec.hash)
@@ -209,9 +212,8 @@ def test_commit_consumes_nonce_exactly_once(tmp_path: Path) -> None:
                     nonce=replay_nonce,
                     ueid=ueid(1),
                     now_ms=3000,
-                    new_state=state(1, counter=2),
+                    commit=Advance(state(1, counter=2), 1),
                     entry=entry(2),
-                    expected_counter=1,
                 )
         assert store.get_chip(ueid(1)) == ChipRecord(b"device-cert-1", b"manufacturer-cert", new)
         assert store.audit_head() == (1, rec.hash)
@@ -224,17 +226,17 @@ def test_rejection_and_auto_enrolment(tmp_path: Path) -> None:
         store.issue_challenge(nonce(2), None, 0, 60_000)
         # A rejection: nonce consumed and audited, no chip state touched.
         rej = dataclasses.replace(entry(1), tier=96, reasons=(12,), evidence_digest=b"")
-        store.commit_appraisal(nonce=nonce(1), ueid=ueid(1), now_ms=10, new_state=None, entry=rej)
+        store.commit_appraisal(nonce=nonce(1), ueid=ueid(1), now_ms=10, commit=Nothing(), entry=rej)
         assert store.count_chips() == 0
         assert store.outstanding_challenges() == 1
-        # Auto-enrolment: the chip was unknown when read (expected_counter=None).
+        # Auto-enrolment: the chip was unknown when read; it is enrolled with the state its
+        # accepted Evidence established.
         store.commit_appraisal(
             nonce=nonce(2),
             ueid=ueid(1),
             now_ms=20,
-            new_state=state(1, counter=5),
+            commit=Enroll(record(1, counter=5)),
             entry=entry(2),
-            enroll=record(1),
         )
         chip = store.get_chip(ueid(1))
         assert chip is not None and chip.state.attest_counter == 5
@@ -245,22 +247,19 @@ def test_state_update_of_unknown_chip_is_refused(tmp_path: Path) -> None:
     with open_store(tmp_path / "v.db") as store:
         store.issue_challenge(nonce(1), None, 0, 60_000)
 
-        def commit(new: ChipState, expected: int | None) -> None:
+        def commit(change: Commit) -> None:
             store.commit_appraisal(
-                nonce=nonce(1),
-                ueid=ueid(1),
-                now_ms=1,
-                new_state=new,
-                entry=entry(1),
-                expected_counter=expected,
+                nonce=nonce(1), ueid=ueid(1), now_ms=1, commit=change, entry=entry(1)
             )
 
-        with pytest.raises(StateConflict):  # the caller believed it was enrolled
-            commit(state(1), 0)
-        with pytest.raises(StoreError, match="not enrolled"):  # and forgot to enrol it
-            commit(state(1), None)
+        # The caller believed it was enrolled (an Advance is only for a known chip; first
+        # contact is an Enroll).
+        with pytest.raises(StoreError, match="not enrolled"):
+            commit(Advance(state(1), 0))
         with pytest.raises(StoreError, match="another chip"):
-            commit(state(2), None)
+            commit(Advance(state(2), 0))
+        with pytest.raises(StoreError, match="another chip"):
+            commit(Enroll(record(2)))
         assert store.outstanding_challenges() == 1 and store.audit_head()[0] == 0
         assert store.count_chips() == 0
 
@@ -274,9 +273,8 @@ def test_stale_counter_rolls_back_everything(tmp_path: Path) -> None:
                 nonce=nonce(1),
                 ueid=ueid(1),
                 now_ms=5,
-                new_state=state(1, counter=8),
+                commit=Advance(state(1, counter=8), 6),
                 entry=entry(1),
-                expected_counter=6,
             )
         chip = store.get_chip(ueid(1))
         assert chip is not None and chip.state.attest_counter == 7
@@ -302,9 +300,8 @@ def test_concurrent_commits_one_winner(tmp_path: Path, shared: bool) -> None:
                 nonce=nonce(i),
                 ueid=ueid(1),
                 now_ms=100,
-                new_state=state(1, counter=counter + 1),
+                commit=Advance(state(1, counter=counter + 1), counter),
                 entry=entry(i),
-                expected_counter=counter,
             )
             outcomes.append("won")
         except StateConflict:
@@ -337,16 +334,19 @@ def test_concurrent_auto_enrolment_one_winner(tmp_path: Path) -> None:
         def auto_enrol(i: int, rec: ChipRecord) -> None:
             store.issue_challenge(nonce(i), None, 0, 60_000)
             store.commit_appraisal(
-                nonce=nonce(i), ueid=ueid(1), now_ms=1, new_state=None, entry=entry(i), enroll=rec
+                nonce=nonce(i), ueid=ueid(1), now_ms=1, commit=Enroll(rec), entry=entry(i)
             )
 
         auto_enrol(1, record(1, counter=4))
         with pytest.raises(StateConflict):
             auto_enrol(2, record(1, counter=9))
-        with pytest.raises(StoreError, match="another device key"):
+        # An impostor's key for the enrolled UEID: an Enroll of a chip enrolled meanwhile is a
+        # lost race whatever its key (the node re-appraises against the registered chain).
+        with pytest.raises(StateConflict, match="enrolled meanwhile"):
             auto_enrol(3, record(1, key="impostor"))
         chip = store.get_chip(ueid(1))
         assert chip is not None and chip.state.attest_counter == 4
+        assert chip.state.device_key == state(1).device_key
         assert store.audit_head()[0] == 1 and store.outstanding_challenges() == 2
 
 

@@ -29,8 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from attest.codec.cose import ContentType, parse_sign1, protected_header, sig_structure
+from attest.codec.cose import parse_sign1, protected_header, sig_structure
 from attest.keys import _verify_detached
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.testvectors.world import (
     ROUND1_MS,
@@ -146,9 +147,9 @@ def _core_op(w: Workload) -> Callable[[int], None]:
 
 
 def _pycose_op(w: Workload) -> Callable[[int], None]:
-    from pycose.keys import OKPKey
+    from pycose.keys import OKPKey  # type: ignore[attr-defined]
     from pycose.keys.curves import Ed25519
-    from pycose.messages import Sign1Message
+    from pycose.messages import Sign1Message  # type: ignore[attr-defined]
 
     key = OKPKey(crv=Ed25519, x=w.public_key)
     tokens = [t for t, _ in w.items]

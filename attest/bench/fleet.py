@@ -1,7 +1,8 @@
 """A throwaway world for the daemon benchmarks: authority, manufacturer, verifier and chips.
 
-The authority, manufacturer and verifier folders are made by the real ``attest authority``
-commands, so the daemon under test starts from the same files an operator would use. Chips are
+The authority, manufacturer and verifier folders are made by the same library functions as the
+``attest authority`` commands (attest.node.provision), so the daemon under test starts from the
+same files an operator would use. Chips are
 lighter than :class:`attest.chip.device.Chip`: the load generator is a separate process and must
 make thousands of sessions per second, so chip keys are derived from a per-run random seed
 (written, with the device certificates, to a 0600 "fleet file" that only the load generator
@@ -10,9 +11,7 @@ reads) instead of each living in its own state folder.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import time
 from dataclasses import dataclass
@@ -20,10 +19,11 @@ from pathlib import Path
 
 from nacl.bindings import crypto_sign_seed_keypair
 
-from attest.cli import files
+from attest import files
 from attest.codec.cbor import decode, encode
 from attest.durable import atomic_write
 from attest.keys import PublicKey
+from attest.node import provision
 from attest.store.base import ChipRecord
 from attest.store.sqlite import SqliteStore
 from attest.verify.state import ChipState
@@ -57,23 +57,11 @@ class BenchWorld:
 
 
 def make_world(root: Path) -> BenchWorld:
-    """Authority, manufacturer and verifier folders made by the real CLI commands."""
-    from attest.cli.main import main
-
+    """Authority, manufacturer and verifier folders, as ``attest authority ...`` makes them."""
     world = BenchWorld(root, root / "authority", root / "manufacturer", root / "verifier")
-    authority = ["--dir", world.authority]
-    mfr = world.manufacturer
-    verifier = ["--region", "BENCH", "--out", world.verifier]
-    commands = [
-        ["authority", "init", *authority, "--id", "bench-authority"],
-        ["authority", "certify-manufacturer", *authority, "--id", "bench-mfr", "--out", mfr],
-        ["authority", "certify-verifier", *authority, "--id", VERIFIER_ID, *verifier],
-    ]
-    for argv in commands:
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = main([str(a) for a in argv])
-        if code != 0:
-            raise RuntimeError(f"attest {' '.join(map(str, argv))} exited {code}")
+    authority = provision.create_authority(world.authority, "bench-authority")
+    provision.certify_manufacturer_folder(authority, world.manufacturer, "bench-mfr")
+    provision.certify_verifier_folder(authority, world.verifier, VERIFIER_ID, "BENCH")
     return world
 
 
@@ -127,7 +115,7 @@ def make_fleet(world: BenchWorld, count: int) -> Fleet:
 def register(world: BenchWorld, fleet: Fleet, count: int) -> int:
     """Enrol the first ``count`` chips of ``fleet`` in the verifier's store (as an operator
     would with ``attest verifier enroll``); returns the number of chips in the store."""
-    identity_key = files._read_key(world.verifier / files.VERIFIER_KEY_FILE, "verifier key")
+    identity_key = files.read_key(world.verifier / files.VERIFIER_KEY_FILE, "verifier key")
     with SqliteStore(world.db, verifier_id=VERIFIER_ID, signing_key=identity_key) as store:
         records = []
         for i, (ueid, cert) in enumerate(fleet.chips[:count]):

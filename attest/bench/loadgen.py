@@ -37,9 +37,10 @@ from nacl.bindings import crypto_sign
 
 from attest.bench.fleet import FIRMWARE, Fleet, chip_keypair
 from attest.codec.cbor import encode
-from attest.codec.cose import ContentType, parse_sign1, protected_header
+from attest.codec.cose import parse_sign1, protected_header
 from attest.hardware import simulated_firmware_measurement
 from attest.messages import claims as C
+from attest.messages.content import ContentType
 
 _LEN = struct.Struct(">I")
 _PROTECTED = protected_header(ContentType.EVIDENCE)

@@ -39,7 +39,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from attest.bench.core import pin_to_one_core
-from attest.codec.cose import ContentType, sign1
+from attest.codec.cose import sign1
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.testvectors.world import ROUND1_MS, ROUND1_S, ROUND1_SIGN_S, build_world
 from attest.verify import core

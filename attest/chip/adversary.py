@@ -7,8 +7,13 @@ code as honest evidence and differ only in their claims.
 
 from __future__ import annotations
 
-from attest.chip.device import Chip
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from attest.chip.device import Chip, PartFactory
+from attest.mechanism import DeviceSigner
 from attest.messages.attestation import Evidence
+from attest.pods.chip import PodsChip
 
 
 class CompromisedChip(Chip):
@@ -19,6 +24,10 @@ class CompromisedChip(Chip):
 
 
 # -- Fixed Set (attest/pods) ---------------------------------------------------------------------
+def _tampered_pods(host: Any, saved: Any, sign: DeviceSigner) -> PodsChip:
+    return PodsChip(host, sign, enforce=False)
+
+
 class TamperedFirmwareChip(Chip):
     """Firmware that ignores the pod rule: it links at full bandwidth with anyone who answers.
 
@@ -28,13 +37,12 @@ class TamperedFirmwareChip(Chip):
     (its refusal proofs and pod id stay as an honest chip would report them).
     """
 
-    enforces_pod_rule = False
-    hide_links: bool = False
+    PART_OVERRIDES: ClassVar[Mapping[str, PartFactory]] = {"pods": _tampered_pods}
 
-    def pod_claims(self, now_s: float) -> dict[str, object]:
-        claims = super().pod_claims(now_s)
-        cred = self.pod.credential
-        if self.hide_links and "links" in claims:
-            members = {u for u, _ in cred.cert.members} if cred is not None else set()
-            claims["links"] = tuple(p for p in claims["links"] if p in members)  # type: ignore[attr-defined]
-        return claims
+    @property
+    def hide_links(self) -> bool:
+        return self.part(PodsChip).hide_links
+
+    @hide_links.setter
+    def hide_links(self, value: bool) -> None:
+        self.part(PodsChip).hide_links = value

@@ -2,8 +2,14 @@
 
 A :class:`Chip` holds its device key (generated inside it; no accessor returns it), the
 authority key fused at fabrication, its endorsement chain, monotonic counters (boot count,
-attestation counter), cumulative usage meters and its firmware identity. It is sans-I/O apart
-from its own state directory: drivers pass in messages and the time, and get bytes back.
+attestation counter), cumulative usage meters, its monotonic operating time and its firmware
+identity. It is sans-I/O apart from its own state directory: drivers pass in messages and the
+time, and get bytes back.
+
+Mechanisms live inside the chip as *parts* (:class:`~attest.mechanism.ChipPart`, one per
+registered mechanism that the chip has): each adds its claims to every Evidence, may limit the
+chip's work, takes the grants addressed to it, and saves its state with the chip's.
+``chip.part(LicensingChip)`` is how a caller reaches one.
 
 Anti-rollback: every change to a counter or meter is written to the state directory
 (write, fsync, rename) *before* anything that depends on it leaves the chip, so a crash or
@@ -12,39 +18,56 @@ restart can never make the chip sign a counter value twice or report a lower met
 
 from __future__ import annotations
 
+import enum
 import os
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
-from attest.chip import license as lic
 from attest.codec.cbor import decode, encode
 from attest.durable import atomic_write
 from attest.errors import AttestError, ChipRefusal, DecodeError
-from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
+from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
+from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, SigningKey, read_secret_key, write_secret_key
-from attest.messages.attestation import (
-    AttestationResult,
-    Challenge,
-    Evidence,
-    LicenseState,
-    Meters,
-)
+from attest.mechanism import ChipPart, DeviceSigner, Grant
+from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
 from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
-from attest.messages.license import License, LicenseGrant
-from attest.pods import member as pods  # Fixed Set
+from attest.messages.schema import Extensions, SignedMessage
+from attest.registry import MECHANISMS
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 
 _STATE_FILE = "state.cbor"
 _KEY_FILE = "device.key"
-_STATE_VERSION = 1
+#: 2: mechanism parts under "parts" (version 1 kept the licensing state under "license")
+_STATE_VERSION = 2
 
 Endorser = Callable[[PublicKey], tuple[bytes, bytes]]
+#: builds a mechanism's part of a chip (see attest.mechanism.Mechanism.chip)
+PartFactory = Callable[[Any, Any, DeviceSigner], ChipPart | None]
+P = TypeVar("P")
+
+
+class ChipCheck(enum.StrEnum):
+    """Why a chip refused a verifier's message (its own checks, SPEC §7.10 and §7.12)."""
+
+    VERIFIER_CERT_INVALID = "VERIFIER_CERT_INVALID"
+    VERIFIER_CERT_EXPIRED = "VERIFIER_CERT_EXPIRED"
+    CHALLENGE_INVALID = "CHALLENGE_INVALID"
+    CHALLENGE_EXPIRED = "CHALLENGE_EXPIRED"
+    RESULT_INVALID = "RESULT_INVALID"
+    #: a grant (a licence ...) for a mechanism this chip does not have
+    GRANT_UNSUPPORTED = "GRANT_UNSUPPORTED"
+    #: an operation of a mechanism this chip does not have (e.g. a licence request)
+    MECHANISM_ABSENT = "MECHANISM_ABSENT"
 
 
 class Chip:
     """One simulated accelerator. See the module docstring."""
+
+    #: mechanism name -> a replacement part factory (tampered firmware, attest.chip.adversary)
+    PART_OVERRIDES: ClassVar[Mapping[str, PartFactory]] = {}
 
     def __init__(
         self,
@@ -60,30 +83,84 @@ class Chip:
         meters: Meters | None = None,
         state_dir: Path | None = None,
         chip_time_ms: int = 0,
-        licensing: lic.ChipLicensing | None = None,
+        parts: Mapping[str, Any] | None = None,
     ) -> None:
         self.__key = key
-        self.anchors = anchors
-        self.ueid = ueid
+        self._anchors = anchors
+        self._ueid = ueid
         self.hwmodel = hwmodel
-        self.model = DEFAULT_MODELS[hwmodel]
+        self._model = DEFAULT_MODELS[hwmodel]
         self.chain = chain
         self.firmware_version = firmware_version
         self.bootcount = bootcount
         self.attest_counter = attest_counter
         self.meters = meters or Meters()
-        self.state_dir = state_dir
+        self._state_dir = state_dir
         self.booted_at_s = 0.0
         # fractional FLOPs/energy/bytes carried between workload steps
         self._carry = (0.0, 0.0, 0.0)
-        # -- Fixed Set: the pod slot (saved in pod.cbor) and the live link table
-        self.pod = pods.PodState()
-        self.links = pods.LinkTable(peak_bps=self.model.peak_interconnect_bytes_per_s)
-        # -- Offline Licensing: monotonic operating time (persisted) and the license state;
-        # ``licensing`` None is a chip without the mechanism (it reports no license state)
+        #: monotonic operating time (persisted); licence expiries are measured in it
         self.chip_time_ms = chip_time_ms
         self._time_carry = 0.0
-        self.licensing = licensing
+        saved = parts or {}
+        self._parts: dict[str, ChipPart] = {}
+        for m in MECHANISMS:
+            factory = self.PART_OVERRIDES.get(m.name, m.chip)
+            if factory is None:
+                continue
+            part = factory(self, saved.get(m.name), self._sign_message)
+            if part is not None:
+                self._parts[m.name] = part
+
+    # -- what the chip's parts see (attest.mechanism.ChipHost) ---------------------------------
+    @property
+    def ueid(self) -> bytes:
+        return self._ueid
+
+    @property
+    def anchors(self) -> TrustAnchors:
+        return self._anchors
+
+    @property
+    def model(self) -> ChipModel:
+        return self._model
+
+    @property
+    def state_dir(self) -> Path | None:
+        return self._state_dir
+
+    @property
+    def public_key(self) -> PublicKey:
+        return self.__key.public_key
+
+    @property
+    def chip_time_s(self) -> int:
+        """Whole seconds of monotonic operating time (license expiries are measured in it)."""
+        return self.chip_time_ms // 1000
+
+    def persist(self) -> None:
+        """Write the chip's state durably (write, fsync, rename); a no-op in memory."""
+        self._persist()
+
+    def _sign_message(self, message: SignedMessage) -> bytes:
+        """The device key's signature, for the chip's own parts (link proofs)."""
+        return message.sign(self.__key)
+
+    # -- parts -----------------------------------------------------------------------------
+    def part(self, kind: type[P]) -> P:
+        """The chip's part of type ``kind`` (ChipRefusal MECHANISM_ABSENT if it has none)."""
+        for part in self._parts.values():
+            if isinstance(part, kind):
+                return part
+        raise ChipRefusal(ChipCheck.MECHANISM_ABSENT, f"this chip has no {kind.__name__}")
+
+    def has(self, kind: type[Any]) -> bool:
+        """Whether the chip has a part of type ``kind``."""
+        return any(isinstance(p, kind) for p in self._parts.values())
+
+    @property
+    def parts(self) -> Iterator[ChipPart]:
+        return iter(self._parts.values())
 
     # -- construction and persistence --------------------------------------------------------------
     @classmethod
@@ -97,12 +174,13 @@ class Chip:
         endorse: Endorser,
         state_dir: Path | None = None,
         device_key: SigningKey | None = None,
-        licensing: lic.ChipLicensing | None = None,
+        parts: Mapping[str, Any] | None = None,
     ) -> Chip:
         """Create a chip with a fresh device key and have the manufacturer endorse it.
 
-        ``licensing`` fits the Offline Licensing mechanism (the chip then ships throttled to
-        its baseline); without it the chip is a version 1 part that reports no license state.
+        ``parts`` gives mechanisms their initial state by name (e.g. ``{"licensing":
+        ChipLicensing()}`` fits Offline Licensing: the chip then ships throttled); a mechanism
+        left out is fitted as its package decides (every chip has a Fixed Set pod slot).
         """
         if hwmodel not in DEFAULT_MODELS:
             raise ValueError(f"unknown chip model {hwmodel!r}")
@@ -116,7 +194,7 @@ class Chip:
             chain=DeviceChain(device_cert, manufacturer_cert),
             firmware_version=firmware_version,
             state_dir=state_dir,
-            licensing=licensing,
+            parts=parts,
         )
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +208,10 @@ class Chip:
         state_dir = Path(state_dir)
         try:
             raw = decode((state_dir / _STATE_FILE).read_bytes())
-            if raw.get("v") != _STATE_VERSION:
+            version = raw.get("v")
+            if version == 1:  # the licensing state sat at the top level
+                raw["parts"] = {"licensing": raw.get("license")}
+            elif version != _STATE_VERSION:
                 raise DecodeError("unsupported chip state version")
             chip = cls(
                 key=read_secret_key(state_dir / _KEY_FILE),
@@ -144,26 +225,23 @@ class Chip:
                 meters=Meters(*raw["meters"]),
                 state_dir=state_dir,
                 chip_time_ms=raw.get("chip_time_ms", 0),
-                licensing=None
-                if raw.get("license") is None
-                else lic.ChipLicensing.from_cbor(raw["license"]),
+                parts=raw["parts"],
             )
-        except (OSError, KeyError, TypeError, ValueError) as exc:
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise AttestError(f"{state_dir}: cannot load chip state: {exc}") from None
-        chip.pod = pods.PodState.load(state_dir, chip.anchors)  # Fixed Set
-        if chip.licensing is not None and chip.licensing.pending is not None:
-            # a crash hit between accepting a license and adding its budget: roll forward
-            chip._apply_pending()
+        for part in chip.parts:
+            part.loaded()
         return chip
 
     def _persist(self) -> None:
-        if self.state_dir is None:
+        if self._state_dir is None:
             return
+        saved = {name: part.save() for name, part in self._parts.items()}
         state = {
             "v": _STATE_VERSION,
-            "authority_id": self.anchors.authority_id,
-            "authority_key": self.anchors.authority_key.raw,
-            "ueid": self.ueid,
+            "authority_id": self._anchors.authority_id,
+            "authority_key": self._anchors.authority_key.raw,
+            "ueid": self._ueid,
             "hwmodel": self.hwmodel,
             "device_cert": self.chain.device_cert,
             "manufacturer_cert": self.chain.manufacturer_cert,
@@ -172,17 +250,13 @@ class Chip:
             "attest_counter": self.attest_counter,
             "meters": list(self.meters.as_tuple()),
             "chip_time_ms": self.chip_time_ms,
-            "license": None if self.licensing is None else self.licensing.to_cbor(),
+            "parts": {name: state for name, state in saved.items() if state is not None},
         }
-        atomic_write(self.state_dir / _STATE_FILE, encode(state))
-
-    @property
-    def public_key(self) -> PublicKey:
-        return self.__key.public_key
+        atomic_write(self._state_dir / _STATE_FILE, encode(state))
 
     def __repr__(self) -> str:
         return (
-            f"Chip(ueid={self.ueid.hex()}, hwmodel={self.hwmodel}, counter={self.attest_counter})"
+            f"Chip(ueid={self._ueid.hex()}, hwmodel={self.hwmodel}, counter={self.attest_counter})"
         )
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -193,53 +267,52 @@ class Chip:
         self._persist()
 
     def run_workload(self, seconds: float, share: float) -> None:
-        """Advance the meters as if the chip ran ``seconds`` at ``share`` of its peak."""
+        """Advance the meters as if the chip ran ``seconds`` at ``share`` of its peak
+        (as far as its parts allow: a licensing chip throttles without a licence)."""
         if seconds < 0 or not 0.0 <= share <= 1.0:
             raise ValueError("seconds must be >= 0 and share in [0, 1]")
-        peaks = self.model.peaks()
-        if self.licensing is None:
-            usage: tuple[float, ...] = tuple(p * share * seconds for p in peaks)
-        else:
-            self.licensing, usage = lic.run_workload(
-                self.licensing,
-                chip_time_ms=self.chip_time_ms,
-                seconds=seconds,
-                share=share,
-                peaks=peaks,
-            )
+        peaks = self._model.peaks()
+        usage: tuple[float, ...] = tuple(p * share * seconds for p in peaks)
+        limited = False
+        for part in self._parts.values():
+            used = part.usage(seconds, share, peaks, self.chip_time_ms)
+            if used is not None:
+                usage, limited = used, True
         totals = [c + u for c, u in zip(self._carry, usage, strict=True)]
         whole = [int(t) for t in totals]
-        self._carry = tuple(t - w for t, w in zip(totals, whole, strict=True))  # type: ignore[assignment]
+        self._carry = (totals[0] - whole[0], totals[1] - whole[1], totals[2] - whole[2])
         f, e, i = self.meters.as_tuple()
         self.meters = Meters(f + whole[0], e + whole[1], i + whole[2])
         elapsed_ms = self._time_carry + seconds * 1000
         self.chip_time_ms += int(elapsed_ms)
         self._time_carry = elapsed_ms - int(elapsed_ms)
-        if self.licensing is not None:
+        if limited:
             # budget spent must be durable, or a crash would hand it back
             self._persist()
 
     # -- attestation ---------------------------------------------------------------------------
     def _certified_verifier(self, verifier_cert: bytes) -> VerifierCert:
         """The verifier certificate if it chains to the fused authority key, else a refusal."""
-        cert = verify_verifier_cert(verifier_cert, self.anchors)
+        cert = verify_verifier_cert(verifier_cert, self._anchors)
         if cert is None:
-            raise ChipRefusal("VERIFIER_CERT_INVALID")
+            raise ChipRefusal(ChipCheck.VERIFIER_CERT_INVALID)
         return cert
 
     def accept_challenge(self, verifier_cert: bytes, challenge: bytes, now_s: int) -> Challenge:
         """Check that a challenge comes from a certified, unexpired verifier; return it parsed."""
         cert = self._certified_verifier(verifier_cert)
         if now_s >= cert.expires_at:
-            raise ChipRefusal("VERIFIER_CERT_EXPIRED")
+            raise ChipRefusal(ChipCheck.VERIFIER_CERT_EXPIRED)
         try:
             parsed = Challenge.verify(challenge, cert.public_key)
         except AttestError as exc:
-            raise ChipRefusal("CHALLENGE_INVALID", str(exc)) from None
+            raise ChipRefusal(ChipCheck.CHALLENGE_INVALID, str(exc)) from None
         if parsed.verifier_id != cert.verifier_id:
-            raise ChipRefusal("CHALLENGE_INVALID", "challenge issuer is not the certified verifier")
+            raise ChipRefusal(
+                ChipCheck.CHALLENGE_INVALID, "challenge issuer is not the certified verifier"
+            )
         if now_s >= parsed.expires_at:
-            raise ChipRefusal("CHALLENGE_EXPIRED")
+            raise ChipRefusal(ChipCheck.CHALLENGE_EXPIRED)
         return parsed
 
     def answer(self, challenge: Challenge, now_s: float) -> bytes:
@@ -250,10 +323,13 @@ class Chip:
 
     def current_evidence(self, challenge: Challenge, now_s: float) -> Evidence:
         """The claims an honest chip makes right now (unsigned)."""
+        claims: dict[str, Any] = {}
+        for part in self._parts.values():
+            claims.update(part.evidence_claims(now_s))
         return Evidence(
             verifier_id=challenge.verifier_id,
             nonce=challenge.nonce,
-            ueid=self.ueid,
+            ueid=self._ueid,
             uptime_s=max(0, int(now_s - self.booted_at_s)),
             dbgstat=DBGSTAT_DISABLED_PERMANENTLY,
             bootcount=self.bootcount,
@@ -261,8 +337,7 @@ class Chip:
             attest_counter=self.attest_counter,
             meters=self.meters,
             firmware_measurement=simulated_firmware_measurement(self.firmware_version),
-            license_state=self.license_state(),
-            **self.pod_claims(now_s),
+            extensions=Extensions(claims),
         )
 
     def _sign_evidence(self, evidence: Evidence) -> bytes:
@@ -276,138 +351,79 @@ class Chip:
         try:
             parsed = AttestationResult.verify(result, cert.public_key)
         except AttestError as exc:
-            raise ChipRefusal("RESULT_INVALID", str(exc)) from None
-        if parsed.ueid != self.ueid:
-            raise ChipRefusal("RESULT_INVALID", "result is for another chip")
+            raise ChipRefusal(ChipCheck.RESULT_INVALID, str(exc)) from None
+        if parsed.ueid != self._ueid:
+            raise ChipRefusal(ChipCheck.RESULT_INVALID, "result is for another chip")
         if parsed.nonce != challenge.nonce or parsed.verifier_id != challenge.verifier_id:
-            raise ChipRefusal("RESULT_INVALID", "result does not answer this session's challenge")
+            raise ChipRefusal(
+                ChipCheck.RESULT_INVALID, "result does not answer this session's challenge"
+            )
         return parsed
 
-    # -- Offline Licensing -------------------------------------------------------------------------
-    @property
-    def chip_time_s(self) -> int:
-        """Whole seconds of monotonic operating time (license expiries are measured in it)."""
-        return self.chip_time_ms // 1000
+    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str:
+        """Hand a grant from a RESULT to the part it is for; its account of what it did.
 
-    @property
-    def throttled(self) -> bool:
-        """True when a licensing chip runs at its baseline (no license, exhausted or expired)."""
-        return self.licensing is not None and not self.licensing.active(self.chip_time_s)
-
-    def license_state(self) -> LicenseState | None:
-        """What Evidence reports: serial in force, FLOPs left, chip time (None: no mechanism)."""
-        if self.licensing is None:
-            return None
-        t = self.chip_time_s
-        return LicenseState(self.licensing.serial, self.licensing.remaining_flops(t), t)
-
-    def _licensing(self) -> lic.ChipLicensing:
-        if self.licensing is None:
-            raise ChipRefusal("LICENSING_UNSUPPORTED", "this chip has no licensing mechanism")
-        return self.licensing
-
-    def apply_license(
-        self,
-        grant: LicenseGrant,
-        now_s: float,
-        *,
-        session_nonce: bytes | None = None,
-        after_accept: Callable[[], None] | None = None,
-    ) -> License:
-        """Check a license and add its budget (SPEC: license acceptance). Raises ChipRefusal.
-
-        The high-water serial is made durable *before* the budget is added; ``after_accept``
-        runs between the two writes (crash tests stop the process there).
+        Raises ChipRefusal if the part refused it, or if no part of this chip takes grants.
         """
-        state = self._licensing()
-        parsed, delegation = lic.check_license(
-            state,
-            grant,
-            anchors=self.anchors,
-            ueid=self.ueid,
-            firmware=self.firmware_version,
-            chip_time_s=self.chip_time_s,
-            now_s=int(now_s),
-            session_nonce=session_nonce,
-        )
-        self.licensing = lic.accept(state, parsed, delegation, now_s=int(now_s))
-        self._persist()
-        if after_accept is not None:
-            after_accept()
-        self._apply_pending()
-        return parsed
-
-    def _apply_pending(self) -> None:
-        self.licensing = lic.apply_pending(self._licensing(), self.chip_time_s)
-        self._persist()
-
-    def license_request(self) -> bytes:
-        """A fresh nonce for an offline license request; a license bound to it is accepted once."""
-        self.licensing = replace(self._licensing(), request_nonce=os.urandom(32))
-        self._persist()
-        assert self.licensing.request_nonce is not None
-        return self.licensing.request_nonce
+        for part in self._parts.values():
+            taken = part.accept_grant(grant, session_nonce=session_nonce, now_s=now_s)
+            if taken is not None:
+                return taken
+        raise ChipRefusal(ChipCheck.GRANT_UNSUPPORTED, "no part of this chip takes grants")
 
     def apply_revocations(self, token: bytes) -> int:
-        """Adopt a newer authority revocation list (revoked delegations); returns its number."""
-        self.licensing = lic.apply_revocations(self._licensing(), token, self.anchors)
-        self._persist()
-        return self.licensing.revocations_number
+        """Give every part that keeps a revocation list the authority's newer list.
 
-    # -- Fixed Set (attest/pods) -------------------------------------------------------------------
-    #: False only in tampered firmware (attest.chip.adversary), which ignores the pod rule
-    enforces_pod_rule: bool = True
-
-    def install_pod_cert(self, token: bytes, issuer_cert: bytes = b"", *, now_s: int) -> None:
-        """Adopt a pod certificate (at a trusted facility); raises ChipRefusal naming the rule.
-
-        The certificate must verify, name an unrevoked pod within this model's size limit and
-        list this chip with its own device key. Full links of a previous pod drop to the cap.
+        Returns its number. Raises the first part's ChipRefusal if no part adopted it (a
+        forged or stale list); a part that refused while another adopted keeps its own list.
         """
-        self.pod = self.pod.install(
-            token,
-            issuer_cert,
-            anchors=self.anchors,
-            ueid=self.ueid,
-            device_key=self.public_key,
-            max_pod_size=self.model.max_pod_size,
-            now_s=now_s,
-            enforce=self.enforces_pod_rule,
-        )
-        self.pod.save(self.state_dir)
-        self.links.drop_all(pods.Refusal.POD_CHANGED, now_s)
+        adopted: int | None = None
+        refusal: ChipRefusal | None = None
+        for part in self._parts.values():
+            try:
+                number = part.apply_revocations(token)
+            except ChipRefusal as exc:
+                refusal = refusal or exc
+                continue
+            if number is not None:
+                adopted = number
+        if adopted is None:
+            raise refusal or ChipRefusal(ChipCheck.MECHANISM_ABSENT, "no part keeps revocations")
+        return adopted
 
-    def apply_pod_revocations(self, token: bytes) -> int:
-        """Adopt a newer authority revocation list for its revoked pods; returns its number.
 
-        Links are not cut here: the next re-verification of each link refuses a revoked pod.
-        """
-        self.pod = self.pod.adopt_revocations(token, self.anchors)
-        self.pod.save(self.state_dir)
-        return self.pod.revocations_number
+def fabricate(
+    manufacturer: Manufacturer,
+    anchors: TrustAnchors,
+    *,
+    hwmodel: str,
+    pod_class: int,
+    now_s: int,
+    firmware_version: tuple[int, ...] = (1, 2, 0),
+    ueid: bytes | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    device_key: SigningKey | None = None,
+    chip_class: type[Chip] = Chip,
+    parts: Mapping[str, Any] | None = None,
+) -> Chip:
+    """Make a chip at ``manufacturer``'s fab: it creates its own device key; the manufacturer
+    endorses the public half.
 
-    def link_context(self) -> pods.LinkContext:
-        """This chip's side of a link handshake round: pod state snapshot and its signer."""
-        return pods.LinkContext(
-            ueid=self.ueid,
-            anchors=self.anchors,
-            credential=self.pod.credential,
-            revoked_pods=self.pod.revoked_pods,
-            max_pod_size=self.model.max_pod_size,
-            sign=lambda proof: proof.sign(self.__key),
-            enforce=self.enforces_pod_rule,
-        )
-
-    def pod_claims(self, now_s: float) -> dict[str, object]:
-        """The Fixed Set claims of Evidence: pod id, live full links, refusal proofs.
-
-        A chip with no pod and no links reports none of them (its Evidence is unchanged).
-        """
-        links, refusals = self.links.report(now_s)
-        claims: dict[str, object] = {}
-        if self.pod.pod_id is not None or links:
-            claims["pod_id"] = self.pod.pod_id
-            claims["links"] = links
-        if refusals:
-            claims["link_refusals"] = refusals
-        return claims
+    ``device_key`` and ``ueid`` may be given only to build deterministic test vectors;
+    ``chip_class`` lets simulations fabricate a compromised chip (attest.chip.adversary);
+    ``parts`` gives mechanisms their initial state (see :meth:`Chip.fabricate`).
+    """
+    ueid = ueid if ueid is not None else new_ueid()
+    return chip_class.fabricate(
+        anchors=anchors,
+        ueid=ueid,
+        hwmodel=hwmodel,
+        firmware_version=firmware_version,
+        endorse=lambda pk: (
+            manufacturer.endorse(pk, ueid=ueid, hwmodel=hwmodel, pod_class=pod_class, now_s=now_s),
+            manufacturer.cert,
+        ),
+        state_dir=Path(state_dir) if state_dir is not None else None,
+        device_key=device_key,
+        parts=parts,
+    )

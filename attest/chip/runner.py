@@ -15,8 +15,8 @@ import trio
 
 from attest.chip.device import Chip
 from attest.errors import AttestError, ChipRefusal
+from attest.mechanism import Grant
 from attest.messages.attestation import AttestationResult, Challenge
-from attest.messages.license import LicenseGrant
 from attest.net import receive_event, send_event
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
@@ -44,8 +44,21 @@ log = logging.getLogger("attest.chip")
 
 #: (chip, verified challenge, now in seconds) → evidence token
 EvidenceMaker = Callable[[Chip, Challenge, float], bytes]
-#: sees each license grant a RESULT carried, and the chip's refusal name (None: applied)
-GrantCallback = Callable[[LicenseGrant, str | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantOutcome:
+    """What became of a grant a RESULT carried (a renewed licence ...)."""
+
+    grant: Grant
+    #: the chip's refusal name, or None if a part took it
+    refusal: str | None
+    #: the taking part's one-line account (e.g. "licence serial 3 applied"), if taken
+    taken: str | None = None
+
+
+#: sees each grant a RESULT carried, and what the chip did with it
+GrantCallback = Callable[[GrantOutcome], None]
 
 
 @dataclass
@@ -79,7 +92,7 @@ async def attest(
     ``make_evidence`` replaces the honest ``chip.answer`` (attack simulations and tests).
     ``on_result`` sees each verified result as it arrives, so a caller keeps the results of
     a session that later fails or is cancelled (the returned list is lost with the exception).
-    A license grant in a RESULT is applied after the result checks out (Offline Licensing); a
+    A grant in a RESULT (a renewed licence) goes to the chip after the result checks out; a
     refused grant is logged and reported to ``on_grant``, never raised.
     """
     answer = make_evidence or Chip.answer
@@ -105,10 +118,9 @@ async def attest(
                 if on_result is not None:
                     on_result(results[-1])
                 if reply.grant is not None:
-                    grant = LicenseGrant(*reply.grant)
-                    refusal = apply_grant(chip, grant, challenge)
+                    outcome = apply_grant(chip, Grant(*reply.grant), challenge)
                     if on_grant is not None:
-                        on_grant(grant, refusal)
+                        on_grant(outcome)
                 if i + 1 < rounds:
                     if interval_s:
                         await trio.sleep(interval_s)
@@ -117,14 +129,14 @@ async def attest(
     return results
 
 
-def apply_grant(chip: Chip, grant: LicenseGrant, challenge: Challenge) -> str | None:
-    """Let the chip judge a license from this round; the refusal name, or None if applied."""
+def apply_grant(chip: Chip, grant: Grant, challenge: Challenge) -> GrantOutcome:
+    """Let the chip judge a grant from this round (refusals are logged, never raised)."""
     try:
-        chip.apply_license(grant, time.time(), session_nonce=challenge.nonce)
+        taken = chip.accept_grant(grant, session_nonce=challenge.nonce, now_s=time.time())
     except ChipRefusal as exc:
-        log.warning("license refused: %s", exc, extra={"fields": {"ueid": chip.ueid.hex()}})
-        return exc.reason
-    return None
+        log.warning("grant refused: %s", exc, extra={"fields": {"ueid": chip.ueid.hex()}})
+        return GrantOutcome(grant, exc.reason)
+    return GrantOutcome(grant, None, taken)
 
 
 async def _expect(stream: trio.SocketStream, conn: Connection, kind: type):  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal, InvalidOperation
 
-from attest.node.config import parse_version
-from attest.verify.reasons import Reason, Tier
+from attest.verify.policy import parse_version
+from attest.verify.reasons import Tier
 
 _U64 = 1 << 64
 
@@ -76,9 +76,9 @@ def identifier(text: str) -> str:
     return text
 
 
-def code_name(kind: type[Tier] | type[Reason], value: int) -> str:
-    """The name of a tier or reason code, or the number if this build does not know it."""
+def tier_name(value: int) -> str:
+    """The name of a tier, or the number if this build does not know it."""
     try:
-        return kind(value).name
+        return Tier(value).name
     except ValueError:
         return str(value)

@@ -17,12 +17,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from attest.cli import argtypes, files
-from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK
+from attest import files
+from attest.cli import argtypes
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
 from attest.errors import ConfigError
-from attest.store.audit import verify_audit
+from attest.store import verify_audit
 from attest.store.sqlite import SqliteStore
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import reason_name
 
 _UEID_PREFIX = 12
 
@@ -33,7 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="verify or show a verifier's audit log",
         description="Offline checks of a verifier node's tamper-evident audit log.",
     )
-    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="audit_command", metavar="ACTION", required=True
+    )
 
     p = sub.add_parser(
         "verify",
@@ -142,8 +145,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                         "seq": rec.seq,
                         "time_ms": e.time_ms,
                         "ueid": e.ueid.hex(),
-                        "tier": argtypes.code_name(Tier, e.tier),
-                        "reasons": [argtypes.code_name(Reason, r) for r in e.reasons],
+                        "tier": argtypes.tier_name(e.tier),
+                        "reasons": [reason_name(r) for r in e.reasons],
                         "kind": e.kind,
                         "nonce": e.nonce.hex(),
                         "hash": rec.hash.hex(),
@@ -160,8 +163,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             str(rec.seq),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time_ms / 1000)),
             e.ueid.hex()[:_UEID_PREFIX] if e.ueid else "-",
-            argtypes.code_name(Tier, e.tier),
-            ", ".join(argtypes.code_name(Reason, r) for r in e.reasons) or "-",
+            argtypes.tier_name(e.tier),
+            ", ".join(reason_name(r) for r in e.reasons) or "-",
         )
     # A pipe gets a fixed width so scripts see whole rows; a terminal uses its own.
     Console(width=None if sys.stdout.isatty() else 120).print(table)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_OUT = Path("bench/results")
 #: what each benchmark needs beyond attest's own dependencies
@@ -35,7 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="benchmarks: verification core, end-to-end sessions, scale, soak, timing leakage",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
-    sub = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="bench_command", metavar="BENCHMARK", required=True
+    )
 
     p = sub.add_parser("core", help="appraisals/s vs libsodium, pycose and python-cwt")
     p.add_argument("--seconds", type=float, default=20.0, help="total measuring time")

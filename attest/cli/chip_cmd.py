@@ -9,41 +9,49 @@ processes from driving the same chip at once, which would race its counters.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
-from attest.chip.runner import Workload, attest
-from attest.cli import argtypes, files
-from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME
-from attest.errors import AttestError, ConfigError
+from attest import files
+from attest.chip.device import Chip, fabricate
+from attest.chip.runner import GrantOutcome, Workload, attest
+from attest.cli import argtypes
+from attest.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    load_locked_chip,
+    lock_chip_dir,
+    mechanism_cli_modules,
+    read_file,
+)
+from attest.errors import AttestError, ChipRefusal, ConfigError
 from attest.hardware import DEFAULT_MODELS
 from attest.messages.attestation import AttestationResult
-from attest.messages.license import LicenseGrant
 from attest.net import parse_hostport
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Tier, reason_name
 
-_LOCK_FILE = "run.lock"
 #: rounds per connection when running forever (then it reconnects)
 _FOREVER_BATCH = 1000
 _RETRY_MAX_S = 30.0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "chip",
         help="fabricate simulated chips and attest them to a verifier",
         description="Simulated accelerators (the Attester role).",
     )
-    sub = parser.add_subparsers(dest="chip_command", metavar="ACTION", required=True)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="chip_command", metavar="ACTION", required=True
+    )
 
     p = sub.add_parser(
         "fabricate",
@@ -77,19 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         type=argtypes.positive_int,
         help="largest pod the chip is certified for (default: the model's maximum)",
     )
-    # -- Offline Licensing
-    p.add_argument(
-        "--throttle-baseline",
-        type=argtypes.share,
-        default=0.01,
-        metavar="F",
-        help="share of peak an unlicensed chip may run at, 0..1 (default: 0.01)",
-    )
-    p.add_argument(
-        "--no-licensing",
-        action="store_true",
-        help="make a chip without the licensing mechanism (never throttled, reports no license)",
-    )
+    for module in mechanism_cli_modules():  # mechanisms' options (licensing's baseline ...)
+        if hasattr(module, "add_fabricate_options"):
+            module.add_fabricate_options(p)
     p.set_defaults(func=cmd_fabricate)
 
     p = sub.add_parser(
@@ -142,48 +140,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.set_defaults(func=cmd_run)
 
-    # -- Offline Licensing
-    p = sub.add_parser(
-        "apply-license",
-        help="hand a license file to a chip (offline); it checks and applies it",
-        description=(
-            "The chip checks the license (signature chain to its authority key, its own UEID, a "
-            "serial above its high-water mark, chip-time expiry, firmware, nonce, delegation "
-            "quota and revocation) and adds the budget. The high-water mark is durable before "
-            "the budget is added, so a crash can never apply a license twice. Exit status 0 if "
-            "applied, 1 if refused (the reason is printed)."
-        ),
-    )
-    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
-    p.add_argument("file", type=Path, metavar="FILE", help="license file (raw COSE)")
-    p.add_argument("--delegation", type=Path, metavar="FILE", help="delegation, if delegated")
-    p.set_defaults(func=cmd_apply_license)
-
-    p = sub.add_parser(
-        "license-request",
-        help="print a license request (UEID, serial, chip time, a fresh nonce) as JSON",
-        description=(
-            "Draw a fresh nonce (kept durably by the chip) and print what the authority needs "
-            "to issue the next license offline: `attest license issue --request FILE`."
-        ),
-    )
-    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
-    p.add_argument("--out", type=Path, help="write the JSON here instead of standard output")
-    p.set_defaults(func=cmd_license_request)
-
-    p = sub.add_parser(
-        "license-status", help="show a chip's license state (serial, budget left, throttle)"
-    )
-    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
-    p.set_defaults(func=cmd_license_status)
-
     p = sub.add_parser(
         "apply-revocations",
-        help="give a chip the authority's newer revocation list (revoked delegations)",
+        help="give a chip the authority's newer revocation list",
+        description=(
+            "Every mechanism of the chip that keeps a revocation list (revoked delegations, "
+            "revoked pods) adopts it if the authority signed it and it is newer than the one it "
+            "holds. Exit status 0 if adopted, 1 if refused (the reason is printed)."
+        ),
     )
     p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
     p.add_argument("file", type=Path, metavar="FILE", help="signed revocation list")
     p.set_defaults(func=cmd_apply_revocations)
+    return sub
 
 
 # -- argument types --------------------------------------------------------------------------
@@ -208,20 +177,20 @@ def cmd_fabricate(args: argparse.Namespace) -> int:
     for target in targets:
         if files.is_chip_dir(target):
             raise ConfigError(f"{target} already holds a chip; refusing to replace its identity")
-    licensing = (
-        None
-        if args.no_licensing
-        else ChipLicensing(baseline_ppm=round(args.throttle_baseline * 1_000_000))
-    )
+    parts: dict[str, Any] = {}
+    for module in mechanism_cli_modules():
+        if hasattr(module, "fabricate_parts"):
+            parts.update(module.fabricate_parts(args))
     for target in targets:
-        chip = manufacturer.fabricate(
+        chip = fabricate(
+            manufacturer,
             anchors,
             hwmodel=model.name,
             pod_class=pod_class,
             now_s=now,
             firmware_version=args.firmware,
             state_dir=target,
-            licensing=licensing,
+            parts=parts,
         )
         print(f"{chip.ueid.hex()} {chip.hwmodel} {target}")
     return EXIT_OK
@@ -235,27 +204,13 @@ class _Tally:
     errors: int = 0
 
 
-def _lock(chip_dir: Path) -> int:
-    """Hold an exclusive lock on the chip folder for the life of the process."""
-    try:
-        fd = os.open(chip_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise AttestError(f"{chip_dir}: cannot lock the chip folder: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AttestError(f"{chip_dir}: chip is already running in another process") from None
-    return fd
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_hostport(args.verifier)
     except ValueError:
         raise ConfigError(f"--verifier {args.verifier!r}: expected HOST:PORT") from None
     dirs = files.expand_chip_dirs(args.state)
-    locks = [_lock(d) for d in dirs]
+    locks = [lock_chip_dir(d) for d in dirs]
     try:
         chips = [Chip.load(d) for d in dirs]
         tally = _Tally()
@@ -299,20 +254,19 @@ async def _run_chip(
     ueid = chip.ueid.hex()
 
     def report(result: AttestationResult) -> None:
-        tier = argtypes.code_name(Tier, result.status)
-        reasons = ",".join(argtypes.code_name(Reason, r) for r in result.reasons) or "-"
+        tier = argtypes.tier_name(result.status)
+        reasons = ",".join(reason_name(r) for r in result.reasons) or "-"
         tally.results += 1
         if result.status >= Tier.CONTRAINDICATED:
             tally.contraindicated += 1
         print(f"{ueid} {tier} {reasons} counter={chip.attest_counter}", flush=True)
 
-    def licensed(grant: LicenseGrant, refusal: str | None) -> None:
-        # Offline Licensing: a renewed license came with the result
-        state = chip.license_state()
-        if refusal is None and state is not None:
-            print(f"{ueid} LICENSE applied serial={state.serial}", flush=True)
+    def granted(outcome: GrantOutcome) -> None:
+        # a mechanism's grant (a renewed licence) came with the result
+        if outcome.refusal is None:
+            print(f"{ueid} {outcome.taken}", flush=True)
         else:
-            print(f"{ueid} LICENSE refused {refusal}", flush=True)
+            print(f"{ueid} GRANT refused {outcome.refusal}", flush=True)
 
     forever = args.rounds == 0
     remaining = args.rounds
@@ -330,7 +284,7 @@ async def _run_chip(
                 workload=workload,
                 timeout_s=args.timeout,
                 on_result=report,
-                on_grant=licensed,
+                on_grant=granted,
             )
         except (AttestError, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
             detail = str(exc) or type(exc).__name__
@@ -346,116 +300,10 @@ async def _run_chip(
             await trio.sleep(args.interval)
 
 
-# -- Offline Licensing -----------------------------------------------------------------------
-#: test hook: seconds `apply-license` sleeps between the durable high-water update and adding
-#: the budget, announcing "accepted" on stdout first (the crash test kills the process there)
-PAUSE_AFTER_ACCEPT_ENV = "ATTEST_TEST_PAUSE_AFTER_ACCEPT_S"
-
-
-def _read_file(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-
-
-def _load_one(state: Path) -> tuple[Chip, int]:
-    if not files.is_chip_dir(state):
-        raise ConfigError(f"{state}: not a chip state folder")
-    fd = _lock(state)
-    try:
-        return Chip.load(state), fd
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def cmd_apply_license(args: argparse.Namespace) -> int:
-    from attest.errors import ChipRefusal
-
-    grant = LicenseGrant(
-        _read_file(args.file, "license"),
-        None if args.delegation is None else _read_file(args.delegation, "delegation"),
-    )
-    pause = float(os.environ.get(PAUSE_AFTER_ACCEPT_ENV, "0") or 0)
-
-    chip, fd = _load_one(args.state)
-    try:
-
-        def announce() -> None:
-            assert chip.licensing is not None
-            print(f"accepted serial {chip.licensing.serial}; applying", flush=True)
-            if pause > 0:
-                time.sleep(pause)
-
-        try:
-            lic = chip.apply_license(grant, time.time(), after_accept=announce)
-        except ChipRefusal as exc:
-            print(f"{chip.ueid.hex()} REFUSED {exc}")
-            return EXIT_CHECK_FAILED
-        state = chip.license_state()
-        assert state is not None
-        print(
-            f"{chip.ueid.hex()} applied serial {lic.serial}: {state.remaining_flops} FLOPs left, "
-            f"expires at chip time {lic.expiry_s} s"
-        )
-    finally:
-        os.close(fd)
-    return EXIT_OK
-
-
-def cmd_license_request(args: argparse.Namespace) -> int:
-    import json
-
-    chip, fd = _load_one(args.state)
-    try:
-        nonce = chip.license_request()
-        state = chip.license_state()
-        assert state is not None
-        doc = {
-            "format": "attest-license-request-v1",
-            "ueid": chip.ueid.hex(),
-            "hwmodel": chip.hwmodel,
-            "firmware": ".".join(map(str, chip.firmware_version)),
-            "serial": state.serial,
-            "chipTimeS": state.chip_time_s,
-            "nonce": nonce.hex(),
-        }
-    finally:
-        os.close(fd)
-    text = json.dumps(doc, indent=2) + "\n"
-    if args.out is None:
-        sys.stdout.write(text)
-    else:
-        files.write_json(args.out, doc)
-        print(f"license request written to {args.out}")
-    return EXIT_OK
-
-
-def cmd_license_status(args: argparse.Namespace) -> int:
-    chip, fd = _load_one(args.state)
-    os.close(fd)
-    lic = chip.licensing
-    if lic is None:
-        print(f"{chip.ueid.hex()} has no licensing mechanism")
-        return EXIT_OK
-    t = chip.chip_time_s
-    print(f"ueid:        {chip.ueid.hex()}")
-    print(f"chip time:   {t} s")
-    print(f"serial:      {lic.serial}")
-    print(f"remaining:   {lic.remaining_flops(t)} FLOPs (expires at chip time {lic.expiry_s} s)")
-    print(
-        f"throttled:   {'yes' if chip.throttled else 'no'} (baseline {lic.baseline_ppm / 1e4:g} %)"
-    )
-    print(f"revocations: list #{lic.revocations_number}")
-    return EXIT_OK
-
-
+# -- revocations -----------------------------------------------------------------------------
 def cmd_apply_revocations(args: argparse.Namespace) -> int:
-    from attest.errors import ChipRefusal
-
-    token = _read_file(args.file, "revocation list")
-    chip, fd = _load_one(args.state)
+    token = read_file(args.file, "revocation list")
+    chip, fd = load_locked_chip(args.state)
     try:
         number = chip.apply_revocations(token)
     except ChipRefusal as exc:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
 from attest.demo.attacks import ATTACKS
 from attest.demo.scenario import DemoOptions, DemoSummary, run_demo
 from attest.demo.sections import available_sections
@@ -96,14 +96,14 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
     nodes = Table(title="verifier nodes and audit chains")
     for col in ("node", "city", "entries", "checkpoints", "head hash", "chain"):
         nodes.add_column(col)
-    for n in s.nodes:
+    for node in s.nodes:
         nodes.add_row(
-            n["verifier_id"],
-            n["city"],
-            str(n["audit_entries"]),
-            str(n["checkpoints_verified"]),
-            n["audit_head"][:16] + "…",
-            "[green]verified" if n["audit_ok"] else "[red]BROKEN",
+            node["verifier_id"],
+            node["city"],
+            str(node["audit_entries"]),
+            str(node["checkpoints_verified"]),
+            node["audit_head"][:16] + "…",
+            "[green]verified" if node["audit_ok"] else "[red]BROKEN",
         )
     console.print(nodes)
     for section, result in s.sections.values():

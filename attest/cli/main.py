@@ -1,8 +1,9 @@
-"""The ``attest`` command: a thin layer over the library.
+"""The ``attest`` command: a thin layer over the library; nothing imports it.
 
-Each subcommand lives in its own module exposing ``add_parser(subparsers)``; the module sets
-``func`` on its parser. Exit codes: 0 success, 1 a check failed (e.g. a vector or an audit chain
-did not verify, or the demo missed an attack), 2 usage or configuration error, 3 runtime error.
+Each core subcommand lives in its own module exposing ``add_parser(subparsers)``, which returns
+its group of actions (or None); each registered mechanism's CLI module
+(``Mechanism.cli``, e.g. attest/licensing/cli.py) then adds its own commands to those groups
+with ``add_commands(groups)``. Exit codes are in :mod:`attest.cli.common`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from attest import __version__
+from attest.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    mechanism_cli_modules,
+)
 from attest.errors import AttestError, ConfigError
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
-EXIT_RUNTIME = 3
 
 _SUBCOMMANDS = (
     "attest.cli.demo_cmd",
@@ -28,7 +31,6 @@ _SUBCOMMANDS = (
     "attest.cli.verifier_cmd",
     "attest.cli.chip_cmd",
     "attest.cli.audit_cmd",
-    "attest.cli.license_cmd",
     "attest.cli.bench_cmd",
 )
 
@@ -46,14 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging threshold for messages on stderr (default: WARNING)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, Any] = {"": subparsers}
     for name in _SUBCOMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # subcommand not built yet
-        module.add_parser(subparsers)
+        module = importlib.import_module(name)
+        group = module.add_parser(subparsers)
+        if group is not None:
+            groups[name.rsplit(".", 1)[1].removesuffix("_cmd")] = group
+    for module in mechanism_cli_modules():
+        module.add_commands(groups)
     return parser
 
 
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("attest: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attest.cli.main import EXIT_CHECK_FAILED, EXIT_OK
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

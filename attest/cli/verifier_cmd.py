@@ -1,59 +1,48 @@
 """``attest verifier``: run a verifier node, write its configuration, enrol chips.
 
-``serve`` is the daemon: it loads the node's identity and trust anchors, refuses to start on any
-inconsistency (a key that does not match its certificate, a revocation list the authority did not
-sign, a store that belongs to another verifier), serves until SIGTERM/SIGINT, drains and exits 0.
+``serve`` is the daemon: the node is built by :func:`attest.node.app.build_node`, which refuses
+to start on any inconsistency (a key that does not match its certificate, a revocation list the
+authority did not sign, a store that belongs to another verifier); it serves until
+SIGTERM/SIGINT, drains and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import logging
 import sys
-import time
 import tomllib
 from pathlib import Path
 
 import trio
 
+from attest import files
 from attest.chip.device import Chip
-from attest.cli import files
-from attest.cli.main import EXIT_OK, EXIT_RUNTIME
+from attest.cli.common import EXIT_OK, EXIT_RUNTIME
 from attest.durable import atomic_write
-from attest.errors import AttestError, CertificateError, ConfigError
-from attest.identity import VerifierIdentity
-from attest.messages.revocation import Revocations
-from attest.node.config import NodeConfig, example_toml, load_config, parse_version
+from attest.errors import AttestError, ConfigError
+from attest.node.app import build_node, load_identity, open_store, policy_from
+from attest.node.config import NodeConfig, example_toml, load_config
 from attest.node.logs import configure_logging
-from attest.node.server import NodeAddress, NodeSettings, VerifierNode, run_until_signalled
+from attest.node.server import NodeAddress, VerifierNode, run_until_signalled
 from attest.node.service import VerifierService
-from attest.store.sqlite import SqliteStore
-from attest.verify.chain import DeviceChain, TrustAnchors, verify_device_chain
-from attest.verify.policy import Policy
-
-log = logging.getLogger("attest.node")
-
-#: settings holding paths; ``--print-config`` shows them resolved against the config's folder
-_PATH_SETTINGS = {
-    ("node", "key_file"),
-    ("node", "cert_file"),
-    ("node", "anchors_file"),
-    ("node", "revocations_file"),
-    ("listen", "port_file"),
-    ("store", "path"),
-    ("licensing", "delegation_file"),
-}
+from attest.verify.chain import DeviceChain, verify_device_chain
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _is_path_setting(key: str) -> bool:
+    """Settings holding paths (``--print-config`` resolves them against the config's folder)."""
+    return key == "path" or key.endswith("_file")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "verifier",
         help="run a verifier node, write its configuration, enrol chips",
         description="A regional verifier node (configured by a TOML file plus ATTEST_* env).",
     )
-    sub = parser.add_subparsers(dest="verifier_command", metavar="ACTION", required=True)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="verifier_command", metavar="ACTION", required=True
+    )
 
     p = sub.add_parser(
         "serve",
@@ -103,101 +92,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("chips", nargs="+", metavar="CHIP", help="chip folder(s) or certificate pairs")
     p.set_defaults(func=cmd_enroll)
 
-    # -- Fixed Set
-    p = sub.add_parser(
-        "register-pod",
-        help="register pod certificates for the link-graph appraisal (Fixed Set)",
-        description=(
-            "Verify pod certificates (from `attest authority certify-pod`) against the trust "
-            "anchors and store them; the node appraises chips' reported links against them "
-            "from its next start. A pod certified by a manufacturer needs --issuer-cert."
-        ),
-    )
-    _config_arg(p)
-    p.add_argument("pods", nargs="+", type=Path, metavar="POD_CERT", help="pod certificate files")
-    p.add_argument(
-        "--issuer-cert",
-        type=Path,
-        help="the issuing manufacturer's certificate (if not the authority)",
-    )
-    p.set_defaults(func=cmd_register_pod)
+    return sub
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="node configuration file (TOML)")
-
-
-# -- shared setup ----------------------------------------------------------------------------
-def load_node_identity(config: NodeConfig) -> tuple[TrustAnchors, VerifierIdentity]:
-    anchors = files.read_anchors(config.path(config.node.anchors_file))
-    identity = files.load_verifier_identity(
-        config.path(config.node.key_file), config.path(config.node.cert_file), anchors
-    )
-    return anchors, identity
-
-
-def open_store(
-    config: NodeConfig, identity: VerifierIdentity, *, group_sync: bool = False
-) -> SqliteStore:
-    """The node's store; the daemon opens it with ``group_sync`` (attest/node/groupsync.py)."""
-    return SqliteStore(
-        config.path(config.store.path),
-        verifier_id=identity.verifier_id,
-        signing_key=identity.key,
-        checkpoint_every=config.store.checkpoint_every,
-        group_sync=group_sync,
-    )
-
-
-def policy_from(config: NodeConfig) -> Policy:
-    return Policy(
-        policy_id=config.policy.policy_id,
-        challenge_ttl_s=config.policy.challenge_ttl_s,
-        min_firmware=parse_version(config.policy.min_firmware),
-        allow_unknown_chips=config.policy.auto_enroll,
-    )
-
-
-def settings_from(config: NodeConfig) -> NodeSettings:
-    lim = config.limits
-    return NodeSettings(
-        host=config.listen.host,
-        port=config.listen.port,
-        http_host=config.http.host,
-        http_port=config.http.port,
-        max_connections=lim.max_connections,
-        session_timeout_s=lim.session_timeout_s,
-        idle_timeout_s=lim.idle_timeout_s,
-        max_frame_bytes=lim.max_frame_bytes,
-        drain_timeout_s=lim.drain_timeout_s,
-    )
-
-
-def effective_revocations(
-    config: NodeConfig, anchors: TrustAnchors, store: SqliteStore
-) -> Revocations:
-    """The newest verified list of (configured file, list kept in the store); stores a newer file.
-
-    Lists are complete and numbered, so keeping the highest number is anti-rollback: removing
-    or downgrading the file cannot un-revoke anything.
-    """
-    best: Revocations | None = None
-    stored = store.get_revocations()
-    if stored is not None:
-        rl = files.open_revocation_list(stored[1], anchors, f"{store.path} (stored list)")
-        best = Revocations.from_list(rl)
-    if config.node.revocations_file:
-        path = config.path(config.node.revocations_file)
-        revs, token = files.read_revocations(path, anchors)
-        if best is None or revs.number > best.number:
-            store.put_revocations(revs.number, token)
-            best = revs
-        elif revs.number < best.number:
-            log.warning(
-                "configured revocation list is older than the stored one; keeping the stored one",
-                extra={"fields": {"file_number": revs.number, "stored_number": best.number}},
-            )
-    return best or Revocations()
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -212,40 +111,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from attest.node.workers import serve_workers
 
-        return serve_workers(args.config, args.workers)
-    anchors, identity = load_node_identity(config)
+        return EXIT_OK if serve_workers(args.config, args.workers) else EXIT_RUNTIME
     port_file = config.path(config.listen.port_file) if config.listen.port_file else None
     if port_file is not None:
         port_file.unlink(missing_ok=True)  # a stale port must never be mistaken for ours
-    store = open_store(config, identity, group_sync=True)
+    node = build_node(config, reuse_port=args.reuse_port)
     try:
-        revocations = effective_revocations(config, anchors, store)
-        if identity.verifier_id in revocations.verifiers:
-            raise CertificateError(
-                f"verifier {identity.verifier_id!r} is revoked (list #{revocations.number})"
-            )
-        from attest.cli.license_cmd import build_issuer  # Offline Licensing
-
-        service = VerifierService(
-            identity=identity,
-            anchors=anchors,
-            store=store,
-            policy=policy_from(config),
-            revocations=revocations,
-            licensing=build_issuer(config, anchors, identity, store, revocations),
-        )
-        settings = settings_from(config)
-        if args.reuse_port:
-            settings = dataclasses.replace(settings, reuse_port=True)
-        node = VerifierNode(service, settings)
-        try:
-            trio.run(_serve, node, port_file)
-        except BaseExceptionGroup as group:
-            raise _single(group, config) from None
-        except OSError as exc:
-            raise _single(exc, config) from None
+        trio.run(_serve, node, port_file)
+    except BaseExceptionGroup as group:
+        raise _single(group, config) from None
+    except OSError as exc:
+        raise _single(exc, config) from None
     finally:
-        store.close()  # idempotent; the node closes it itself after a normal drain
+        node.service.store.close()  # idempotent; the node closes it itself after a normal drain
         if port_file is not None:
             port_file.unlink(missing_ok=True)
     return 0
@@ -282,7 +160,7 @@ def render_config(config: NodeConfig) -> str:
             continue
         lines.append(f"\n[{section}]")
         for key, value in values.items():
-            if (section, key) in _PATH_SETTINGS and value:
+            if _is_path_setting(key) and value:
                 value = str(config.path(value))
             lines.append(f"{key} = {_toml_value(value)}")
     text = "\n".join(lines) + "\n"
@@ -337,10 +215,11 @@ def _chains(items: list[str]) -> list[tuple[str, DeviceChain]]:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    anchors, identity = load_node_identity(config)
+    anchors, identity = load_identity(config)
     chains = _chains(args.chips)
     enrolled = known = failed = 0
     with open_store(config, identity) as store:
+        # enrolment needs no mechanism: a service without parts
         service = VerifierService(
             identity=identity, anchors=anchors, store=store, policy=policy_from(config)
         )
@@ -365,29 +244,4 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             known += not new
             print(f"{ueid} {certs[0].hwmodel} {'enrolled' if new else 'already known'}")
     print(f"enrolled {enrolled}, already known {known}, failed {failed}")
-    return EXIT_RUNTIME if failed else EXIT_OK
-
-
-# -- Fixed Set -------------------------------------------------------------------------------
-def cmd_register_pod(args: argparse.Namespace) -> int:
-    from attest.pods.monitor import PodMonitor
-
-    config = load_config(args.config)
-    anchors, identity = load_node_identity(config)
-    issuer = b"" if args.issuer_cert is None else args.issuer_cert.read_bytes()
-    failed = 0
-    with open_store(config, identity) as store:
-        monitor = PodMonitor(store, anchors, policy_from(config))
-        for path in args.pods:
-            try:
-                cred = monitor.register(path.read_bytes(), issuer, now_s=int(time.time()))
-            except (AttestError, OSError) as exc:
-                failed += 1
-                print(f"{path}: NOT registered: {exc}", file=sys.stderr)
-                continue
-            cert = cred.cert
-            print(
-                f"pod {cred.pod_id.hex()} ({len(cert.members)} members, size class "
-                f"{cert.size_class}, issued by {cert.issuer}) registered"
-            )
     return EXIT_RUNTIME if failed else EXIT_OK

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -111,6 +112,8 @@ def _loads_reused(data: bytes) -> Any:
 
 # cbor2 5.x has encode_to_bytes/decode_from_bytes on reusable objects; cbor2 6 dropped them,
 # so there we use the module functions (same bytes, a little slower).
+_dumps: Callable[[Any], bytes]
+_loads: Callable[[bytes], Any]
 if hasattr(cbor2.CBOREncoder, "encode_to_bytes") and hasattr(
     cbor2.CBORDecoder, "decode_from_bytes"
 ):
@@ -122,6 +125,30 @@ else:  # pragma: no cover - depends on the installed cbor2
 def encode(value: Any) -> bytes:
     """Encode ``value`` as deterministic CBOR. Raises ``TypeError``/``ValueError`` on our bugs."""
     return _dumps(_canonicalize(value))
+
+
+# -- building blocks for fast paths (attest.messages._fast); nothing else should need them ------
+
+
+def raw_decode(data: bytes) -> Any:
+    """The first item cbor2 reads from ``data``, with none of :func:`decode`'s checks."""
+    return _loads(data)
+
+
+def raw_encode(value: Any) -> bytes:
+    """cbor2's encoding of ``value`` as it is (map keys in their given order, no checks)."""
+    return _dumps(value)
+
+
+def key_order(key: int | bytes | str) -> tuple[int, int, Any]:
+    """Sort key of a map key in RFC 8949 bytewise order of its encoding (TypeError if not a key
+    type of our wire)."""
+    return _key_order(key)
+
+
+def check_item(value: Any, depth: int) -> None:
+    """The type, depth and key-order walk of :func:`decode` on one decoded item at ``depth``."""
+    _check(value, depth)
 
 
 def _check(value: Any, depth: int) -> None:

@@ -19,20 +19,21 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from attest.chip import license as chiplic
 from attest.chip.adversary import CompromisedChip
 from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
-from attest.chip.runner import Workload, attest
+from attest.chip.runner import GrantOutcome, Workload, attest
 from attest.demo.sections import SectionResult
 from attest.demo.world import LICENSE_QUOTA_FLOPS, RunningNode, World
 from attest.errors import ChipRefusal
 from attest.keys import SigningKey
 from attest.licensing.authority import sign_license
+from attest.licensing.chip import ChipLicensing, LicenseRefusal, LicensingChip
 from attest.licensing.issuer import LicenseIssuer, RenewalOutcome
-from attest.messages.attestation import AttestationResult, Challenge, LicenseState
-from attest.messages.license import Budgets, LicenseGrant
-from attest.verify.reasons import Reason, Tier
+from attest.licensing.messages import Budgets, LicenseGrant, LicenseState, license_state_of
+from attest.licensing.reasons import LicenseReason
+from attest.licensing.verifier import LicensingVerifier
+from attest.messages.attestation import AttestationResult, Challenge
+from attest.verify.reasons import Tier, reason_name
 
 #: licensing chips per region: (hwmodel, pod class)
 CHIPS: tuple[tuple[str, int], ...] = (("HX100", 8), ("HX100", 8), ("HX800", 64))
@@ -64,36 +65,40 @@ def _licensing_chip(
     cls: type[Chip] = Chip,
     made: list[Chip] | None = None,
 ) -> Chip:
-    chip = world.fabricate(hwmodel, pod_class, chip_class=cls, licensing=ChipLicensing())
+    chip = world.fabricate(hwmodel, pod_class, chip_class=cls, parts={"licensing": ChipLicensing()})
     if made is not None:
         made.append(chip)
     return chip
 
 
 def _issuer(node: RunningNode) -> LicenseIssuer:
-    issuer = node.node.service.licensing
-    assert issuer is not None, "demo nodes issue licenses"
-    return issuer
+    part = node.node.service.part(LicensingVerifier)
+    assert part is not None, "demo nodes issue licenses"
+    return part.issuer
+
+
+def _lic(chip: Chip) -> LicensingChip:
+    return chip.part(LicensingChip)
 
 
 async def _honest(track: _Track) -> None:
     chip = track.chip
     # Before any license: a second of full demand runs at the baseline only.
     before = chip.meters.flops
-    track.started_throttled = chip.throttled
+    track.started_throttled = _lic(chip).throttled
     chip.run_workload(1.0, SHARE)
     track.baseline_share = (chip.meters.flops - before) / chip.model.peak_flops_per_s
 
     def on_result(result: AttestationResult) -> None:
         track.verdicts[Tier(result.status).name.lower()] += 1
-        if chip.licensing is not None and chip.licensing.serial > 0 and chip.throttled:
+        if _lic(chip).state.serial > 0 and _lic(chip).throttled:
             track.exhaustions += 1  # ran out between rounds; the next license comes with this
 
-    def on_grant(grant: LicenseGrant, refusal: str | None) -> None:
-        if refusal is None:
+    def on_grant(outcome: GrantOutcome) -> None:
+        if outcome.refusal is None:
             track.applied += 1
         else:
-            track.refused.append(refusal)
+            track.refused.append(outcome.refusal)
 
     try:
         await attest(
@@ -122,37 +127,37 @@ class _Attack:
 ATTACKS = (
     _Attack(
         "license-replay",
-        chiplic.LICENSE_REPLAYED,
-        Reason.LICENSE_BUDGET_EXCEEDS_ISSUED.name,
+        LicenseRefusal.LICENSE_REPLAYED,
+        LicenseReason.LICENSE_BUDGET_EXCEEDS_ISSUED.name,
         "the applied license delivered again; a tampered chip adds it twice",
     ),
     _Attack(
         "license-other-chip",
-        chiplic.LICENSE_WRONG_CHIP,
-        Reason.LICENSE_SERIAL_UNKNOWN.name,
+        LicenseRefusal.LICENSE_WRONG_CHIP,
+        LicenseReason.LICENSE_SERIAL_UNKNOWN.name,
         "a license issued to chip A given to chip B",
     ),
     _Attack(
         "license-forged",
-        chiplic.LICENSE_SIGNATURE_INVALID,
-        Reason.LICENSE_SERIAL_UNKNOWN.name,
+        LicenseRefusal.LICENSE_SIGNATURE_INVALID,
+        LicenseReason.LICENSE_SERIAL_UNKNOWN.name,
         "a license signed with a key that is not the authority's",
     ),
     _Attack(
         "license-serial-out-of-order",
-        chiplic.LICENSE_SERIAL_OUT_OF_ORDER,
-        Reason.LICENSE_SERIAL_ROLLBACK.name,
+        LicenseRefusal.LICENSE_SERIAL_OUT_OF_ORDER,
+        LicenseReason.LICENSE_SERIAL_ROLLBACK.name,
         "an older license after a newer one; a tampered chip rolls back to it",
     ),
     _Attack(
         "license-expired",
-        chiplic.LICENSE_EXPIRED,
-        Reason.LICENSE_EXPIRY_IGNORED.name,
+        LicenseRefusal.LICENSE_EXPIRED,
+        LicenseReason.LICENSE_EXPIRY_IGNORED.name,
         "a license past its chip-time expiry; a tampered chip keeps using one",
     ),
     _Attack(
         "license-over-quota",
-        chiplic.LICENSE_QUOTA_EXCEEDED,
+        LicenseRefusal.LICENSE_QUOTA_EXCEEDED,
         RenewalOutcome.QUOTA_EXCEEDED.name,
         "a budget beyond the region's quota, signed by the node's key / asked of the node",
     ),
@@ -160,8 +165,13 @@ ATTACKS = (
 
 
 async def _licensed(chip: Chip, node: RunningNode, rounds: int) -> list[LicenseGrant]:
-    """Attest ``rounds`` times at full demand; return the grants the chip applied."""
+    """Attest ``rounds`` times at full demand; return the licence grants the chip applied."""
     grants: list[LicenseGrant] = []
+
+    def taken(o: GrantOutcome) -> None:
+        if o.refusal is None:
+            grants.append(LicenseGrant(o.grant.token, o.grant.companion))  # as the chip read it
+
     await attest(
         chip,
         "127.0.0.1",
@@ -169,7 +179,7 @@ async def _licensed(chip: Chip, node: RunningNode, rounds: int) -> list[LicenseG
         rounds=rounds,
         interval_s=INTERVAL_S,
         workload=Workload(share=SHARE),
-        on_grant=lambda g, refusal: grants.append(g) if refusal is None else None,
+        on_grant=taken,
     )
     return grants
 
@@ -181,9 +191,10 @@ async def _claim(chip: CompromisedChip, node: RunningNode, **state: int) -> Atte
         assert isinstance(c, CompromisedChip)
         c.attest_counter += 1
         honest = c.current_evidence(challenge, now)
-        assert honest.license_state is not None
+        reported = license_state_of(honest)
+        assert reported is not None
         return c.sign_arbitrary_evidence(
-            replace(honest, license_state=replace(honest.license_state, **state))
+            honest.with_claims(license_state=replace(reported, **state))
         )
 
     results = await attest(chip, "127.0.0.1", node.port, make_evidence=forged)
@@ -192,7 +203,7 @@ async def _claim(chip: CompromisedChip, node: RunningNode, **state: int) -> Atte
 
 def _refusal(chip: Chip, grant: LicenseGrant) -> str | None:
     try:
-        chip.apply_license(grant, time.time())
+        _lic(chip).apply_license(grant, time.time())
     except ChipRefusal as exc:
         return exc.reason
     return None
@@ -210,8 +221,8 @@ async def _run_attack(
         chip = _licensing_chip(world, "HX100", 8, CompromisedChip, made)
         (grant,) = await _licensed(chip, node, 1)
         refusal = _refusal(chip, grant)
-        state = chip.license_state()
-        assert state is not None and isinstance(chip, CompromisedChip)
+        state = _lic(chip).license_state()
+        assert isinstance(chip, CompromisedChip)
         verdict = await _claim(chip, node, remaining_flops=state.remaining_flops + budget)
     elif attack.name == "license-other-chip":
         owner = _licensing_chip(world, "HX100", 8, Chip, made)
@@ -253,8 +264,8 @@ async def _run_attack(
         )
         refusal = _refusal(chip, LicenseGrant(stale))
         await _licensed(chip, node, 1)  # a real license, expiring at chip time + validity
-        assert isinstance(chip, CompromisedChip) and chip.licensing is not None
-        verdict = await _claim(chip, node, chip_time_s=chip.licensing.expiry_s + 60)
+        assert isinstance(chip, CompromisedChip)
+        verdict = await _claim(chip, node, chip_time_s=_lic(chip).state.expiry_s + 60)
     elif attack.name == "license-over-quota":
         issuer = _issuer(node)
         chip = _licensing_chip(world, "HX100", 8, Chip, made)
@@ -275,7 +286,7 @@ async def _run_attack(
             identity=node.identity,
             anchors=world.authority.anchors,
             delegation_token=issuer.delegation_token,
-            store=issuer.store,
+            ledger=issuer.ledger,
             policy=replace(issuer.policy, budgets=over),
         )
         renewal = await trio.to_thread.run_sync(
@@ -289,7 +300,7 @@ async def _run_attack(
         )
         flagged = [renewal.outcome.name]
     if verdict is not None:
-        flagged = [Reason(r).name for r in verdict.reasons]
+        flagged = [reason_name(r) for r in verdict.reasons]
     detected = refusal == attack.chip_reason and attack.verifier_reason in flagged
     if verdict is not None:
         detected &= verdict.status == Tier.CONTRAINDICATED
@@ -353,7 +364,7 @@ class LicensingSection:
         regions: dict[str, Any] = {}
         for node in nodes:
             issuer = _issuer(node)
-            status = issuer.store.region_status(issuer.region)
+            status = issuer.ledger.region_status(issuer.region)
             mine = [t.chip for t in tracks if t.node is node]
             used = sum(_used(c) for c in mine + attack_chips.get(issuer.region, []))
             regions[issuer.region] = {
@@ -377,7 +388,7 @@ class LicensingSection:
                 problems.append(f"applied {t.applied} licenses, refused {t.refused}")
             if t.verdicts.get("affirming", 0) != ROUNDS:
                 problems.append(f"verdicts {dict(t.verdicts)}")
-            if _used(t.chip) > t.chip.licensing.applied[0]:  # type: ignore[union-attr]
+            if _used(t.chip) > _lic(t.chip).state.applied[0]:
                 problems.append("used more budget than it was given")
             result.errors += [f"licensing chip {t.chip.ueid.hex()[:12]}: {p}" for p in problems]
         renewed = [t for t in tracks if t.applied >= 2 and t.exhaustions >= 1]
@@ -395,7 +406,7 @@ class LicensingSection:
             "licenses_applied": sum(t.applied for t in tracks),
             "exhaustions": sum(t.exhaustions for t in tracks),
             "chips_renewed_after_exhaustion": len(renewed),
-            "chips_throttled": sum(t.chip.throttled for t in tracks),
+            "chips_throttled": sum(_lic(t.chip).throttled for t in tracks),
         }
         return result
 
@@ -432,8 +443,7 @@ _QUIET_OUTCOMES = frozenset({RenewalOutcome.NO_LICENSE_STATE.value, RenewalOutco
 
 def _used(chip: Chip) -> int:
     """Budget a chip has consumed: everything applied minus what is left (expired counts used)."""
-    lic = chip.licensing
-    assert lic is not None
+    lic = _lic(chip).state
     return lic.applied[0] - lic.remaining_flops(chip.chip_time_s)
 
 

@@ -34,9 +34,9 @@ from attest.demo.world import RunningNode, World
 from attest.errors import AttestError, ChipRefusal
 from attest.keys import SigningKey
 from attest.messages.attestation import AttestationResult
-from attest.messages.pod import PodCert, pod_cert_digest
 from attest.messages.revocation import RevocationList, Revocations
-from attest.pods.cert import PodCredential
+from attest.pods.cert import PodCredential, certify_pod
+from attest.pods.chip import PodsChip, PodState
 from attest.pods.driver import LinkSession, listen_links, open_link
 from attest.pods.link import (
     LinkConfirmFrame,
@@ -48,9 +48,11 @@ from attest.pods.link import (
     decode_link_body,
     encode_link_frame,
 )
-from attest.pods.member import PodState
+from attest.pods.messages import PodCert, pod_cert_digest
 from attest.pods.names import Refusal
-from attest.verify.reasons import Reason, Tier
+from attest.pods.reasons import PodReason
+from attest.pods.verifier import PodsVerifier
+from attest.verify.reasons import ReasonCode, Tier, reason_name
 
 #: HX100 pods that stay honest, pods that tampered chips cable together
 HONEST_PODS = ("P1", "P2")
@@ -98,12 +100,25 @@ class _Run:
         return chip
 
     def certify(self, name: str, chips: list[Chip], size_class: int) -> _Pod:
-        token = self.world.authority.certify_pod(
-            [(c.ueid, c.public_key) for c in chips], size_class=size_class, now_s=self.now
+        token = certify_pod(
+            self.world.authority,
+            [(c.ueid, c.public_key) for c in chips],
+            size_class=size_class,
+            now_s=self.now,
         )
         for c in chips:
-            c.install_pod_cert(token, now_s=self.now)
+            _pods(c).install_pod_cert(token, now_s=self.now)
         return _Pod(name, chips, token)
+
+
+def _pods(chip: Chip) -> PodsChip:
+    return chip.part(PodsChip)
+
+
+def _monitor(running: RunningNode) -> PodsVerifier:
+    part = running.node.service.part(PodsVerifier)
+    assert part is not None, "every node runs the Fixed Set"
+    return part
 
 
 def _pairs(chips: list[Chip]) -> Iterable[tuple[Chip, Chip]]:
@@ -151,7 +166,7 @@ class PodsSection:
         self._build(run)
         for running in nodes:
             for pod in [*run.pods.values(), *run.rack]:
-                running.node.service.pods.register(pod.token, pod.issuer_cert, now_s=run.now)
+                _monitor(running).register(pod.token, pod.issuer_cert, now_s=run.now)
         chips = [c for p in [*run.pods.values(), *run.rack] for c in p.chips]
         async with trio.open_nursery() as nursery:
             for chip in chips:
@@ -168,7 +183,7 @@ class PodsSection:
                 await session.aclose()
             nursery.cancel_scope.cancel()
         graphs = {
-            r.identity.verifier_id: r.node.service.pods.graph(r.node.service.revocations.pods)
+            r.identity.verifier_id: _monitor(r).graph(r.node.service.revocations.pods)
             for r in nodes
         }
         result.attacks = self._attacks(run, revoked) + attacks_chip
@@ -209,12 +224,13 @@ class PodsSection:
         run.pods["C1"] = run.certify("C1", c1, 8)
         other = run.fabricate("C2.1", "HX100", 8)
         mfr = run.world.manufacturer
-        c2 = mfr.certify_pod(
+        c2 = certify_pod(
+            mfr,
             [(c1[0].ueid, c1[0].public_key), (other.ueid, other.public_key)],
             size_class=8,
             now_s=run.now,
         )
-        other.install_pod_cert(c2, mfr.cert, now_s=run.now)
+        _pods(other).install_pod_cert(c2, mfr.cert, now_s=run.now)
         run.pods["C2"] = _Pod("C2", [other], c2, mfr.cert)
 
     async def _link(self, run: _Run, a: Chip, b: Chip) -> bool:
@@ -251,7 +267,7 @@ class PodsSection:
         refusals = Counter(
             r.reason
             for c in [*(c for p in run.pods.values() for c in p.chips), *rack]
-            for r in c.links.refusals
+            for r in _pods(c).links.refusals
             if not r.by_peer
         )
         return {
@@ -277,17 +293,17 @@ class PodsSection:
         )
         for running in nodes:
             running.node.service.revocations = world.revocations
-        full_before = sum(len(c.links.full_peers()) for c in pod.chips)
+        full_before = sum(len(_pods(c).links.full_peers()) for c in pod.chips)
         for chip in pod.chips:
-            chip.apply_pod_revocations(token)
+            _pods(chip).apply_revocations(token)
         for session in run.sessions:
             if session.chip in pod.chips and session.open:
                 await session.reverify()
         # the responders record a round's end as they read the REFUSE: give them the moment
         with trio.move_on_after(1.0):
-            while any(c.links.full_peers() for c in pod.chips):
+            while any(_pods(c).links.full_peers() for c in pod.chips):
                 await trio.sleep(0.001)
-        full_after = sum(len(c.links.full_peers()) for c in pod.chips)
+        full_after = sum(len(_pods(c).links.full_peers()) for c in pod.chips)
         return {"full_links_before": full_before, "full_links_after": full_after}
 
     # -- chip-side attacks ---------------------------------------------------------------------
@@ -298,12 +314,12 @@ class PodsSection:
         members = [(victim.ueid, victim.public_key)] + [
             (b"\x01" + os.urandom(16), k) for k in extra
         ]
-        token = run.world.authority.certify_pod(members, size_class=64, now_s=run.now)
+        token = certify_pod(run.world.authority, members, size_class=64, now_s=run.now)
         return _chip_attack(
             "pod-oversized-certificate",
             Refusal.POD_TOO_LARGE,
             "a 64-chip pod certificate offered to an HX100 (limit 8)",
-            lambda: victim.install_pod_cert(token, now_s=run.now),
+            lambda: _pods(victim).install_pod_cert(token, now_s=run.now),
         )
 
     async def _forged(self, run: _Run) -> dict[str, Any]:
@@ -321,10 +337,10 @@ class PodsSection:
             8,
         )
         token = cert.sign(fake_key)
-        forger.pod = PodState(PodCredential(token, b"", cert, pod_cert_digest(token)))
+        _pods(forger).pod = PodState(PodCredential(token, b"", cert, pod_cert_digest(token)))
         session = await open_link(forger, "127.0.0.1", run.ports[target.ueid])
         await session.aclose()
-        seen = [r.reason for r in target.links.refusals if r.peer == forger.ueid]
+        seen = [r.reason for r in _pods(target).links.refusals if r.peer == forger.ueid]
         return {
             "name": "pod-forged-certificate",
             "expected_reason": str(Refusal.POD_CERT_INVALID),
@@ -378,7 +394,7 @@ class PodsSection:
         run.verdicts[Tier(results[-1].status).name.lower()] += 1
 
     # -- judging -------------------------------------------------------------------------------
-    def _flagged(self, run: _Run, chips: Iterable[Chip], reason: Reason) -> tuple[int, int]:
+    def _flagged(self, run: _Run, chips: Iterable[Chip], reason: ReasonCode) -> tuple[int, int]:
         chips = list(chips)
         hit = 0
         for c in chips:
@@ -394,42 +410,42 @@ class PodsSection:
         cases = [
             (
                 "pod-aggregate-hx100",
-                Reason.COMPONENT_OVER_LIMIT,
+                PodReason.COMPONENT_OVER_LIMIT,
                 "tampered chips link three 8-chip pods into one 24-chip cluster",
                 attacked,
                 run.world.nodes[0],
             ),
             (
                 "pod-aggregate-consumer",
-                Reason.LINK_NON_MEMBER,
+                PodReason.LINK_NON_MEMBER,
                 "tampered consumer chips (pods of one) link into a cluster",
                 rack_tampered,
                 run.world.nodes[-1],
             ),
             (
                 "pod-refused-links",
-                Reason.LINK_ATTEMPT_REFUSED,
+                PodReason.LINK_ATTEMPT_REFUSED,
                 "honest chips refused the tampered chips' links and reported their signed accepts",
                 _tampered(attacked) + rack_tampered,
                 run.world.nodes[0],
             ),
             (
                 "pod-hidden-links",
-                Reason.LINK_ATTEMPT_REFUSED,
+                PodReason.LINK_ATTEMPT_REFUSED,
                 "a tampered chip hides its cross-pod links from the verifier",
                 stealthy,
                 run.world.nodes[0],
             ),
             (
                 "pod-revoked",
-                Reason.POD_REVOKED,
+                PodReason.POD_REVOKED,
                 "chips of a pod whose certificate the authority revoked",
                 run.pods["R"].chips,
                 run.world.nodes[0],
             ),
             (
                 "pod-two-pods",
-                Reason.POD_CONFLICT,
+                PodReason.POD_CONFLICT,
                 "a chip listed in two pod certificates",
                 run.pods["C1"].chips[:1],
                 run.world.nodes[0],
@@ -439,7 +455,7 @@ class PodsSection:
         for name, reason, text, chips, node in cases:
             hit, total = self._flagged(run, chips, reason)
             reasons = Counter(
-                Reason(r).name
+                reason_name(r)
                 for c in chips
                 if c.ueid in run.results
                 for r in run.results[c.ueid].reasons
@@ -499,13 +515,14 @@ class PodsSection:
         for res in run.results.values():
             for r in res.reasons:
                 if 130 <= r <= 159:
-                    signals[Reason(r).name] += 1
+                    signals[reason_name(r)] += 1
         metrics = {}
         for running in nodes:
-            fam = running.node.metrics.pod_alerts
+            registry = running.node.metrics.registry
             metrics[running.identity.verifier_id] = {
                 s.labels["alert"]: int(s.value)
-                for m in fam.collect()
+                for m in registry.collect()
+                if m.name == "attest_pod_alerts"
                 for s in m.samples
                 if s.name.endswith("_total")
             }
@@ -578,8 +595,8 @@ def _chip_attack(name: str, refusal: Refusal, text: str, attempt: Any) -> dict[s
 
 def _record_handshake(a: Chip, b: Chip) -> tuple[LinkHello, LinkConfirmFrame]:
     """Run a genuine handshake a→b in memory and keep a's HELLO and CONFIRM (the recording)."""
-    ia = LinkEndpoint(LinkRole.INITIATOR, a.link_context, os.urandom)
-    rb = LinkEndpoint(LinkRole.RESPONDER, b.link_context, os.urandom)
+    ia = LinkEndpoint(LinkRole.INITIATOR, _pods(a).link_context, os.urandom)
+    rb = LinkEndpoint(LinkRole.RESPONDER, _pods(b).link_context, os.urandom)
     now = int(time.time())
     hello_bytes = ia.initiate()
     reply = rb.receive_data(hello_bytes, now)

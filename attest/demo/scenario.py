@@ -23,8 +23,8 @@ from attest.chip.runner import attest
 from attest.demo.attacks import ATTACKS
 from attest.demo.sections import SectionResult, available_sections
 from attest.demo.world import FLEET, RunningNode, World, create_world, revoke, running_nodes
-from attest.store.audit import verify_audit
-from attest.verify.reasons import Reason, Tier
+from attest.store import verify_audit
+from attest.verify.reasons import Tier, reason_name
 
 ProgressFn = Callable[[int], None]
 
@@ -188,7 +188,7 @@ async def _attack(
         entry["error"] = str(exc)
     else:
         _record(summary, result.status)
-        reasons = [Reason(r).name for r in result.reasons]
+        reasons = [reason_name(r) for r in result.reasons]
         entry["verdict"] = Tier(result.status).name.lower()
         entry["reasons"] = reasons
         entry["detected"] = (

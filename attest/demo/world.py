@@ -1,7 +1,8 @@
 """The demo's world: one authority, one manufacturer, regional verifier nodes on loopback.
 
 Everything is created fresh with libsodium-generated keys in a temporary folder (one SQLite file
-per node), exactly as an operator would run it, only in one process.
+and one delegation file per node), and every node is built by :mod:`attest.node.app` exactly as
+``attest verifier serve`` builds it, only in one process.
 """
 
 from __future__ import annotations
@@ -9,21 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from attest.chip.device import Chip
-from attest.chip.license import ChipLicensing
+from attest.chip.device import Chip, fabricate
+from attest.durable import atomic_write
 from attest.identity import Authority, Manufacturer, VerifierIdentity
 from attest.keys import SigningKey
 from attest.licensing.authority import delegate
-from attest.licensing.issuer import LicenseIssuer, LicensingPolicy
-from attest.messages.license import Budgets
+from attest.licensing.messages import Budgets
+from attest.licensing.verifier import LicensingSection
 from attest.messages.revocation import RevocationList, Revocations
+from attest.node.app import assemble
 from attest.node.server import NodeSettings, VerifierNode
-from attest.node.service import VerifierService
 from attest.store.sqlite import SqliteStore
 from attest.verify.policy import Policy
 
@@ -36,7 +38,9 @@ NODES: tuple[tuple[str, str, str], ...] = (
 #: Budgets are tiny next to the peaks (10^14 FLOPs = 0.1 s of an HX100) so licensed chips
 #: visibly exhaust, throttle and renew within a second; SG's quota runs out during the demo.
 LICENSE_QUOTA_FLOPS: dict[str, int] = {"MY": 4 * 10**15, "SG": 6 * 10**14}
-LICENSE_POLICY = LicensingPolicy(budgets=Budgets(10**14), validity_s=3600, renew_below=0.5)
+LICENSE_SECTION = LicensingSection(
+    enabled=True, budget_flops=10**14, validity_s=3600, renew_below=0.5
+)
 #: model mix of the demo fleet: (hwmodel, pod class, share of the fleet)
 FLEET: tuple[tuple[str, int, float], ...] = (
     ("HX100", 8, 0.5),
@@ -72,16 +76,17 @@ class World:
         hwmodel: str,
         pod_class: int,
         chip_class: type[Chip] = Chip,
-        licensing: ChipLicensing | None = None,
+        parts: dict[str, Any] | None = None,
     ) -> Chip:
         now = time.time()
-        chip = self.manufacturer.fabricate(
+        chip = fabricate(
+            self.manufacturer,
             self.authority.anchors,
             hwmodel=hwmodel,
             pod_class=pod_class,
             now_s=int(now),
             chip_class=chip_class,
-            licensing=licensing,
+            parts=parts,
         )
         chip.boot(now)
         return chip
@@ -124,33 +129,31 @@ async def running_nodes(world: World, workdir: Path) -> AsyncIterator[list[Runni
                 world.authority.certify_verifier(verifier_id, region, key.public_key, now_s=now),
             )
             db_path = workdir / f"{verifier_id}.db"
-            store = SqliteStore(db_path, verifier_id=verifier_id, signing_key=key)
+            store = SqliteStore(db_path, verifier_id=verifier_id, signing_key=key, group_sync=True)
             # Offline Licensing: the authority delegates a regional quota to the node
-            delegation = delegate(
-                world.authority,
-                delegation_id=len(world.nodes) + 1,
-                verifier_id=verifier_id,
-                public_key=key.public_key,
-                region=region,
-                quota=Budgets(LICENSE_QUOTA_FLOPS[region]),
-                now_s=now,
+            delegation = workdir / f"{verifier_id}.delegation.cose"
+            atomic_write(
+                delegation,
+                delegate(
+                    world.authority,
+                    delegation_id=len(world.nodes) + 1,
+                    verifier_id=verifier_id,
+                    public_key=key.public_key,
+                    region=region,
+                    quota=Budgets(LICENSE_QUOTA_FLOPS[region]),
+                    now_s=now,
+                ),
             )
-            issuer = LicenseIssuer(
-                identity=identity,
-                anchors=world.authority.anchors,
-                delegation_token=delegation,
-                store=store,
-                policy=LICENSE_POLICY,
-            )
-            service = VerifierService(
+            built = assemble(
                 identity=identity,
                 anchors=world.authority.anchors,
                 store=store,
                 policy=Policy(),
                 revocations=world.revocations,
-                licensing=issuer,
+                sections={"licensing": replace(LICENSE_SECTION, delegation_file=str(delegation))},
             )
-            node = VerifierNode(service, NodeSettings(port=0, http_port=-1))
+            settings = NodeSettings(port=0, http_port=-1, group_sync=True)
+            node = VerifierNode(built.service, settings, built.metrics)
             await nursery.start(node.run)
             world.nodes.append(RunningNode(identity, city, node, db_path))
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attest.identity import YEAR_S, Authority
 from attest.keys import PublicKey, SigningKey
-from attest.messages.license import Budgets, Delegation, License
+from attest.licensing.messages import Budgets, Delegation, License
 
 #: default delegation lifetime: short, because chips learn of revocations only by hand
 DEFAULT_DELEGATION_VALIDITY_S = YEAR_S // 4

@@ -3,7 +3,7 @@
 After each concluded appraisal the node may hand the chip its next license in the RESULT frame.
 The decision is a pure function (:func:`plan_renewal`) of the verdict tier, the license state
 the chip reported, what the ledger says about the chip and the node's policy; issuing is one
-atomic store transaction (:meth:`~attest.store.base.LicenseLedger.issue_license`) that charges
+atomic store transaction (:meth:`~attest.licensing.ledger.LicenseLedger.issue_license`) that charges
 the delegation's quota and the region's cap and appends the license to the ledger.
 
 Exactly one license per renewal: a license is issued only when everything issued to the chip
@@ -22,17 +22,16 @@ from dataclasses import dataclass, field
 from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
 from attest.licensing.authority import sign_license
-from attest.messages.attestation import LicenseState
-from attest.messages.license import Budgets, Delegation, LicenseGrant
-from attest.store.base import (
+from attest.licensing.checks import LedgerView
+from attest.licensing.ledger import (
     DelegationRevoked,
     LedgerRecord,
     LicenseConflict,
     LicenseLedger,
     QuotaExceeded,
 )
+from attest.licensing.messages import Budgets, Delegation, LicenseGrant, LicenseState
 from attest.verify.chain import TrustAnchors
-from attest.verify.license_checks import LedgerView
 from attest.verify.reasons import Tier
 
 PPM = 1_000_000
@@ -117,6 +116,12 @@ def plan_renewal(
     )
 
 
+def reports_new_serial(tier: Tier, state: LicenseState | None, view: LedgerView) -> bool:
+    """Whether an accepted Evidence reports a serial above the highest one reported before."""
+    accepted = tier is not Tier.CONTRAINDICATED
+    return accepted and state is not None and state.serial > view.reported_serial
+
+
 @dataclass(frozen=True, slots=True)
 class Renewal:
     """The outcome of :meth:`LicenseIssuer.renew`: a grant for the RESULT frame, or none."""
@@ -155,17 +160,17 @@ class LicenseIssuer:
         identity: VerifierIdentity,
         anchors: TrustAnchors,
         delegation_token: bytes,
-        store: LicenseLedger,
+        ledger: LicenseLedger,
         policy: LicensingPolicy,
     ) -> None:
         self.identity = identity
         self.delegation = open_delegation(delegation_token, anchors, identity)
         self.delegation_token = delegation_token
-        self.store = store
+        self.ledger = ledger
         self.policy = policy
         #: how often each renewal outcome happened (for logs, metrics and the demo)
         self.outcomes: Counter[RenewalOutcome] = Counter()
-        store.register_delegation(delegation_token, self.delegation)
+        ledger.register_delegation(delegation_token, self.delegation)
 
     @property
     def region(self) -> str:
@@ -173,7 +178,7 @@ class LicenseIssuer:
 
     def view(self, ueid: bytes) -> LedgerView:
         """The appraisal's ledger input for ``ueid``."""
-        return self.store.license_view(ueid)
+        return self.ledger.license_view(ueid)
 
     def renew(
         self,
@@ -183,9 +188,16 @@ class LicenseIssuer:
         state: LicenseState | None,
         view: LedgerView,
         now_ms: int,
+        note_report: bool = True,
     ) -> Renewal:
-        """Run the renewal for one concluded appraisal (call only after it is committed)."""
-        renewal = self._renew(ueid=ueid, tier=tier, state=state, view=view, now_ms=now_ms)
+        """Run the renewal for one concluded appraisal (call only after it is committed).
+
+        ``note_report`` records the serial the chip reported (the node does that inside the
+        appraisal's transaction instead, attest.licensing.verifier).
+        """
+        renewal = self._renew(
+            ueid=ueid, tier=tier, state=state, view=view, now_ms=now_ms, note_report=note_report
+        )
         self.outcomes[renewal.outcome] += 1
         return renewal
 
@@ -197,10 +209,11 @@ class LicenseIssuer:
         state: LicenseState | None,
         view: LedgerView,
         now_ms: int,
+        note_report: bool,
     ) -> Renewal:
-        accepted = tier is not Tier.CONTRAINDICATED
-        if accepted and state is not None and state.serial > view.reported_serial:
-            self.store.note_license_report(ueid, state.serial)
+        if note_report and reports_new_serial(tier, state, view):
+            assert state is not None
+            self.ledger.note_license_report(ueid, state.serial)
         for _ in range(2):  # a lost race is re-planned once against the winner's ledger
             plan = plan_renewal(tier=tier, state=state, view=view, policy=self.policy)
             if plan.outcome is RenewalOutcome.REDELIVERED:
@@ -210,7 +223,7 @@ class LicenseIssuer:
             try:
                 return self._issue(ueid, plan, view.latest_serial, now_ms)
             except LicenseConflict:
-                view = self.store.license_view(ueid)
+                view = self.ledger.license_view(ueid)
             except QuotaExceeded as exc:
                 region = exc.scope == "region"
                 return Renewal(
@@ -233,7 +246,7 @@ class LicenseIssuer:
             min_firmware=self.policy.min_firmware,
             delegation_id=d.delegation_id,
         )
-        self.store.issue_license(
+        self.ledger.issue_license(
             LedgerRecord(
                 ueid=ueid,
                 serial=plan.serial,
@@ -253,7 +266,7 @@ class LicenseIssuer:
         )
 
     def _redeliver(self, ueid: bytes, serial: int) -> Renewal:
-        for rec in self.store.license_records(ueid):
+        for rec in self.ledger.license_records(ueid):
             if rec.serial == serial and rec.delegation_id == self.delegation.delegation_id:
                 grant = LicenseGrant(rec.token, self.delegation_token)
                 return Renewal(RenewalOutcome.REDELIVERED, grant, serial)

@@ -7,22 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attest.codec.cose import ContentType
 from attest.errors import DecodeError
 from attest.messages import claims as C
+from attest.messages.content import ContentType
 from attest.messages.schema import (
     DIGEST,
+    NO_EXTENSIONS,
     NONCE,
     SWVERSION,
     TSTR,
     UEID,
     UINT,
     UINT_LIST,
+    Extensions,
     Field,
     Kind,
     SignedMessage,
-    emit_claims,
-    list_of,
     parse_claims,
 )
 
@@ -70,55 +70,6 @@ DBGSTAT = Kind(_dbgstat)
 
 
 @dataclass(frozen=True, slots=True)
-class LicenseState:
-    """What a chip reports about its Offline License: the serial in force and what is left."""
-
-    FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("serial", C.LICENSE_STATE_SERIAL, UINT),
-        Field("remaining_flops", C.LICENSE_STATE_REMAINING_FLOPS, UINT),
-        Field("chip_time_s", C.LICENSE_STATE_CHIP_TIME, UINT, optional=True),
-    )
-
-    serial: int
-    remaining_flops: int
-    #: the chip's monotonic operating time (license expiries are measured in it)
-    chip_time_s: int | None = None
-
-
-def _license_state(v: Any) -> LicenseState:
-    return LicenseState(**parse_claims(v, LicenseState.FIELDS))
-
-
-def _license_state_out(s: LicenseState) -> dict[int, int]:
-    return emit_claims(s, LicenseState.FIELDS)  # type: ignore[return-value]
-
-
-def _pod_id(v: Any) -> bytes:
-    if type(v) is not bytes or len(v) != POD_ID_BYTES:
-        raise DecodeError(f"pod id must be {POD_ID_BYTES} bytes")
-    return v
-
-
-LICENSE_STATE = Kind(_license_state, _license_state_out)
-POD_ID = Kind(_pod_id)
-POD_ID_BYTES = 16
-#: most live full-bandwidth links one Evidence may report
-MAX_LINKS = 256
-#: Fixed Set: most refused-link proofs one Evidence may carry, and the size bound of each
-MAX_LINK_REFUSALS = 16
-MAX_LINK_PROOF_BYTES = 2048
-
-
-def _link_proof_token(v: Any) -> bytes:
-    if type(v) is not bytes or not 1 <= len(v) <= MAX_LINK_PROOF_BYTES:
-        raise DecodeError(f"a refused-link proof is 1..{MAX_LINK_PROOF_BYTES} bytes")
-    return v
-
-
-LINK_REFUSALS = Kind(list_of(_link_proof_token, MAX_LINK_REFUSALS), list)
-
-
-@dataclass(frozen=True, slots=True)
 class Challenge(SignedMessage):
     """A fresh nonce from a verifier, signed so a chip answers only certified verifiers."""
 
@@ -154,11 +105,9 @@ class Evidence(SignedMessage):
         Field("attest_counter", C.HEM_ATTEST_COUNTER, UINT),
         Field("meters", C.HEM_METERS, METERS),
         Field("firmware_measurement", C.HEM_FW_MEASUREMENT, DIGEST),
-        Field("license_state", C.HEM_LICENSE_STATE, LICENSE_STATE, optional=True),
-        Field("pod_id", C.HEM_POD_ID, POD_ID, optional=True),
-        Field("links", C.HEM_LINKS, Kind(list_of(UEID.parse, MAX_LINKS), list), optional=True),
-        Field("link_refusals", C.HEM_LINK_REFUSALS, LINK_REFUSALS, optional=True),
     )
+    #: mechanisms add optional claims (license state, pod links ...): see ``extensions``
+    EXTENSIBLE: ClassVar[bool] = True
 
     verifier_id: str
     nonce: bytes
@@ -170,13 +119,9 @@ class Evidence(SignedMessage):
     attest_counter: int
     meters: Meters
     firmware_measurement: bytes
-    #: Offline Licensing (absent on chips without a license mechanism)
-    license_state: LicenseState | None = None
-    #: Fixed Set: the chip's certified pod and its live full-bandwidth peers (ueids)
-    pod_id: bytes | None = None
-    links: tuple[bytes, ...] | None = None
-    #: Fixed Set: signed acceptances (LinkResponse / LinkConfirm tokens) of links it refused
-    link_refusals: tuple[bytes, ...] | None = None
+    #: claims of the chip's mechanisms, by registered name (attest/licensing, attest/pods ...);
+    #: a chip without a mechanism leaves its claims out
+    extensions: Extensions = NO_EXTENSIONS
 
 
 def _submod(v: Any) -> dict[str, Any]:
@@ -212,14 +157,15 @@ def _submods_out(v: tuple[int, str, tuple[int, ...]]) -> dict[str, Any]:
 def _profile(v: Any) -> str:
     if v != C.EAR_PROFILE:
         raise DecodeError(f"eat_profile must be {C.EAR_PROFILE!r}")
-    return v
+    return C.EAR_PROFILE
 
 
 def _verifier_build(v: Any) -> str:
     if type(v) is not dict or set(v) != {C.EAR_VERIFIER_BUILD, C.EAR_VERIFIER_DEVELOPER}:
         raise DecodeError("ear.verifier-id must be {0: build, 1: developer}")
     TSTR.parse(v[C.EAR_VERIFIER_DEVELOPER])
-    return TSTR.parse(v[C.EAR_VERIFIER_BUILD])
+    build: str = TSTR.parse(v[C.EAR_VERIFIER_BUILD])
+    return build
 
 
 def _verifier_build_out(build: str) -> dict[int, str]:

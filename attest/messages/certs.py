@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from attest.codec.cose import ContentType
 from attest.keys import PublicKey
 from attest.messages import claims as C
+from attest.messages.content import ContentType
 from attest.messages.schema import (
     CNF_KEY,
     HWMODEL,

@@ -54,10 +54,8 @@ CRV_ED25519 = 6
 HEM_REGION = -70001
 HEM_ATTEST_COUNTER = -70002
 HEM_METERS = -70003
-HEM_LICENSE_STATE = -70004
-HEM_POD_ID = -70005
-HEM_LINKS = -70006
 HEM_FW_MEASUREMENT = -70007
+#: DeviceCert: the pod size class the chip was certified for (Fixed Set)
 HEM_POD_CLASS = -70008
 HEM_REASONS = -70009
 HEM_EVIDENCE_DIGEST = -70010
@@ -69,40 +67,12 @@ HEM_REVOKED_PODS = -70015
 HEM_AUDIT_SEQ = -70016
 HEM_AUDIT_HEAD = -70017
 
-# -- Offline Licensing claims: keys -70100 .. -70199 (see attest/licensing)
-HEM_LICENSE_SERIAL = -70100
-HEM_LICENSE_BUDGETS = -70101
-HEM_LICENSE_EXPIRY = -70102
-HEM_DELEGATION_ID = -70103
-HEM_DELEGATION_QUOTA = -70104
+#: RevocationList: revoked delegation ids (Offline Licensing's delegations; the authority's list
+#: is one list for every kind of thing it revokes)
 HEM_REVOKED_DELEGATIONS = -70105
-#: key inside the HEM_LICENSE_STATE map: the chip's monotonic operating time (seconds)
-LICENSE_STATE_CHIP_TIME = 3
-# (budget and quota maps reuse the METER_* keys below: 1 flops, 2 energy_mj, 3 interconnect)
-# -- end Offline Licensing claims
-# -- Fixed Set (pods, links) claims: keys -70200 .. -70299 (see attest/pods)
-#: PodCert: the members, as a sorted array of [ueid, Ed25519 device key]
-HEM_POD_MEMBERS = -70200
-#: PodCert: the pod's size class = the most chips it may hold and link (1, 8, 64 ...)
-HEM_POD_SIZE_CLASS = -70201
-#: LinkResponse / LinkConfirm: the two ends, their nonces, X25519 shares and pod certificates
-HEM_LINK_INITIATOR = -70202
-HEM_LINK_RESPONDER = -70203
-HEM_LINK_INITIATOR_NONCE = -70204
-HEM_LINK_RESPONDER_NONCE = -70205
-HEM_LINK_INITIATOR_SHARE = -70206
-HEM_LINK_RESPONDER_SHARE = -70207
-HEM_LINK_INITIATOR_POD = -70208
-HEM_LINK_RESPONDER_POD = -70209
-#: LinkResponse / LinkConfirm: the signer accepts a full-bandwidth link (bool)
-HEM_LINK_ACCEPT = -70210
-#: Evidence (optional): peers' signed acceptances of links this chip refused
-HEM_LINK_REFUSALS = -70211
-# -- end Fixed Set claims
-
-# Keys inside the HEM_LICENSE_STATE map
-LICENSE_STATE_SERIAL = 1
-LICENSE_STATE_REMAINING_FLOPS = 2
+# Mechanisms declare their own claim keys in their packages, each in its own range:
+# Offline Licensing -70100 .. -70199 (attest/licensing/claims.py; also -70004 in Evidence),
+# Fixed Set -70200 .. -70299 (attest/pods/claims.py; also -70005, -70006 in Evidence).
 
 # Keys inside the HEM_METERS map
 METER_FLOPS = 1

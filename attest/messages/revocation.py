@@ -6,11 +6,14 @@ to N, and refuses to replace it with a list of a lower or equal number (anti-rol
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from attest.codec.cose import ContentType
+from attest.errors import AttestError, ChipRefusal
+from attest.keys import PublicKey
 from attest.messages import claims as C
+from attest.messages.content import ContentType
 from attest.messages.schema import (
     BSTR_LIST,
     TSTR,
@@ -74,3 +77,33 @@ class Revocations:
             pods=frozenset(rl.pods),
             delegations=frozenset(rl.delegations or ()),
         )
+
+
+class ListRefusal(enum.StrEnum):
+    """Why a chip refused a revocation list (the same rule for every mechanism that keeps one)."""
+
+    REVOCATIONS_INVALID = "REVOCATIONS_INVALID"
+    REVOCATIONS_STALE = "REVOCATIONS_STALE"
+
+
+def verify_newer_list(
+    token: bytes, authority_id: str, authority_key: PublicKey, held_number: int
+) -> RevocationList:
+    """The list in ``token`` if the authority signed it and it is newer than ``held_number``.
+
+    A chip accepts a list only then, so an old list can never be replayed to un-revoke
+    anything; raises ChipRefusal (REVOCATIONS_INVALID or REVOCATIONS_STALE) otherwise.
+    """
+    try:
+        rl = RevocationList.verify(token, authority_key)
+    except AttestError as exc:
+        raise ChipRefusal(ListRefusal.REVOCATIONS_INVALID, str(exc)) from None
+    if rl.issuer != authority_id:
+        raise ChipRefusal(
+            ListRefusal.REVOCATIONS_INVALID, f"list issued by {rl.issuer!r}, not the authority"
+        )
+    if rl.number <= held_number:
+        raise ChipRefusal(
+            ListRefusal.REVOCATIONS_STALE, f"list {rl.number} is not newer than {held_number}"
+        )
+    return rl

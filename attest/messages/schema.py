@@ -1,22 +1,32 @@
 """Declarative claim schemas: one place that turns claim maps into typed fields and back.
 
-A message type lists its fields (name, claim key, kind, optional). :func:`parse` rejects a
-payload that is not a map, has an unknown claim key, misses a required one, or holds a value of
-the wrong kind; it raises only :class:`~attest.errors.DecodeError`. Unknown claims are rejected
-rather than ignored: version 1 of the protocol has no extension points inside signed payloads,
+A message type lists its fields (name, claim key, kind, optional). :func:`parse_claims` rejects
+a payload that is not a map, has an unknown claim key, misses a required one, or holds a value
+of the wrong kind; it raises only :class:`~attest.errors.DecodeError`. Unknown claims are
+rejected rather than ignored: the protocol has no open extension points inside signed payloads,
 so an unexpected claim is either an attack or an incompatible peer.
+
+Mechanism claims. A message type with ``EXTENSIBLE = True`` (Evidence) also carries the claims
+that mechanisms add to it (license state, pod links ...). A mechanism declares each such claim
+as a :class:`Field` and registers it with :func:`register_extension`; its value then travels in
+the message's ``extensions`` mapping under the field's name. The set of registered claims is
+part of the wire format, so it must not depend on what a program happened to import: the first
+time the fields of an extensible type are needed, :func:`ensure_registry` imports
+``attest.registry``, the one module that lists the mechanisms.
+
+This module is the reference code. :mod:`attest.messages._fast` shortcuts parsing for payloads
+whose claim layout it has seen before (see :mod:`attest.speed`).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from attest.codec import cbor as _cbor
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import sign1, verify1
+from attest.codec.cose import register_content_type, sign1, verify1
 from attest.errors import DecodeError
 from attest.keys import PublicKey, SigningKey
 from attest.messages import claims as C
@@ -172,11 +182,22 @@ TSTR_LIST = Kind(list_of(_tstr, 4096), list)
 UEID_LIST = Kind(list_of(_ueid, 4096), list)
 BSTR_LIST = Kind(list_of(_bstr, 4096), list)
 UINT_LIST = Kind(list_of(_uint, 256), list)
+#: the parse functions whose values are exactly one of our wire scalars (the fast path inlines
+#: them; see attest.messages._fast)
+EXACT_KINDS: Mapping[Callable[[Any], Any], str] = {
+    _uint: "uint",
+    _bstr: "bstr",
+    _tstr: "tstr",
+    _nonce: "nonce",
+    _digest: "digest",
+    _ueid: "ueid",
+    _hwmodel: "hwmodel",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One claim of a message: the dataclass attribute, its claim key, its kind."""
+    """One claim of a message: the attribute (or extension) name, its claim key, its kind."""
 
     name: str
     key: int | str
@@ -184,38 +205,83 @@ class Field:
     optional: bool = False
 
 
-def parse_claims(claims: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
-    """Check a decoded claims map against ``fields``; return attribute values by name.
+class Extensions(Mapping[str, Any]):
+    """The mechanism claims of one message, by field name (immutable and hashable)."""
 
-    Maps whose claim keys come in a layout seen before (every message of a type looks alike)
-    are checked by a function generated for that layout (see ``_compile`` below); any failure
-    there re-runs the general path, which raises the error.
-    """
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        items = {k: v for k, v in (values or {}).items() if v is not None}
+        self._map = items
+        self._items = tuple(sorted(items.items()))
+
+    def __getitem__(self, name: str) -> Any:
+        return self._map[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Extensions):
+            return self._map == other._map
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Extensions({self._map!r})"
+
+
+NO_EXTENSIONS = Extensions()
+
+#: message class -> the mechanism claims registered for it, in registration order
+_EXTENSIONS: dict[type, list[Field]] = {}
+#: message class -> FIELDS + its registered extensions (the tuple object stays the same until
+#: the next registration, so caches may key on it)
+_ALL_FIELDS: dict[type, tuple[Field, ...]] = {}
+_registry_loaded = False
+
+
+def ensure_registry() -> None:
+    """Import ``attest.registry`` once, so every mechanism's claims are registered."""
+    global _registry_loaded
+    if not _registry_loaded:
+        _registry_loaded = True
+        importlib.import_module("attest.registry")
+
+
+def register_extension(message: type[SignedMessage], field: Field) -> None:
+    """Add a mechanism claim to an extensible message type (SPEC lists every such claim)."""
+    if not message.EXTENSIBLE:
+        raise ValueError(f"{message.__name__} does not take mechanism claims")
+    current = message.FIELDS + tuple(_EXTENSIONS.get(message, ()))
+    if any(f.key == field.key or f.name == field.name for f in current):
+        if field in _EXTENSIONS.get(message, ()):
+            return  # the same declaration again (a module imported twice): nothing to do
+        raise ValueError(f"claim {field.key} / {field.name!r} is already taken in {message}")
+    if not field.optional:
+        raise ValueError("a mechanism claim is optional: chips without the mechanism omit it")
+    _EXTENSIONS.setdefault(message, []).append(field)
+    _ALL_FIELDS.pop(message, None)
+
+
+def parse_claims(claims: Any, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Check a decoded claims map against ``fields``; return the values by field name."""
     if type(claims) is not dict:
         raise DecodeError("payload must be a map of claims")
-    layouts = _DICT_BUILDERS.get(id(fields))
-    if layouts is None or layouts[0] is not fields:
-        layouts = (fields, {})
-        _DICT_BUILDERS[id(fields)] = layouts
-    keys = tuple(claims)
-    builder = layouts[1].get(keys)
-    if builder is not None:
-        try:
-            return builder(claims)  # type: ignore[no-any-return]
-        except DecodeError:
-            pass
-        return _parse_claims_general(claims, fields)
-    out = _parse_claims_general(claims, fields)
-    if len(layouts[1]) < _MAX_BUILDERS:
-        layouts[1][keys] = _compile(None, fields, keys, walk=False)
-    return out
+    if _fast_claims is not None:
+        fast = _fast_claims(claims, fields)
+        if fast is not None:
+            return fast
+    return parse_claims_general(claims, fields)
 
 
-#: id(fields) -> (fields, {claim-key layout: generated builder returning the attribute dict})
-_DICT_BUILDERS: dict[int, tuple[tuple[Field, ...], dict[tuple[Any, ...], Any]]] = {}
-
-
-def _parse_claims_general(claims: dict[Any, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+def parse_claims_general(claims: dict[Any, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
+    """The reference check of a claims map (what the fast path must agree with)."""
     known = {f.key for f in fields}
     unknown = [k for k in claims if k not in known]
     if unknown:
@@ -252,13 +318,59 @@ class SignedMessage:
 
     CONTENT_TYPE: ClassVar[str]
     FIELDS: ClassVar[tuple[Field, ...]]
+    #: True for a type that carries mechanism claims in an ``extensions`` attribute
+    EXTENSIBLE: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        content_type = cls.__dict__.get("CONTENT_TYPE")
+        if isinstance(content_type, str):
+            register_content_type(content_type)
+
+    @classmethod
+    def all_fields(cls) -> tuple[Field, ...]:
+        """``FIELDS`` plus the mechanism claims registered for this type."""
+        if not cls.EXTENSIBLE:
+            return cls.FIELDS
+        fields = _ALL_FIELDS.get(cls)
+        if fields is None:
+            ensure_registry()
+            fields = _ALL_FIELDS[cls] = cls.FIELDS + tuple(_EXTENSIONS.get(cls, ()))
+        return fields
 
     def to_claims(self) -> dict[int | str, Any]:
-        return emit_claims(self, self.FIELDS)
+        out = emit_claims(self, self.FIELDS)
+        if self.EXTENSIBLE:
+            extensions: Extensions = getattr(self, "extensions")  # noqa: B009
+            declared = {f.name: f for f in self.all_fields()[len(self.FIELDS) :]}
+            for name, value in extensions.items():
+                f = declared.get(name)
+                if f is None:
+                    raise ValueError(f"{name!r} is not a registered claim of {type(self)}")
+                out[f.key] = f.kind.emit(value)
+        return out
+
+    def with_claims(self, **claims: Any) -> Self:
+        """A copy with these mechanism claims set (None removes one): for tests and attacks."""
+        import dataclasses
+
+        current: Extensions = getattr(self, "extensions")  # noqa: B009
+        return dataclasses.replace(  # type: ignore[type-var]
+            self, extensions=Extensions({**current, **claims})
+        )
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> Self:
+        """Build the message from parsed values by field name (extensions split off)."""
+        if not cls.EXTENSIBLE:
+            return cls(**values)
+        core = {f.name: values[f.name] for f in cls.FIELDS}
+        ext = {f.name: values[f.name] for f in cls.all_fields()[len(cls.FIELDS) :]}
+        return cls(**core, extensions=Extensions(ext))  # type: ignore[call-arg]
 
     @classmethod
     def from_claims(cls, claims: Any) -> Self:
-        return cls(**parse_claims(claims, cls.FIELDS))
+        return cls.from_values(parse_claims(claims, cls.all_fields()))
 
     def payload(self) -> bytes:
         """The deterministic CBOR payload (what goes inside the COSE_Sign1)."""
@@ -267,9 +379,10 @@ class SignedMessage:
     @classmethod
     def from_payload(cls, payload: bytes) -> Self:
         """Parse a payload. The caller must already have verified the signature over it."""
-        parsed = _fast_from_payload(cls, payload)
-        if parsed is not None:
-            return parsed
+        if _fast_payload is not None:
+            parsed = _fast_payload(cls, payload)
+            if parsed is not None:
+                return parsed  # type: ignore[no-any-return]
         return cls.from_claims(decode(payload))
 
     def sign(self, key: SigningKey) -> bytes:
@@ -282,146 +395,8 @@ class SignedMessage:
         return cls.from_payload(verify1(token, public_key, cls.CONTENT_TYPE))
 
 
-# -- compiled payload parsers -------------------------------------------------------------------
-#
-# ``from_payload`` is strict decoding (attest.codec.cbor.decode: cbor2 decode, a walk that checks
-# types, depth and key order, a re-encode that must give back the input) followed by
-# ``from_claims``. For a payload whose claim keys come in a layout seen before, the walk and the
-# claim checks are fused into one generated function per (message type, layout), the way
-# ``dataclasses`` generates ``__init__``: the layout fixes the key order (checked once, when the
-# layout is learned), the generated code checks each value with the exact-type test of its kind
-# and runs the general walk only on values whose kind is not known to be exact (nested maps,
-# arrays, kinds defined elsewhere). The re-encode comparison still runs on every payload. Any
-# doubt or failure returns None and the caller takes the general path, which decides and
-# raises; so the fast path can only ever accept what the general path accepts, with the same
-# result. tests/test_fastpaths.py checks the two against each other.
-
-
-#: exact kinds: parse succeeds only for values made of allowed wire types, so the walk of
-#: attest.codec.cbor adds nothing for them. Source of the inline check, with ``{v}`` the value.
-_INLINE: dict[Callable[[Any], Any], str] = {
-    _uint: "type({v}) is int and 0 <= {v} <= _U64_MAX",
-    _bstr: "type({v}) is bytes",
-    _tstr: "type({v}) is str and 1 <= len({v}) <= 256",
-    _nonce: "type({v}) is bytes and 8 <= len({v}) <= 64",
-    _digest: "type({v}) is bytes and len({v}) == 32",
-    _ueid: "type({v}) is bytes and len({v}) in (17, 25, 33) and {v}[0] == 1",
-}
-#: exact kinds that convert their value (called, not inlined)
-_EXACT_CALLS = frozenset({_hwmodel})
-
-_Builder = Callable[[dict[Any, Any]], Any]
-#: per message class: claim-key layout -> generated builder
-_BUILDERS: dict[type, dict[tuple[Any, ...], _Builder]] = {}
-_MAX_BUILDERS = 64
-
-
-def _fast_from_payload(cls: type, payload: Any) -> Any:
-    """``cls.from_payload(payload)`` if the compiled path can decide it, else None."""
-    if type(payload) is not bytes or not payload or len(payload) > _cbor.MAX_MESSAGE_BYTES:
-        return None
-    try:
-        claims = _cbor._loads(payload)
-    except Exception:
-        return None
-    if type(claims) is not dict:
-        return None
-    keys = tuple(claims)
-    builders = _BUILDERS.get(cls)
-    if builders is None:
-        builders = _BUILDERS.setdefault(cls, {})
-    builder = builders.get(keys)
-    if builder is None:
-        # Only layouts that compile are remembered: they are subsets of the known claim keys in
-        # deterministic order with every required one, so an attacker cannot grow the table.
-        fields: tuple[Field, ...] = getattr(cls, "FIELDS", ())
-        builder = _compile(cls, fields, keys, walk=True) if fields else None
-        if builder is None:
-            return None
-        if len(builders) < _MAX_BUILDERS:
-            builders[keys] = builder
-    try:
-        if _cbor._dumps(claims) != payload:
-            return None
-        return builder(claims)
-    except (DecodeError, TypeError, ValueError):
-        return None
-
-
-def _compile(
-    cls: type | None, fields: tuple[Field, ...], keys: tuple[Any, ...], *, walk: bool
-) -> _Builder | None:
-    """Generate a builder for one claim-key layout, or None if the layout cannot be used.
-
-    With ``cls`` the builder returns an instance of it, else the dict of attribute values
-    (:func:`parse_claims`). With ``walk`` it also does the type, depth and key-order checks of
-    strict decoding for a top-level map (see above), so it accepts only layouts in
-    deterministic key order.
-    """
-    by_key = {f.key: f for f in fields}
-    if len(set(keys)) != len(keys) or any(k not in by_key for k in keys):
-        return None
-    present = [by_key[k] for k in keys]
-    if any(not f.optional and f.key not in keys for f in fields):
-        return None
-    if walk:
-        try:
-            orders = [_cbor._key_order(k) for k in keys]
-        except TypeError:
-            return None
-        if any(not a < b for a, b in itertools.pairwise(orders)):
-            return None  # not deterministic order: the general path rejects it
-    env: dict[str, Any] = {"_U64_MAX": _U64_MAX, "_E": DecodeError, "_check": _cbor._check}
-    env.update({"_cls": cls, "_new": object.__new__})
-    names = [f"v{i}" for i in range(len(present))]
-    lines = ["def build(claims):"]
-    if present:
-        lines.append(f"    {', '.join(names)}, = claims.values()")
-    for i, f in enumerate(present):
-        v = names[i]
-        inline = _INLINE.get(f.kind.parse)
-        if inline is not None:
-            lines.append(f"    if not ({inline.format(v=v)}):")
-            lines.append("        raise _E")
-            continue
-        env[f"_p{i}"] = f.kind.parse
-        if walk and f.kind.parse not in _EXACT_CALLS:
-            lines.append(f"    _check({v}, 2)")
-        lines.append(f"    {v} = _p{i}({v})")
-    values = {f.name: names[i] for i, f in enumerate(present)}
-    values.update({f.name: "None" for f in fields if f.key not in keys})
-    setters = None if cls is None else _slot_setters(cls, fields)
-    if cls is None:
-        lines.append(f"    return {{{', '.join(f'{n!r}: {x}' for n, x in values.items())}}}")
-    elif setters is None:
-        lines.append(f"    return _cls({', '.join(f'{n}={x}' for n, x in values.items())})")
-    else:
-        lines.append("    o = _new(_cls)")
-        for name, setter in setters.items():
-            env[f"_set_{name}"] = setter
-            lines.append(f"    _set_{name}(o, {values[name]})")
-        lines.append("    return o")
-    exec("\n".join(lines), env)  # source built above from the field tables only
-    return env["build"]  # type: ignore[no-any-return]
-
-
-def _slot_setters(cls: type, fields: tuple[Field, ...]) -> dict[str, Any] | None:
-    """Slot descriptors' setters for a frozen slots dataclass whose fields are exactly
-    ``fields`` and that has no ``__post_init__``; then building through them is what the
-    generated ``__init__`` does (``object.__setattr__`` per field), minus the call overhead.
-    """
-    from dataclasses import fields as dc_fields
-    from dataclasses import is_dataclass
-
-    if not is_dataclass(cls) or hasattr(cls, "__post_init__"):
-        return None
-    names = [f.name for f in dc_fields(cls)]
-    if sorted(names) != sorted(f.name for f in fields):
-        return None
-    setters = {}
-    for name in names:
-        descriptor = cls.__dict__.get(name)
-        if type(descriptor).__name__ != "member_descriptor":
-            return None
-        setters[name] = descriptor.__set__
-    return setters
+# -- the fast-path hooks (installed by attest/messages/__init__.py when attest.speed.FAST) ------
+#: (claims map, fields) -> values by name, or None to take the reference path
+_fast_claims: Callable[[dict[Any, Any], tuple[Field, ...]], dict[str, Any] | None] | None = None
+#: (message class, payload) -> the message, or None to take the reference path
+_fast_payload: Callable[[type[SignedMessage], Any], Any] | None = None

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from attest.errors import ConfigError
+from attest.registry import MECHANISMS
+from attest.verify.policy import parse_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,35 +96,15 @@ class PolicySection:
 
 
 @dataclass(frozen=True, slots=True)
-class LicensingSection:
-    """Offline Licensing: renew licenses after qualifying attestations (needs a delegation)."""
-
-    #: issue licenses at all (needs the authority's delegation for this node's key)
-    enabled: bool = False
-    #: the delegation token from `attest authority delegate` (COSE_Sign1 by the authority)
-    delegation_file: str = "delegation.cose"
-    #: FLOPs each license grants
-    budget_flops: int = 10**18
-    #: energy (mJ) each license grants; 0 leaves energy unbudgeted
-    budget_energy_mj: int = 0
-    #: interconnect bytes each license grants; 0 leaves them unbudgeted
-    budget_interconnect_bytes: int = 0
-    #: license lifetime in the chip's operating seconds, counted from the chip time it reported
-    validity_s: int = 86400
-    #: comma-separated verdict tiers that qualify a chip for a license: affirming, warning
-    qualifying_tiers: str = "affirming"
-    #: renew when remaining FLOPs or remaining validity drop below this fraction (0..1)
-    renew_below: float = 0.25
-    #: firmware version a chip must run to use the licenses this node issues
-    min_firmware: str = "1.1.0"
-
-
-@dataclass(frozen=True, slots=True)
 class LogSection:
     #: DEBUG, INFO, WARNING or ERROR
     level: str = "INFO"
     #: "json" (one object per line) or "text"
     format: str = "json"
+
+
+def _mechanism_defaults() -> dict[str, Any]:
+    return {m.name: m.config() for m in MECHANISMS if m.config is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +115,9 @@ class NodeConfig:
     limits: LimitsSection = field(default_factory=LimitsSection)
     store: StoreSection = field(default_factory=StoreSection)
     policy: PolicySection = field(default_factory=PolicySection)
-    licensing: LicensingSection = field(default_factory=LicensingSection)
     log: LogSection = field(default_factory=LogSection)
+    #: each registered mechanism's section (``[licensing]`` ...), by mechanism name
+    mechanisms: Mapping[str, Any] = field(default_factory=_mechanism_defaults)
     #: folder that relative paths are resolved against
     base_dir: str = "."
 
@@ -143,11 +126,31 @@ class NodeConfig:
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
 
+    def section(self, name: str) -> Any:
+        """The section ``[name]`` (a core section or a mechanism's)."""
+        if name in _CORE:
+            return getattr(self, name)
+        return self.mechanisms[name]
+
+    def sections(self) -> dict[str, Any]:
+        """Every section by name, in file order (core first, then the mechanisms')."""
+        return {name: self.section(name) for name in _section_types()}
+
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {name: dataclasses.asdict(sec) for name, sec in self.sections().items()}
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(NodeConfig) if f.name != "base_dir"}
+_CORE = ("node", "listen", "http", "limits", "store", "policy", "log")
+
+
+def _section_types() -> dict[str, type]:
+    """Section name -> its dataclass: the core's, then each mechanism's (registry order)."""
+    core = {f.name: f.default_factory for f in dataclasses.fields(NodeConfig) if f.name in _CORE}
+    types: dict[str, type] = {name: factory for name, factory in core.items()}  # type: ignore[misc]
+    for m in MECHANISMS:
+        if m.config is not None:
+            types[m.name] = m.config
+    return types
 
 
 def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
@@ -188,12 +191,13 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: {exc}") from None
         base_dir = str(p.resolve().parent)
-    unknown = set(raw) - set(_SECTIONS)
+    kinds = _section_types()
+    unknown = set(raw) - set(kinds)
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
     sections: dict[str, Any] = {}
-    for name in _SECTIONS:
-        default = getattr(NodeConfig(), name)
+    for name, kind in kinds.items():
+        default = kind()
         values = raw.get(name, {})
         if not isinstance(values, dict):
             raise ConfigError(f"[{name}] must be a table")
@@ -210,7 +214,8 @@ def load_config(
                 value = env_value
             merged[key] = _coerce(name, key, current, value)
         sections[name] = type(default)(**merged)
-    config = NodeConfig(**sections, base_dir=base_dir)
+    core = {name: sections.pop(name) for name in _CORE}
+    config = NodeConfig(**core, mechanisms=sections, base_dir=base_dir)
     _validate(config)
     return config
 
@@ -241,52 +246,17 @@ def _validate(c: NodeConfig) -> None:
         parse_version(c.policy.min_firmware)
     except ValueError as exc:
         raise ConfigError(f"policy.min_firmware: {exc}") from None
-    _validate_licensing(c.licensing)
-
-
-def _validate_licensing(lic: LicensingSection) -> None:
-    """Offline Licensing settings (checked even when disabled, so a typo never waits)."""
-    if not 1 <= lic.budget_flops < 1 << 63:
-        raise ConfigError("licensing.budget_flops must be 1..2^63-1")
-    for key in ("budget_energy_mj", "budget_interconnect_bytes"):
-        if not 0 <= getattr(lic, key) < 1 << 63:
-            raise ConfigError(f"licensing.{key} must be 0..2^63-1 (0: not budgeted)")
-    if lic.validity_s < 1:
-        raise ConfigError("licensing.validity_s must be >= 1")
-    if not 0.0 <= lic.renew_below <= 1.0:
-        raise ConfigError("licensing.renew_below must be within 0..1")
-    try:
-        qualifying_tiers(lic.qualifying_tiers)
-        parse_version(lic.min_firmware)
-    except ValueError as exc:
-        raise ConfigError(f"licensing: {exc}") from None
-
-
-def qualifying_tiers(text: str) -> frozenset[str]:
-    """'affirming, warning' → {'affirming', 'warning'} (only those two may qualify)."""
-    names = frozenset(t.strip() for t in text.split(",") if t.strip())
-    if not names or not names <= {"affirming", "warning"}:
-        raise ValueError(f"qualifying_tiers {text!r}: use affirming and/or warning")
-    return names
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """'1.2.0' → (1, 2, 0)."""
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"{text!r} is not a dotted version like 1.2.0")
-    return tuple(int(p) for p in parts)
+    for m in MECHANISMS:
+        if m.check_config is not None:
+            m.check_config(c.section(m.name))
 
 
 def example_toml() -> str:
     """A complete, commented configuration file with every setting at its default."""
     lines = ["# attest verifier node configuration (all settings shown at their defaults)", ""]
-    defaults = NodeConfig()
-    for name in _SECTIONS:
-        section = getattr(defaults, name)
-        lines.append(
-            f"# {type(section).__doc__.strip().splitlines()[0] if type(section).__doc__ else ''}"
-        )
+    for name, section in NodeConfig().sections().items():
+        doc = type(section).__doc__ or ""
+        lines.append(f"# {doc.strip().splitlines()[0] if doc.strip() else ''}")
         lines.append(f"[{name}]")
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)

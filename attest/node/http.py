@@ -74,4 +74,8 @@ async def serve_http(
     bound = listeners[0].socket.getsockname()[1]
     log.info("http endpoint listening on %s:%d", host, bound)
     task_status.started(bound)
-    await trio.serve_listeners(lambda s: _handle(s, routes), listeners)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        await _handle(stream, routes)
+
+    await trio.serve_listeners(handle, listeners)

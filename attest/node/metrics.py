@@ -1,7 +1,8 @@
 """Prometheus metrics of one verifier node (exposed at ``/metrics``).
 
 Each node has its own registry (not the process-global default), so several nodes in one
-process — as in ``attest demo`` — keep separate counts.
+process — as in ``attest demo`` — keep separate counts. Mechanisms add their own metrics to the
+same registry when the node builds their parts (e.g. ``attest_pod_alerts``).
 """
 
 from __future__ import annotations
@@ -49,17 +50,6 @@ class NodeMetrics:
         self.registered_chips = Gauge(
             "attest_registered_chips", "Chips in the registry", registry=self.registry
         )
-        # -- Fixed Set: link-graph alerts (each logged once) and the graph's size
-        self.pod_alerts = Counter(
-            "attest_pod_alerts",
-            "Link-graph alerts raised (aggregation, non-member links, refused links ...)",
-            ["alert"],
-            registry=self.registry,
-        )
-        self.pod_reports = Gauge(
-            "attest_pod_reports", "Chips with a stored pod report", registry=self.registry
-        )
-        # -- end Fixed Set
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,7 +2,7 @@
 
 Structure (explicit structured concurrency, no hidden background tasks)::
 
-    run_node(config)                      ← `attest verifier serve`
+    run_until_signalled(node)             ← `attest verifier serve` (node from attest.node.app)
       └─ nursery
            ├─ VerifierNode.run            ← listeners, sessions, drain
            │    └─ nursery: ops HTTP, challenge purge (every 60 s),
@@ -25,16 +25,17 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import trio
 
 from attest.errors import AttestError, RemoteProtocolError
-from attest.net import receive_event, send_event
+from attest.net import open_reuseport_listeners, receive_event, send_event
 from attest.node.groupsync import GroupSync
 from attest.node.metrics import NodeMetrics
 from attest.node.service import VerifierService
-from attest.pods.monitor import record_alerts  # Fixed Set
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
     ChallengeFrame,
@@ -49,6 +50,7 @@ from attest.protocol.machine import Role, choose_version
 from attest.verify.chain import DeviceChain
 
 log = logging.getLogger("attest.node")
+T = TypeVar("T")
 
 _ERROR_SEND_TIMEOUT_S = 1.0
 #: how often expired, unanswered challenges are deleted from the store
@@ -70,6 +72,8 @@ class NodeSettings:
     drain_timeout_s: float = 10.0
     #: bind with SO_REUSEPORT (one of several worker processes, attest/node/workers.py)
     reuse_port: bool = False
+    #: the store defers fsync to the node, which shares one among sessions (groupsync.py)
+    group_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +118,6 @@ class VerifierNode:
     ) -> None:
         s = self.settings
         if s.reuse_port:
-            from attest.node.workers import open_reuseport_listeners
-
             listeners = await open_reuseport_listeners(
                 s.host, s.port, backlog=min(4096, s.max_connections)
             )
@@ -149,9 +151,8 @@ class VerifierNode:
                 )
                 task_status.started(self.address)
                 nursery.start_soon(self._purge_expired_challenges)
-                sync = getattr(self.service.store, "sync", None)
-                if sync is not None:
-                    self._group_sync = GroupSync(sync, nursery.start_soon)
+                if self.settings.group_sync:
+                    self._group_sync = GroupSync(self.service.store.sync, nursery.start_soon)
                 with self._accepting:
                     await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
                 # Accepting stopped: drain in-flight sessions, then cancel the rest.
@@ -192,6 +193,11 @@ class VerifierNode:
                     extra={"fields": {"event": "purge", "unanswered": purged}},
                 )
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`shutdown` was called."""
+        return self._stopping
+
     def shutdown(self) -> None:
         """Stop accepting, end idle sessions, let in-flight exchanges finish (see module doc)."""
         if self._stopping:
@@ -220,10 +226,10 @@ class VerifierNode:
 
         return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
-    async def _db_call(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _db_call(self, fn: Callable[..., T], *args: Any) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._db)
 
-    async def _session_call(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _session_call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a session's service call (challenge, conclusion).
 
         With group commit its store work never waits for the disk (the fsync is shared
@@ -287,7 +293,7 @@ class VerifierNode:
                 while True:
                     await self._exchange(stream, conn, chain, version, peer)
                     session.rounds += 1
-                    if self._stopping:
+                    if self.stopping:  # shutdown() may have been called during the exchange
                         # Shutdown began during this exchange: end it now, do not idle.
                         session.shutting_down = True
                         break
@@ -357,10 +363,9 @@ class VerifierNode:
                 extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
             )
             raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
-        renewal = outcome.renewal  # Offline Licensing: a renewed license rides with the result
-        grant = renewal.grant if renewal is not None else None
+        grant = outcome.grant  # a mechanism's grant (a renewed licence) rides with the result
         frame = ResultFrame(
-            outcome.result, None if grant is None else (grant.license, grant.delegation)
+            outcome.result, None if grant is None else (grant.token, grant.companion)
         )
         await send_event(stream, conn, frame)
         latency = time.perf_counter() - started
@@ -380,14 +385,10 @@ class VerifierNode:
                     "reasons": [r.name for r in verdict.reasons],
                     "latency_ms": round(latency * 1000, 3),
                     "audit_seq": outcome.audit.seq,
-                    **({} if renewal is None else {"license": renewal.outcome.value}),
-                    **({"license_serial": renewal.serial} if renewal and renewal.serial else {}),
+                    **outcome.log_fields,
                 }
             },
         )
-        # Fixed Set: each new link-graph alert is one JSON log line and one counter increment
-        record_alerts(outcome.pod_alerts, self.metrics)
-        self.metrics.pod_reports.set(len(self.service.pods.reports))
 
     async def _send_error(
         self, stream: trio.SocketStream, conn: Connection, code: ErrorCode, text: str

@@ -1,34 +1,37 @@
 """What a verifier node does for one session, minus the network: the glue of core and store.
 
-:class:`VerifierService` issues challenges and concludes sessions: it looks up the chip,
-runs the pure verification core, signs the EAR result, and commits nonce consumption, the
-chip's new state and the audit entry in one durable transaction *before* the result is
-returned to the caller (and so before it can reach the chip). Its methods block (SQLite,
-fsync); the trio server calls them from a worker thread, one at a time.
+:class:`VerifierService` issues challenges and concludes sessions: it looks up the chip, loads
+what each mechanism needs, runs :func:`attest.mechanism.appraise_session` (the core plus every
+mechanism, pure), signs the EAR result, and commits nonce consumption, the chip's new state, the
+mechanisms' writes and the audit entry in one durable transaction *before* the result is
+returned to the caller (and so before it can reach the chip); then each mechanism concludes
+(a licence renewal rides back as a grant). Its methods block (SQLite, fsync); the trio server
+calls them one at a time. Build one with :mod:`attest.node.app`.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from attest import __version__
-from attest.errors import CertificateError, StoreError
+from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
-from attest.licensing.issuer import LicenseIssuer, Renewal, RenewalOutcome
+from attest.mechanism import Conclusion, Grant, Loaded, VerifierPart, appraise_session
 from attest.messages import claims as C
 from attest.messages.attestation import NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
-from attest.pods.monitor import PodMonitor  # Fixed Set
 from attest.store.audit import AuditEntry, AuditRecord
 from attest.store.base import ChipRecord, StateConflict, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
-from attest.verify.core import Verdict, appraise
-from attest.verify.graph import GraphAlert  # Fixed Set
+from attest.verify.core import Verdict
 from attest.verify.policy import Policy
 from attest.verify.state import ChipState, ChipStatus
+
+P = TypeVar("P")
 
 
 def wall_clock_ms() -> int:
@@ -42,10 +45,24 @@ class Outcome:
     verdict: Verdict
     result: bytes
     audit: AuditRecord
-    #: Offline Licensing: what the renewal did, and the grant to send with the result
-    renewal: Renewal | None = None
-    #: Fixed Set: new link-graph alerts involving this chip (for the log and metrics)
-    pod_alerts: tuple[GraphAlert, ...] = ()
+    #: what each enabled mechanism did after the commit, by mechanism name
+    conclusions: Mapping[str, Conclusion] = field(default_factory=dict)
+
+    @property
+    def grant(self) -> Grant | None:
+        """The grant to send with the RESULT (at most one mechanism grants)."""
+        for c in self.conclusions.values():
+            if c.grant is not None:
+                return c.grant
+        return None
+
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """Every mechanism's fields for the session's log line."""
+        out: dict[str, Any] = {}
+        for c in self.conclusions.values():
+            out.update(c.log)
+        return out
 
 
 class VerifierService:
@@ -60,7 +77,7 @@ class VerifierService:
         policy: Policy,
         revocations: Revocations | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
-        licensing: LicenseIssuer | None = None,
+        parts: Mapping[str, VerifierPart[Any, Any]] | None = None,
     ) -> None:
         self.identity = identity
         self.anchors = anchors
@@ -69,10 +86,15 @@ class VerifierService:
         self.revocations = revocations or Revocations()
         self.clock_ms = clock_ms
         self.cache = ChainCache()
-        #: Fixed Set: pod registry, latest pod reports, link-graph appraisal
-        self.pods = PodMonitor(store, anchors, policy)
-        #: Offline Licensing: the node's license issuer (None: the node issues no licenses)
-        self.licensing = licensing
+        #: the enabled mechanisms' verifier parts, by mechanism name, in registry order
+        self.parts: dict[str, VerifierPart[Any, Any]] = dict(parts or {})
+
+    def part(self, kind: type[P]) -> P | None:
+        """The enabled mechanism part of type ``kind``, or None."""
+        for part in self.parts.values():
+            if isinstance(part, kind):
+                return part
+        return None
 
     def new_challenge(self) -> tuple[Challenge, bytes]:
         """A fresh signed challenge, recorded as outstanding in the store."""
@@ -100,32 +122,30 @@ class VerifierService:
     def _conclude_once(self, chain: DeviceChain, challenge: Challenge, evidence: bytes) -> Outcome:
         now_ms = self.clock_ms()
         certs = verify_device_chain(chain, self.anchors, self.cache)
-        record = self.store.get_chip(certs[0].ueid) if certs is not None else None
-        # A known chip is judged against the chain it enrolled with, not the one it presents.
-        used_chain = DeviceChain(record.device_cert, record.manufacturer_cert) if record else chain
-        # Offline Licensing: what the ledger says was issued to the chip the chain names
-        ledger = self.licensing.view(certs[0].ueid) if self.licensing and certs else None
-        verdict = appraise(
+        ueid = certs[0].ueid if certs is not None else None
+        record = self.store.get_chip(ueid) if ueid is not None else None
+        loaded: list[Loaded] = []
+        if ueid is not None:  # what each mechanism knows of the chip the chain names
+            loaded = [(part, part.load(ueid)) for part in self.parts.values()]
+        session = appraise_session(
             evidence,
             challenge=challenge,
-            chain=used_chain,
-            state=record.state if record else None,
+            chain=chain,
+            record=record,
             anchors=self.anchors,
             revocations=self.revocations,
             policy=self.policy,
             now_ms=now_ms,
+            mechanisms=loaded,
             cache=self.cache,
-            ledger=ledger,
         )
-        # Fixed Set: the link graph's reasons join the verdict before it is signed
-        pods = self.pods.review(verdict, revoked_pods=self.revocations.pods, now_ms=now_ms)
-        verdict = pods.verdict
-        ueid = verdict.ueid or b""
+        verdict = session.verdict
+        subject = verdict.ueid or b""
         result = AttestationResult(
             verifier_id=self.identity.verifier_id,
             issued_at=now_ms // 1000,
             nonce=challenge.nonce,
-            ueid=ueid if ueid else b"\x01" + bytes(16),
+            ueid=subject if subject else b"\x01" + bytes(16),
             profile=C.EAR_PROFILE,
             appraisal=(
                 int(verdict.tier),
@@ -135,41 +155,28 @@ class VerifierService:
             verifier_build=f"attest {__version__}",
             evidence_digest=verdict.evidence_digest,
         ).sign(self.identity.key)
-        enroll = None
-        if record is None and verdict.new_state is not None:
-            enroll = ChipRecord(chain.device_cert, chain.manufacturer_cert, verdict.new_state)
         audit = self.store.commit_appraisal(
             nonce=challenge.nonce,
-            ueid=ueid,
+            ueid=subject,
             now_ms=now_ms,
-            new_state=verdict.new_state if record is not None else None,
+            commit=session.commit,
             entry=AuditEntry(
                 time_ms=now_ms,
                 verifier_id=self.identity.verifier_id,
-                ueid=ueid,
+                ueid=subject,
                 tier=int(verdict.tier),
                 reasons=tuple(int(r) for r in verdict.reasons),
                 evidence_digest=verdict.evidence_digest,
                 nonce=challenge.nonce,
             ),
-            enroll=enroll,
-            expected_counter=record.state.attest_counter if record else None,
+            steps=session.steps(),
         )
-        self.pods.commit(pods)  # Fixed Set: the chip's pod report, once the appraisal is durable
-        renewal = None
-        if self.licensing is not None and ledger is not None and verdict.evidence is not None:
-            # after the appraisal is durable: the chip's next license, if due and in quota
-            try:
-                renewal = self.licensing.renew(
-                    ueid=ueid,
-                    tier=verdict.tier,
-                    state=verdict.evidence.license_state,
-                    view=ledger,
-                    now_ms=now_ms,
-                )
-            except StoreError:  # the appraisal stands; the chip just gets no license this round
-                renewal = Renewal(RenewalOutcome.STORE_ERROR)
-        return Outcome(verdict, result, audit, renewal, pod_alerts=pods.alerts)
+        names = {id(part): name for name, part in self.parts.items()}
+        conclusions = {
+            names[id(part)]: part.conclude(findings, verdict, now_ms=now_ms)
+            for part, findings in session.findings
+        }
+        return Outcome(verdict, result, audit, conclusions)
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""

@@ -9,7 +9,7 @@ session's challenge and evidence meet in the same process, as they must: a worke
 concludes challenges it issued in that connection).
 
 Shared state: all workers open the same SQLite file (WAL mode, ``BEGIN IMMEDIATE`` per write,
-busy timeout of ``attest.store.sqlite.BUSY_TIMEOUT_S``). That keeps exactly one chip registry,
+busy timeout of ``attest.store.sqlite_db.BUSY_TIMEOUT_S``). That keeps exactly one chip registry,
 one challenge table and one audit hash chain, with every invariant the single-process node has:
 
 * a chip's state only advances from the value a worker appraised against (the optimistic
@@ -31,9 +31,9 @@ hop per session, and the same serialisation inside the owner).
 
 Before starting the workers the parent applies the configured revocation list to the store
 once, so workers never race to store the same newer list. It writes the configured
-``port_file`` when every worker is ready, forwards SIGTERM/SIGINT to the workers and exits 0 only
-if every worker drained and exited 0. ``[http] port`` P > 0 becomes P, P+1, ... for the workers
-(each serves its own /metrics); 0 and -1 are passed on unchanged.
+``port_file`` when every worker is ready, forwards SIGTERM/SIGINT to the workers and reports
+success only if every worker drained and exited 0. ``[http] port`` P > 0 becomes P, P+1, ...
+for the workers (each serves its own /metrics); 0 and -1 are passed on unchanged.
 """
 
 from __future__ import annotations
@@ -47,39 +47,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import trio
-
 from attest.durable import atomic_write
 from attest.errors import AttestError, ConfigError
+from attest.node.app import effective_revocations, load_identity, open_store
+from attest.node.config import load_config
 
 #: how long the parent waits for a worker to be ready before giving up
 READY_TIMEOUT_S = 60.0
-EXIT_OK = 0
-EXIT_RUNTIME = 3
-
-
-async def open_reuseport_listeners(host: str, port: int, backlog: int) -> list[trio.SocketListener]:
-    """Listening sockets on ``host:port`` with ``SO_REUSEPORT`` set before ``bind``."""
-    if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - not Linux or BSD
-        raise ConfigError("--workers needs SO_REUSEPORT, which this platform lacks")
-    infos = await trio.socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    listeners = []
-    for family, type_, proto, _, sockaddr in infos:
-        sock = trio.socket.socket(family, type_, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            await sock.bind(sockaddr)
-            sock.listen(backlog)
-        except BaseException:
-            sock.close()
-            raise
-        listeners.append(trio.SocketListener(sock))
-    return listeners
 
 
 def _reserve_port(host: str) -> socket.socket:
@@ -92,15 +66,13 @@ def _reserve_port(host: str) -> socket.socket:
     return sock
 
 
-def serve_workers(config_path: Path, workers: int) -> int:
-    """Run ``workers`` serving processes for the node configured at ``config_path``."""
-    from attest.cli.verifier_cmd import effective_revocations, load_node_identity, open_store
-    from attest.node.config import load_config
-
+def serve_workers(config_path: Path, workers: int) -> bool:
+    """Run ``workers`` serving processes for the node configured at ``config_path``; True if
+    every worker drained and exited cleanly."""
     if workers < 2:
         raise ConfigError("--workers must be at least 2 here (1 is the plain node)")
     config = load_config(config_path)
-    anchors, identity = load_node_identity(config)
+    anchors, identity = load_identity(config)
     with open_store(config, identity) as store:
         effective_revocations(config, anchors, store)
     port_file = config.path(config.listen.port_file) if config.listen.port_file else None
@@ -145,7 +117,7 @@ def serve_workers(config_path: Path, workers: int) -> int:
                 proc.wait()
         if port_file is not None:
             port_file.unlink(missing_ok=True)
-    return EXIT_OK if all(code == 0 for code in codes) else EXIT_RUNTIME
+    return all(code == 0 for code in codes)
 
 
 def _start_worker(

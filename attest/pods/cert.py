@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from attest.errors import AttestError, CertificateError
+from attest.identity import Authority, Manufacturer
 from attest.keys import PublicKey, SigningKey
-from attest.messages.attestation import POD_ID_BYTES
 from attest.messages.certs import ManufacturerCert
-from attest.messages.pod import PodCert, pod_cert_digest
+from attest.pods.messages import POD_ID_BYTES, PodCert, pod_cert_digest
 from attest.pods.names import Refusal
 from attest.verify.chain import TrustAnchors
 
@@ -115,3 +115,24 @@ def issue_pod_cert(
         members=tuple(sorted(members, key=lambda m: m[0])),
         size_class=size_class,
     ).sign(key)
+
+
+def certify_pod(
+    issuer: Authority | Manufacturer,
+    members: Iterable[tuple[bytes, PublicKey]],
+    *,
+    size_class: int,
+    now_s: int,
+    pod_id: bytes | None = None,
+) -> bytes:
+    """Certify a pod of chips (UEID, device key) that may link at full speed: the Authority, or
+    a certified manufacturer at a trusted facility (which presents its certificate with it)."""
+    issuer_id = issuer.authority_id if isinstance(issuer, Authority) else issuer.manufacturer_id
+    return issue_pod_cert(
+        issuer.key,
+        issuer_id,
+        members=members,
+        size_class=size_class,
+        now_s=now_s,
+        pod_id=pod_id,
+    )

@@ -17,17 +17,22 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from attest.errors import AttestError, RemoteProtocolError
 from attest.net import RECEIVE_BYTES
+from attest.pods.chip import PodsChip
 from attest.pods.link import LinkEndpoint, LinkOutcome, LinkRole, LinkState
 from attest.pods.names import Refusal
 
-if TYPE_CHECKING:
-    from attest.chip.device import Chip
+
+class Chip(Protocol):
+    """A chip with a Fixed Set part (attest.chip.device.Chip)."""
+
+    def part(self, kind: type[PodsChip], /) -> PodsChip: ...
+
 
 Clock = Callable[[], float]
 Random = Callable[[int], bytes]
@@ -45,7 +50,7 @@ async def _pump(
     """Move bytes until a round ends or the stream closes: (outcome or None, stream open)."""
     while not ep.outcomes:
         try:
-            data = await stream.receive_some(RECEIVE_BYTES)
+            data = bytes(await stream.receive_some(RECEIVE_BYTES))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         try:
@@ -69,15 +74,16 @@ class LinkSession:
         self, chip: Chip, stream: trio.abc.Stream, *, clock: Clock, random: Random
     ) -> None:
         self.chip = chip
+        self.pods = chip.part(PodsChip)
         self.stream = stream
         self.clock = clock
-        self.port = chip.links.open_port()
-        self.endpoint = LinkEndpoint(LinkRole.INITIATOR, chip.link_context, random)
+        self.port = self.pods.links.open_port()
+        self.endpoint = LinkEndpoint(LinkRole.INITIATOR, self.pods.link_context, random)
         self.open = True
 
     @property
     def full(self) -> bool:
-        rec = self.chip.links.get(self.port)
+        rec = self.pods.links.get(self.port)
         return rec is not None and rec.full
 
     async def handshake(self, timeout_s: float = ROUND_TIMEOUT_S) -> LinkOutcome:
@@ -91,7 +97,7 @@ class LinkSession:
         if outcome is None:  # timed out or the stream ended mid-round: no full link
             outcome = LinkOutcome(None, False, Refusal.LINK_PROTOCOL_ERROR)
             self.open = False
-        self.chip.links.apply(outcome, self.clock(), port=self.port)
+        self.pods.links.apply(outcome, self.clock(), port=self.port)
         return outcome
 
     reverify = handshake
@@ -105,7 +111,7 @@ class LinkSession:
                     await self.stream.send_all(bye)
         self.open = False
         await self.stream.aclose()
-        self.chip.links.close_port(self.port)
+        self.pods.links.close_port(self.port)
 
 
 async def open_link(
@@ -137,18 +143,19 @@ async def serve_link(
     on_outcome: Callable[[LinkOutcome], None] | None = None,
 ) -> None:
     """Answer every handshake round on ``stream`` as the responder, until it closes."""
-    port = chip.links.open_port()
-    ep = LinkEndpoint(LinkRole.RESPONDER, chip.link_context, random)
+    pods = chip.part(PodsChip)
+    port = pods.links.open_port()
+    ep = LinkEndpoint(LinkRole.RESPONDER, pods.link_context, random)
     try:
         is_open = True
         while is_open:
             outcome, is_open = await _pump(stream, ep, clock)
             if outcome is not None:
-                chip.links.apply(outcome, clock(), port=port)
+                pods.links.apply(outcome, clock(), port=port)
                 if on_outcome is not None:
                     on_outcome(outcome)
     finally:
-        chip.links.close_port(port)
+        pods.links.close_port(port)
         with trio.CancelScope(shield=True):
             await stream.aclose()
 
@@ -183,11 +190,12 @@ async def maintain_links(
     """Periodic re-verification: every ``interval_s`` re-run the rounds that are due on the
     streams this chip opened, then cap any full link (either side) whose verification is
     overdue. Runs until cancelled."""
+    links = chip.part(PodsChip).links
     while True:
         await trio.sleep(interval_s)
         now = clock()
-        due = set(chip.links.due(now))
+        due = set(links.due(now))
         for session in sessions:
             if session.open and session.port in due:
                 await session.reverify()
-        chip.links.expire(clock())
+        links.expire(clock())

@@ -44,12 +44,10 @@ closes it anywhere.
 
 from __future__ import annotations
 
-import enum
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 from nacl.bindings import crypto_scalarmult, crypto_scalarmult_base
 
@@ -62,347 +60,73 @@ from attest.errors import (
     RemoteProtocolError,
 )
 from attest.keys import PublicKey
-from attest.messages.pod import (
+from attest.pods.cert import PodCredential, open_pod_cert
+from attest.pods.linkwire import (
+    FRAME_TYPES,
+    LINK,
+    LINK_VERSION,
+    MAX_REASON_CHARS,
+    SCHEMA,
+    TRANSITIONS,
+    Direction,
+    LinkBye,
+    LinkConfirmFrame,
+    LinkConnection,
+    LinkEvent,
+    LinkFrame,
+    LinkFrameType,
+    LinkHello,
+    LinkRefuse,
+    LinkReply,
+    LinkRole,
+    LinkState,
+    LinkUp,
+    decode_link_body,
+    encode_link_frame,
+)
+from attest.pods.messages import (
     LINK_NONCE_BYTES,
-    SHARE_BYTES,
     LinkConfirm,
     LinkProof,
     LinkResponse,
     LinkTranscript,
     pod_cert_digest,
 )
-from attest.messages.schema import UEID
-from attest.pods.cert import PodCredential, open_pod_cert
 from attest.pods.names import Refusal
-from attest.protocol.events import NEED_DATA, ConnectionClosed, ErrorCode, NeedData
-from attest.protocol.framing import MAX_FRAME_BYTES, FrameBuffer
+from attest.protocol.events import NEED_DATA, ConnectionClosed
+from attest.protocol.kernel import MAX_FRAME_BYTES
 from attest.verify.chain import TrustAnchors
 
-#: version of the link handshake carried in HELLO and REPLY
-LINK_VERSION: Final = 1
-#: longest refusal text in a REFUSE frame
-MAX_REASON_CHARS: Final = 64
-
-# ================================================================================================
-# Frames
-# ================================================================================================
-
-
-class LinkFrameType(enum.IntEnum):
-    """First item of every link frame array. Stable wire values."""
-
-    HELLO = 1
-    REPLY = 2
-    CONFIRM = 3
-    UP = 4
-    REFUSE = 5
-    BYE = 6
-
-
-@dataclass(frozen=True, slots=True)
-class LinkHello:
-    """Initiator → responder: who I am, my nonce and X25519 share, my pod certificate."""
-
-    version: int
-    ueid: bytes
-    nonce: bytes
-    share: bytes
-    pod_cert: bytes
-    issuer_cert: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LinkReply:
-    """Responder → initiator: the same, plus the responder's signed LinkResponse."""
-
-    version: int
-    ueid: bytes
-    nonce: bytes
-    share: bytes
-    pod_cert: bytes
-    issuer_cert: bytes
-    proof: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LinkConfirmFrame:
-    """Initiator → responder: the initiator's signed LinkConfirm."""
-
-    proof: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LinkUp:
-    """Responder → initiator: the link runs at full bandwidth."""
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRefuse:
-    """Either side, during a round: the link stays capped; ``reason`` is a refusal name."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class LinkBye:
-    """Either side, between rounds: orderly end of the stream."""
-
-
-LinkFrame = LinkHello | LinkReply | LinkConfirmFrame | LinkUp | LinkRefuse | LinkBye
-LinkEvent = LinkFrame | ConnectionClosed
-
-
-def _uint(v: Any) -> str | None:
-    ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v < (1 << 64)
-    return None if ok else "must be an unsigned 64-bit integer"
-
-
-def _ueid(v: Any) -> str | None:
-    try:
-        UEID.parse(v)
-    except DecodeError as exc:
-        return str(exc)
-    return None
-
-
-def _exact(n: int) -> Callable[[Any], str | None]:
-    def rule(v: Any) -> str | None:
-        return None if type(v) is bytes and len(v) == n else f"must be {n} bytes"
-
-    return rule
-
-
-def _bstr(v: Any) -> str | None:
-    return None if type(v) is bytes else "must be a byte string"
-
-
-def _reason(v: Any) -> str | None:
-    ok = type(v) is str and 1 <= len(v) <= MAX_REASON_CHARS
-    return None if ok else f"must be a text of 1..{MAX_REASON_CHARS} characters"
-
-
-_Rule = Callable[[Any], str | None]
-_NONCE, _SHARE = _exact(LINK_NONCE_BYTES), _exact(SHARE_BYTES)
-
-#: field names in wire order, with their rule, per frame class (type = index + 1)
-SCHEMA: Final[Mapping[type[LinkFrame], tuple[tuple[str, _Rule], ...]]] = MappingProxyType(
-    {
-        LinkHello: (
-            ("version", _uint),
-            ("ueid", _ueid),
-            ("nonce", _NONCE),
-            ("share", _SHARE),
-            ("pod_cert", _bstr),
-            ("issuer_cert", _bstr),
-        ),
-        LinkReply: (
-            ("version", _uint),
-            ("ueid", _ueid),
-            ("nonce", _NONCE),
-            ("share", _SHARE),
-            ("pod_cert", _bstr),
-            ("issuer_cert", _bstr),
-            ("proof", _bstr),
-        ),
-        LinkConfirmFrame: (("proof", _bstr),),
-        LinkUp: (),
-        LinkRefuse: (("reason", _reason),),
-        LinkBye: (),
-    }
-)
-FRAME_TYPES: Final[tuple[type[LinkFrame], ...]] = tuple(SCHEMA)
-
-
-def _problem(frame: LinkFrame) -> str | None:
-    for name, rule in SCHEMA[type(frame)]:
-        why = rule(getattr(frame, name))
-        if why is not None:
-            return f"{type(frame).__name__}.{name} {why}"
-    return None
-
-
-def encode_link_frame(frame: LinkFrame, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
-    """Length header plus CBOR body. Raises LocalProtocolError for a bad field or size."""
-    if type(frame) not in SCHEMA:
-        raise LocalProtocolError(f"{type(frame).__name__} is not a link frame")
-    why = _problem(frame)
-    if why is not None:
-        raise LocalProtocolError(why)
-    items: list[Any] = [FRAME_TYPES.index(type(frame)) + 1]
-    items += [getattr(frame, name) for name, _ in SCHEMA[type(frame)]]
-    body = cbor.encode(items)
-    if len(body) > max_frame_bytes:
-        raise LocalProtocolError(f"link frame of {len(body)} bytes exceeds {max_frame_bytes}")
-    return len(body).to_bytes(4, "big") + body
-
-
-def decode_link_body(body: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> LinkFrame:
-    """Parse one frame body. Raises only RemoteProtocolError (MALFORMED_FRAME)."""
-
-    def malformed(why: str) -> RemoteProtocolError:
-        return RemoteProtocolError(why, error_code=ErrorCode.MALFORMED_FRAME)
-
-    try:
-        item = cbor.decode(body, max_bytes=max_frame_bytes)
-    except DecodeError as exc:
-        raise malformed(f"link frame body: {exc}") from None
-    if type(item) is not list or not item or type(item[0]) is not int:
-        raise malformed("link frame must be an array starting with the frame type")
-    if not 1 <= item[0] <= len(FRAME_TYPES):
-        raise malformed(f"unknown link frame type {item[0]}")
-    cls = FRAME_TYPES[item[0] - 1]
-    if len(item) - 1 != len(SCHEMA[cls]):
-        raise malformed(f"{cls.__name__} has {len(item) - 1} fields, expected {len(SCHEMA[cls])}")
-    frame = cls(*item[1:])
-    why = _problem(frame)
-    if why is not None:
-        raise malformed(why)
-    return frame
-
-
-# ================================================================================================
-# The transition table
-# ================================================================================================
-
-
-class LinkRole(enum.Enum):
-    INITIATOR = "initiator"
-    RESPONDER = "responder"
-
-
-class LinkState(enum.Enum):
-    # initiator
-    SEND_HELLO = "SEND_HELLO"
-    AWAIT_REPLY = "AWAIT_REPLY"
-    SEND_CONFIRM = "SEND_CONFIRM"
-    AWAIT_UP = "AWAIT_UP"
-    # responder
-    AWAIT_HELLO = "AWAIT_HELLO"
-    SEND_REPLY = "SEND_REPLY"
-    AWAIT_CONFIRM = "AWAIT_CONFIRM"
-    SEND_UP = "SEND_UP"
-    # both: rest states (a round has ended) and terminal states
-    FULL = "FULL"
-    CAPPED = "CAPPED"
-    CLOSED = "CLOSED"
-    ERROR = "ERROR"
-
-
-class Direction(enum.Enum):
-    SEND = "send"
-    RECV = "recv"
-
-
-_I, _R = LinkRole.INITIATOR, LinkRole.RESPONDER
-_S = LinkState
-_SEND, _RECV = Direction.SEND, Direction.RECV
-
-#: where each role starts
-INITIAL: Final[Mapping[LinkRole, LinkState]] = MappingProxyType(
-    {_I: _S.SEND_HELLO, _R: _S.AWAIT_HELLO}
-)
-#: states between rounds, in which a new round (HELLO) or BYE may come
-REST: Final[Mapping[LinkRole, tuple[LinkState, ...]]] = MappingProxyType(
-    {_I: (_S.SEND_HELLO, _S.FULL, _S.CAPPED), _R: (_S.AWAIT_HELLO, _S.FULL, _S.CAPPED)}
-)
-#: every non-terminal state per role
-LIVE: Final[Mapping[LinkRole, tuple[LinkState, ...]]] = MappingProxyType(
-    {
-        _I: (_S.SEND_HELLO, _S.AWAIT_REPLY, _S.SEND_CONFIRM, _S.AWAIT_UP, _S.FULL, _S.CAPPED),
-        _R: (_S.AWAIT_HELLO, _S.SEND_REPLY, _S.AWAIT_CONFIRM, _S.SEND_UP, _S.FULL, _S.CAPPED),
-    }
-)
-
-Key = tuple[LinkRole, LinkState, Direction, type[LinkEvent]]
-
-# fmt: off
-#: THE link protocol: (role, state, direction, event type) -> next state. Absent = illegal.
-TRANSITIONS: Final[Mapping[Key, LinkState]] = MappingProxyType({
-    # -- initiator: HELLO (first round, re-verification from FULL, retry from CAPPED)
-    **{(_I, s, _SEND, LinkHello): _S.AWAIT_REPLY for s in REST[_I]},
-    (_I, _S.AWAIT_REPLY,   _RECV, LinkReply):        _S.SEND_CONFIRM,
-    (_I, _S.AWAIT_REPLY,   _RECV, LinkRefuse):       _S.CAPPED,
-    (_I, _S.SEND_CONFIRM,  _SEND, LinkConfirmFrame): _S.AWAIT_UP,
-    (_I, _S.SEND_CONFIRM,  _SEND, LinkRefuse):       _S.CAPPED,
-    (_I, _S.AWAIT_UP,      _RECV, LinkUp):           _S.FULL,
-    (_I, _S.AWAIT_UP,      _RECV, LinkRefuse):       _S.CAPPED,
-    # -- responder: the mirror image
-    **{(_R, s, _RECV, LinkHello): _S.SEND_REPLY for s in REST[_R]},
-    (_R, _S.SEND_REPLY,    _SEND, LinkReply):        _S.AWAIT_CONFIRM,
-    (_R, _S.SEND_REPLY,    _SEND, LinkRefuse):       _S.CAPPED,
-    (_R, _S.AWAIT_CONFIRM, _RECV, LinkConfirmFrame): _S.SEND_UP,
-    (_R, _S.AWAIT_CONFIRM, _RECV, LinkRefuse):       _S.CAPPED,
-    (_R, _S.SEND_UP,       _SEND, LinkUp):           _S.FULL,
-    (_R, _S.SEND_UP,       _SEND, LinkRefuse):       _S.CAPPED,
-    # -- both: BYE between rounds, in either direction
-    **{(r, s, d, LinkBye): _S.CLOSED for r in LinkRole for s in REST[r] for d in Direction},
-    # -- both: EOF at a frame boundary ends the stream (CLOSED -> CLOSED is the orderly case)
-    **{(r, s, _RECV, ConnectionClosed): _S.CLOSED for r in LinkRole for s in (*LIVE[r], _S.CLOSED)},
-})
-# fmt: on
-
-
-class LinkConnection:
-    """One side of one link stream: bytes in → events out, events in → bytes out (no I/O)."""
-
-    def __init__(self, role: LinkRole, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.role = role
-        self.max_frame_bytes = max_frame_bytes
-        self.error: RemoteProtocolError | None = None
-        self._state = INITIAL[role]
-        self._buffer = FrameBuffer(max_frame_bytes)
-
-    @property
-    def state(self) -> LinkState:
-        return self._state
-
-    def receive_data(self, data: bytes) -> None:
-        """Append received bytes; ``b""`` is EOF."""
-        if not data:
-            self._buffer.eof = True
-        elif self._state not in (_S.CLOSED, _S.ERROR):
-            self._buffer.feed(data)
-
-    def next_event(self) -> LinkEvent | NeedData:
-        """One event, NEED_DATA, or ConnectionClosed; RemoteProtocolError enters ERROR."""
-        if self._state is _S.ERROR:
-            assert self.error is not None
-            raise self.error
-        if self._state is _S.CLOSED:
-            self._buffer.clear()
-            return ConnectionClosed() if self._buffer.eof else NEED_DATA
-        try:
-            body = self._buffer.next_body()
-            if body is None:
-                if not self._buffer.eof:
-                    return NEED_DATA
-                event: LinkEvent = ConnectionClosed()
-            else:
-                event = decode_link_body(body, max_frame_bytes=self.max_frame_bytes)
-            new = TRANSITIONS.get((self.role, self._state, _RECV, type(event)))
-            if new is None:
-                raise RemoteProtocolError(
-                    f"unexpected {type(event).__name__} in {self._state.value}",
-                    error_code=ErrorCode.UNEXPECTED_FRAME,
-                )
-        except RemoteProtocolError as exc:
-            self._state, self.error = _S.ERROR, exc
-            self._buffer.clear()
-            raise
-        self._state = new
-        return event
-
-    def send(self, frame: LinkFrame) -> bytes:
-        """Validate our move against the table, advance, and return the bytes to write."""
-        new = TRANSITIONS.get((self.role, self._state, _SEND, type(frame)))
-        if new is None:
-            raise LocalProtocolError(
-                f"{self.role.value} cannot send {type(frame).__name__} in {self._state.value}"
-            )
-        data = encode_link_frame(frame, max_frame_bytes=self.max_frame_bytes)
-        self._state = new
-        return data
-
+#: the wire side (attest.pods.linkwire) is re-exported: callers need one import
+__all__ = [
+    "FRAME_TYPES",
+    "LINK",
+    "LINK_VERSION",
+    "MAX_REASON_CHARS",
+    "SCHEMA",
+    "TRANSITIONS",
+    "Direction",
+    "LinkBye",
+    "LinkConfirmFrame",
+    "LinkConnection",
+    "LinkContext",
+    "LinkEndpoint",
+    "LinkEvent",
+    "LinkFrame",
+    "LinkFrameType",
+    "LinkHello",
+    "LinkOutcome",
+    "LinkRefuse",
+    "LinkReply",
+    "LinkRole",
+    "LinkState",
+    "LinkUp",
+    "check_proof",
+    "decode_link_body",
+    "encode_link_frame",
+    "judge_peer",
+    "session_key",
+]
 
 # ================================================================================================
 # Decisions

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from attest.messages.attestation import MAX_LINK_REFUSALS, MAX_LINKS
 from attest.pods.link import LinkOutcome
+from attest.pods.messages import MAX_LINK_REFUSALS, MAX_LINKS
 from attest.pods.names import Refusal
 
 #: bandwidth of a link to anyone but a verified pod member: 1 GB/s (DESIGN.md §6)

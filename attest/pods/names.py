@@ -1,4 +1,4 @@
-"""Stable names of the chip-side Fixed Set refusals (raised as ``ChipRefusal(name)``).
+"""Stable names of the chip-side Fixed Set refusals (raised as ``ChipRefusal(Refusal.X)``).
 
 They never travel as reason codes; they name the failed check in logs, tests and the link
 REFUSE frame, so a peer (and its operator) learns why a link stayed capped.
@@ -10,16 +10,15 @@ import enum
 
 
 class Refusal(enum.StrEnum):
-    """Why a chip refused a pod certificate, a revocation list or a full-bandwidth link."""
+    """Why a chip refused a pod certificate or a full-bandwidth link."""
 
     # -- installing a pod certificate (and checking a peer's, in the handshake)
     POD_CERT_INVALID = "POD_CERT_INVALID"
     POD_REVOKED = "POD_REVOKED"
     POD_TOO_LARGE = "POD_TOO_LARGE"
     POD_NOT_MEMBER = "POD_NOT_MEMBER"
-    # -- installing a revocation list (the rule is shared: attest.chip.revocations)
-    REVOCATIONS_INVALID = "REVOCATIONS_INVALID"
-    REVOCATIONS_STALE = "REVOCATIONS_STALE"
+    # (a revocation list is refused by the rule every mechanism shares:
+    # attest.messages.revocation.ListRefusal)
     # -- the link handshake
     LINK_NO_POD = "LINK_NO_POD"
     LINK_NOT_MEMBER = "LINK_NOT_MEMBER"

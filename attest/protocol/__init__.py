@@ -24,7 +24,8 @@ from attest.protocol.events import (
     ResultFrame,
 )
 from attest.protocol.framing import MAX_FRAME_BYTES
-from attest.protocol.machine import TRANSITIONS, Direction, Role, State, choose_version
+from attest.protocol.kernel import Direction
+from attest.protocol.machine import TRANSITIONS, Role, State, choose_version
 
 __all__ = [
     "MAX_FRAME_BYTES",

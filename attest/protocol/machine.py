@@ -1,4 +1,4 @@
-"""The session state machine of both roles, as one transition table.
+"""The session state machine of both roles, as one transition table on the shared kernel.
 
 Theory of operation
 ===================
@@ -47,6 +47,9 @@ Every rule of both roles is a row of :data:`TRANSITIONS`, keyed by
 ``(role, state, direction, event type)``. ``send()`` and ``next_event()`` consult the same table
 (direction SEND or RECV), so an illegal send and an illegal receive are the same fact seen from
 two sides, and tests enumerate illegal moves from the table instead of listing them by hand.
+The table and the frames (:mod:`attest.protocol.framing`) together are :data:`SESSION`, a
+declaration on the kernel (:mod:`attest.protocol.kernel`) that the Fixed Set's link handshake
+shares: framing, codec, connection and error behaviour are written once.
 
 Closing
 -------
@@ -111,6 +114,8 @@ from attest.protocol.events import (
     Next,
     ResultFrame,
 )
+from attest.protocol.framing import CODEC
+from attest.protocol.kernel import Direction, Machine
 
 
 class Role(enum.Enum):
@@ -123,13 +128,6 @@ class Role(enum.Enum):
     def peer(self) -> Role:
         """The other role (the sender of everything we receive)."""
         return Role.VERIFIER if self is Role.CHIP else Role.CHIP
-
-
-class Direction(enum.Enum):
-    """Whether a table row is about an event we send or one we receive."""
-
-    SEND = "send"
-    RECV = "recv"
 
 
 class State(enum.Enum):
@@ -217,6 +215,19 @@ TRANSITIONS: Final[Mapping[Key, State]] = MappingProxyType({
     **{(r, s, _RECV, ConnectionClosed): _S.CLOSED for r in Role for s in (*LIVE[r], _S.CLOSED)},
 })
 # fmt: on
+
+
+#: The session protocol, declared on the kernel.
+SESSION: Final = Machine(
+    name="session",
+    codec=CODEC,
+    transitions=TRANSITIONS,
+    initial=INITIAL,
+    closed=State.CLOSED,
+    error=State.ERROR,
+    error_frame=Error,
+    peer={Role.CHIP: Role.VERIFIER, Role.VERIFIER: Role.CHIP},
+)
 
 
 def next_state(

@@ -38,19 +38,18 @@ also defeats an attacker who deletes checkpoint rows along with the tail.
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import ContentType, sign1, verify1
+from attest.codec.cose import register_content_type, sign1, verify1
 from attest.errors import AttestError, StoreError
 from attest.keys import PublicKey, SigningKey
 from attest.messages import claims as C
+from attest.messages.content import ContentType
 
-if TYPE_CHECKING:
-    from attest.store.base import Store
+register_content_type(ContentType.AUDIT_CHECKPOINT)
 
 AUDIT_DOMAIN = b"attest-audit-v1"
 GENESIS_HASH = bytes(32)
@@ -283,22 +282,20 @@ def verify_chain(
     return AuditReport(n, chain, verified, not result, result)
 
 
-def verify_audit(
-    store_or_path: Store | str | os.PathLike[str], verifier_public_key: PublicKey | None
-) -> AuditReport:
-    """Audit a store (any backend) or an SQLite file (opened read-only) end to end.
+class AuditSource(Protocol):
+    """What an auditor reads from a store (any backend)."""
 
-    A log that cannot even be read (a corrupt row) is reported as a problem, not raised.
-    """
-    if not isinstance(store_or_path, str | os.PathLike):
-        return _verify_store(store_or_path, verifier_public_key)
-    from attest.store.sqlite import SqliteStore  # local: the backend imports this module
+    @property
+    def verifier_id(self) -> str: ...
 
-    with SqliteStore(store_or_path, readonly=True) as store:
-        return _verify_store(store, verifier_public_key)
+    def audit_entries(self, start_seq: int = 1) -> Iterator[AuditRecord]: ...
+
+    def audit_checkpoints(self) -> Iterator[Checkpoint]: ...
 
 
-def _verify_store(store: Store, verifier_public_key: PublicKey | None) -> AuditReport:
+def verify_store(store: AuditSource, verifier_public_key: PublicKey | None) -> AuditReport:
+    """Audit a store end to end; a log that cannot even be read (a corrupt row) is reported as
+    a problem, not raised."""
     try:
         checkpoints = list(store.audit_checkpoints())
     except StoreError as exc:

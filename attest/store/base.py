@@ -1,27 +1,37 @@
-"""The narrow persistence interface a verifier node needs, independent of the backend.
+"""The persistence interface of a verifier node, independent of the backend.
+
+Two levels, so that mechanisms keep their tables in their own packages:
+
+* :class:`Database` — one database and its one transaction helper. Every write is
+  ``write(fn)``: ``fn`` runs inside one atomic transaction (retried on a transient lock) and
+  gets a :class:`Transaction` to run SQL on. Mechanism tables (attest/licensing/ledger.py,
+  attest/pods/tables.py) are written once against it, in the SQL common to the backends
+  (``?`` placeholders, ``INSERT ... ON CONFLICT``), with their DDL per :attr:`Database.dialect`.
+* :class:`Store` — the core tables on a Database: chips, challenges, the audit chain and a
+  little metadata. Its one transaction that matters is :meth:`Store.commit_appraisal`.
 
 The API is synchronous and takes every time as integer milliseconds from the caller: the store
 reads no clock, so tests and replays are deterministic. The trio daemon calls it from a worker
-thread (``trio.to_thread.run_sync``), one writer at a time; implementations must be safe to call
-from any thread.
+thread (``trio.to_thread.run_sync``); implementations must be safe to call from any thread.
 
 Correctness rests on :meth:`Store.commit_appraisal` being one atomic, durable transaction: a
-nonce is consumed at most once, a chip's state only advances from the value the caller appraised
-against, and every outcome (accepted or rejected) lands in the audit chain with it.
+nonce is consumed at most once, a chip's state only moves as the caller's :data:`Commit` says
+and only from the value the caller appraised against, the mechanisms' writes for the session
+land in the same transaction, and every outcome (accepted or rejected) joins the audit chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from attest.errors import StoreError
-from attest.messages.license import Budgets, Delegation
 from attest.store.audit import AuditEntry, AuditRecord, Checkpoint
-from attest.verify.license_checks import LedgerView
 from attest.verify.state import ChipState, ChipStatus
+
+T = TypeVar("T")
 
 
 class ChallengeConsumed(StoreError):
@@ -36,6 +46,52 @@ class StateConflict(StoreError):
     """
 
 
+# -- the shared transaction helper -------------------------------------------------------------
+
+
+class Cursor(Protocol):
+    """What a statement returns (the part of DB-API 2 cursors we use)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Transaction(Protocol):
+    """One open transaction: run statements with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+class Database(Protocol):
+    """One database with one transaction helper, shared by the core and the mechanisms."""
+
+    #: "sqlite" or "postgresql": which DDL a table module runs
+    @property
+    def dialect(self) -> str: ...
+
+    @property
+    def readonly(self) -> bool: ...
+
+    def write(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` in one atomic write transaction; roll back (and re-raise) on any error."""
+        ...
+
+    def read(self, fn: Callable[[Transaction], T]) -> T:
+        """Run ``fn`` for reading (a consistent snapshot where the backend gives one)."""
+        ...
+
+    def run_script(self, script: str) -> None:
+        """Run DDL statements (``CREATE ... IF NOT EXISTS``) in one write transaction."""
+        ...
+
+
+# -- what an appraisal commits -----------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class ChipRecord:
     """An enrolled chip: its certificates as received (COSE bytes) and its current state."""
@@ -43,6 +99,36 @@ class ChipRecord:
     device_cert: bytes
     manufacturer_cert: bytes
     state: ChipState
+
+
+@dataclass(frozen=True, slots=True)
+class Enroll:
+    """First contact: register the chip with the state its accepted Evidence established.
+
+    Fails with :class:`StateConflict` if the chip was enrolled meanwhile (a racing session).
+    """
+
+    record: ChipRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """A known chip's state moves forward to ``state``, provided its stored ``attest_counter``
+    is still ``expected_counter`` (the value appraised against), else :class:`StateConflict`."""
+
+    state: ChipState
+    expected_counter: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing:
+    """The chip's state stays as it is: the verification core did not accept the Evidence."""
+
+
+#: The chip-state part of an appraisal's outcome (decided by attest.mechanism.appraise_session)
+Commit = Enroll | Advance | Nothing
+#: A mechanism's writes for a session, run inside the appraisal's transaction
+Step = Callable[[Transaction], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +149,11 @@ class Store(Protocol):
     @property
     def verifier_id(self) -> str:
         """The verifier this store belongs to (fixed when the store is created)."""
+        ...
+
+    @property
+    def db(self) -> Database:
+        """The database, for the mechanisms' tables (they share its transactions)."""
         ...
 
     # -- chips -------------------------------------------------------------------------------
@@ -107,24 +198,17 @@ class Store(Protocol):
         nonce: bytes,
         ueid: bytes,
         now_ms: int,
-        new_state: ChipState | None,
+        commit: Commit,
         entry: AuditEntry,
-        enroll: ChipRecord | None = None,
-        expected_counter: int | None = None,
+        steps: Sequence[Step] = (),
     ) -> AuditRecord:
-        """Atomically and durably: consume ``nonce``, optionally enrol, update state, audit.
+        """Atomically and durably: consume ``nonce``, apply ``commit``, run ``steps``, audit.
 
         * ``nonce`` must be outstanding, else :class:`ChallengeConsumed` and nothing changes.
-        * ``expected_counter`` is the chip's ``attest_counter`` as the caller read it before
-          appraising (None = the chip was not enrolled then). Whenever this call would change
-          the chip (``enroll`` or ``new_state`` given), the stored value must still equal it,
-          else :class:`StateConflict` and nothing changes: of two concurrent sessions for one
-          chip (auto-enrolment included) at most one changes it.
-        * ``enroll``: insert this chip if its ueid is new (auto-enrolment); same key: no-op;
-          different key: StoreError.
-        * ``new_state`` (None for a rejection): replaces the chip's appraisal state (the chip
-          must exist or be enrolled by this call). ``status`` and ``device_key`` are never
-          changed here.
+        * ``commit`` is :class:`Enroll`, :class:`Advance` or :class:`Nothing` (see each);
+          a lost race raises :class:`StateConflict` and nothing changes. ``status`` and
+          ``device_key`` of a stored chip are never changed here.
+        * ``steps`` are the mechanisms' writes for this session, in the same transaction.
         * ``entry`` is appended to the audit chain; the new record is returned.
         """
         ...
@@ -153,6 +237,11 @@ class Store(Protocol):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def sync(self) -> None:
+        """Make every commit so far durable. A store whose commits are durable when they
+        return (the default) has nothing to do; one opened for group commit fsyncs here."""
+        return None
+
     def close(self) -> None:
         """Sign a final checkpoint if entries are unsigned, then release the backend."""
         ...
@@ -165,151 +254,3 @@ class Store(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-
-# -- Offline Licensing: regional quotas and the append-only license ledger ---------------------
-# (kept apart from Store so that backends without licensing still satisfy Store)
-
-
-class LicenseConflict(StoreError):
-    """Another license was issued to the chip since the caller read the ledger; nothing changed."""
-
-
-class QuotaExceeded(StoreError):
-    """The license would exceed its delegation's quota (``scope`` "delegation") or its region's
-    cap (``scope`` "region"); nothing changed."""
-
-    def __init__(self, message: str, scope: str) -> None:
-        super().__init__(message)
-        self.scope = scope
-
-
-class DelegationRevoked(StoreError):
-    """The delegation is unknown, revoked or expired: nothing may be issued under it."""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRecord:
-    """One issued (or recorded) license. ``delegation_id`` None: issued by the authority."""
-
-    ueid: bytes
-    serial: int
-    issuer: str
-    delegation_id: int | None
-    region: str | None
-    budgets: Budgets
-    expiry_s: int
-    issued_at_ms: int
-    token: bytes
-    #: position in the ledger (0 until stored)
-    seq: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaStatus:
-    """A delegation's quota and how much of it has been issued, per meter."""
-
-    delegation_id: int
-    verifier_id: str
-    region: str
-    quota: Budgets
-    issued: tuple[int, int, int]
-    expires_at: int
-    revoked: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RegionStatus:
-    """A region's cap (None per meter: uncapped) and its issued totals, over all delegations."""
-
-    region: str
-    cap: tuple[int | None, int | None, int | None]
-    issued: tuple[int, int, int]
-    licenses: int
-
-
-@runtime_checkable
-class LicenseLedger(Protocol):
-    """Quota accounting and the license ledger of a verifier node (Offline Licensing).
-
-    :meth:`issue_license` is the one atomic step: in a single transaction it checks that no
-    license was issued to the chip since the caller looked (``expected_latest``), that the
-    delegation is live and the budget fits both the delegation's quota and the region's cap,
-    appends the license to the ledger and charges both. Ledger rows are never updated or deleted.
-    """
-
-    def register_delegation(self, token: bytes, delegation: Delegation) -> bool:
-        """Record a delegation this node holds (True if new; the same one again is a no-op)."""
-        ...
-
-    def revoke_delegation(self, delegation_id: int) -> None:
-        """Mark a delegation revoked, for good (the authority's revocation list says so)."""
-        ...
-
-    def set_region_cap(self, region: str, cap: Budgets | None) -> None:
-        """The authority's cap on everything issued in ``region`` (None lifts it)."""
-        ...
-
-    def delegation_status(self, delegation_id: int) -> QuotaStatus | None: ...
-
-    def region_status(self, region: str) -> RegionStatus: ...
-
-    def license_view(self, ueid: bytes) -> LedgerView:
-        """What the ledger says about one chip (the appraisal's ledger input)."""
-        ...
-
-    def issue_license(
-        self, record: LedgerRecord, *, expected_latest: int, now_s: int
-    ) -> LedgerRecord:
-        """Atomically: LicenseConflict / DelegationRevoked / QuotaExceeded, or append + charge."""
-        ...
-
-    def record_license(self, record: LedgerRecord) -> bool:
-        """Append an authority-issued license (no quota charged); False if already recorded."""
-        ...
-
-    def note_license_report(self, ueid: bytes, serial: int) -> None:
-        """Remember the highest serial a chip reported in accepted evidence (never lowers it)."""
-        ...
-
-    def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
-        """Ledger rows in order (all, or one chip's)."""
-        ...
-
-
-# -- end Offline Licensing
-
-
-# -- Fixed Set: the pod certificate registry and each chip's latest pod report -----------------
-# (kept apart from Store so that backends without pods still satisfy Store)
-
-
-@runtime_checkable
-class PodRegistry(Protocol):
-    """What a verifier node keeps for the link-graph appraisal (attest/pods/monitor.py)."""
-
-    def put_pod_cert(self, pod_id: bytes, token: bytes, issuer_cert: bytes) -> bool:
-        """Register a verified pod certificate (True if new; the same again is a no-op; another
-        certificate under a registered pod id raises StoreError: pod ids are never reused)."""
-        ...
-
-    def pod_certs(self) -> list[tuple[bytes, bytes]]:
-        """Every registered (certificate token, issuer certificate token)."""
-        ...
-
-    def put_pod_report(self, ueid: bytes, report: bytes | None, time_ms: int) -> int:
-        """Replace a chip's latest pod report (opaque bytes); None deletes it. Returns the new
-        :meth:`pods_version`."""
-        ...
-
-    def pods_version(self) -> int:
-        """A counter raised by every change to pod certificates or reports (0: none yet), so
-        processes sharing a store can tell cheaply whether their copy is current."""
-        ...
-
-    def pod_reports(self) -> list[tuple[bytes, bytes, int]]:
-        """Every stored (ueid, report, time_ms)."""
-        ...
-
-
-# -- end Fixed Set

@@ -1,16 +1,20 @@
-"""The embedded default :class:`~attest.store.base.Store`: one SQLite file in WAL mode.
+"""The embedded default backend: the core tables on one SQLite file in WAL mode.
+
+:class:`SqliteStore` is the core tables (:class:`~attest.store.base.Store`) on a
+:class:`~attest.store.sqlite_db.SqliteDatabase`, the file and its one transaction helper that
+the mechanisms' tables share.
 
 Durability: ``journal_mode=WAL`` with ``synchronous=FULL`` fsyncs the WAL on every commit, so
 when :meth:`SqliteStore.commit_appraisal` returns the consumed nonce, the new chip state and the
-audit entry survive a power cut. A store opened with ``group_sync=True`` (the daemon's) commits
-with ``synchronous=NORMAL`` instead and its owner calls :meth:`SqliteStore.sync` (one fsync of
-the WAL for many commits, see attest/node/groupsync.py) before acting on a commit.
-Every write is one ``BEGIN IMMEDIATE`` transaction, which takes
-SQLite's write lock up front: read-check-write sequences (nonce consumption, the optimistic
-counter check, appending to the chain) are atomic even across processes sharing the file.
+audit entry survive a power cut. A database opened with ``group_sync=True`` (the daemon's)
+commits with ``synchronous=NORMAL`` instead and its owner calls :meth:`SqliteStore.sync` (one
+fsync of the WAL for many commits, see attest/node/groupsync.py) before acting on a commit.
+Every write is one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front:
+read-check-write sequences (nonce consumption, the optimistic counter check, appending to the
+chain) are atomic even across processes sharing the file.
 
 Threads: one connection (``check_same_thread=False``) guarded by a :class:`threading.RLock`
-(re-entrant, so the reads and writes inside :meth:`SqliteStore.group_commit` can take it).
+(re-entrant, so the reads and writes inside :meth:`SqliteDatabase.group_commit` can take it).
 
 Integers: SQLite INTEGER is signed 64-bit, but bootcount, attest_counter and the meters are
 uint64 on the wire. They are stored as 8-byte big-endian BLOBs (``CHECK(length(x) = 8)``):
@@ -22,7 +26,7 @@ Tables are ``STRICT`` (SQLite >= 3.37), so a column never silently holds a value
 Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort) and force audit
 rows to be inserted in gap-free ``seq`` order. That guards against bugs and casual edits; against
 someone with write access to the file, the hash chain and signed checkpoints are the defence.
-The full schema (version 1) is :data:`SCHEMA`.
+The core schema (version 1) is :data:`SCHEMA`; mechanisms add theirs (``IF NOT EXISTS``).
 """
 
 from __future__ import annotations
@@ -30,9 +34,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -50,34 +52,24 @@ from attest.store.audit import (
     sign_checkpoint,
 )
 from attest.store.base import (
+    Advance,
     ChallengeConsumed,
     ChallengeRecord,
     ChipRecord,
+    Commit,
+    Enroll,
     StateConflict,
+    Step,
+    Store,
+    Transaction,
 )
-from attest.store.sqlite_columns import blob_to_u64, u64_to_blob
-from attest.store.sqlite_columns import i64 as _i64
-from attest.store.sqlite_columns import split_sql as _split_sql
-from attest.store.sqlite_licensing import LicensingTables, _create_licensing_schema
-from attest.store.sqlite_pods import PodTables, _create_pods_schema
+from attest.store.columns import blob_to_u64, i64, split_sql, u64_to_blob
+from attest.store.sqlite_db import SqliteDatabase
 from attest.verify.state import ChipState, ChipStatus
 
 SCHEMA_VERSION = 1
 DEFAULT_CHECKPOINT_EVERY = 100
-#: Seconds a writer waits for another process's write lock before StoreError.
-BUSY_TIMEOUT_S = 10.0
-#: With ``group_sync`` (the daemon, possibly several worker processes on one file) a write
-#: that finds the lock taken is retried after 50 us, doubling up to 2 ms: the holder commits
-#: without an fsync and lets go within a few hundred microseconds, while SQLite's own busy
-#: handler sleeps at least 1 ms per attempt, which would idle a worker for longer than the
-#: transaction it waits for.
-_FIRST_RETRY_S = 50e-6
-_MAX_RETRY_S = 2e-3
 _PAGE = 1000
-
-_U64 = 1 << 64
-_I64_MIN = -(1 << 63)
-_I64_MAX = (1 << 63) - 1
 
 SCHEMA = """
 CREATE TABLE meta (
@@ -166,8 +158,8 @@ def _state_columns(s: ChipState) -> tuple[Any, ...]:
         u64_to_blob(s.meters.flops),
         u64_to_blob(s.meters.energy_mj),
         u64_to_blob(s.meters.interconnect_bytes),
-        _i64(s.last_challenge_iat, "last_challenge_iat"),
-        _i64(s.last_seen_ms, "last_seen_ms"),
+        i64(s.last_challenge_iat, "last_challenge_iat"),
+        i64(s.last_seen_ms, "last_seen_ms"),
         s.last_evidence_digest,
     )
 
@@ -221,7 +213,7 @@ def _audit_row(rec: AuditRecord) -> tuple[Any, ...]:
     )
 
 
-class SqliteStore(LicensingTables, PodTables):
+class SqliteStore(Store):
     """:class:`~attest.store.base.Store` over one SQLite file.
 
     ``verifier_id`` is required when creating a file and must match when reopening one (a store
@@ -244,209 +236,54 @@ class SqliteStore(LicensingTables, PodTables):
             raise ValueError("checkpoint_every must be a positive int")
         if readonly and signing_key is not None:
             raise ValueError("a read-only store cannot sign checkpoints")
-        self._path = Path(path)
         self._signing_key = signing_key
         self._checkpoint_every = checkpoint_every
-        self._readonly = readonly
-        #: commits are made durable by sync(), not inside COMMIT (see the module docstring)
-        self._group_sync = group_sync and not readonly
-        self._wal_fd: int | None = None
-        self._batch = False
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._db = SqliteDatabase(path, readonly=readonly, group_sync=group_sync)
         try:
-            if readonly:
-                if not self._path.exists():
-                    raise StoreError(f"{self._path}: no such store")
-                target, uri = self._path.resolve().as_uri() + "?mode=ro", True
-            else:
-                target, uri = str(self._path), False
-            conn = sqlite3.connect(
-                target,
-                uri=uri,
-                timeout=BUSY_TIMEOUT_S,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self._path}: cannot open: {exc}") from None
-        self._conn = conn
-        try:
-            self._verifier_id = self._setup(conn, verifier_id)
-            if self._group_sync:
-                conn.execute("PRAGMA busy_timeout=0")  # _locked retries (see _FIRST_RETRY_S)
+            self._verifier_id = self._setup(verifier_id)
         except BaseException:
-            self._conn = None
-            conn.close()
+            self._db.close()
             raise
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _setup(self, conn: sqlite3.Connection, verifier_id: str | None) -> str:
+    def _setup(self, verifier_id: str | None) -> str:
+        if not self._db.readonly:
+            self._db.write(lambda txn: self._create_schema(txn, verifier_id))
         try:
-            if not self._readonly:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"{self._path}: cannot enable WAL (got {mode})")
-                sync = "NORMAL" if self._group_sync else "FULL"
-                conn.execute(f"PRAGMA synchronous={sync}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA trusted_schema=OFF")
-            if not self._readonly:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._create_schema(conn, verifier_id)
-                    _create_licensing_schema(conn)  # Offline Licensing (idempotent)
-                    _create_pods_schema(conn)  # Fixed Set (idempotent)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            return self._check_schema(conn, verifier_id)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self._path}: {exc}") from None
+            rows = self._db.read(lambda t: t.execute("SELECT key, value FROM meta").fetchall())
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: not an attest store ({exc})") from None
+        meta = dict(rows)
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {meta.get('schema_version')!r}, "
+                f"this code reads {SCHEMA_VERSION}"
+            )
+        stored = meta.get("verifier_id")
+        if type(stored) is not str:
+            raise StoreError(f"{self.path}: verifier_id missing from meta")
+        if verifier_id is not None and verifier_id != stored:
+            raise StoreError(f"{self.path}: belongs to verifier {stored!r}, not {verifier_id!r}")
+        return stored
 
-    def _create_schema(self, conn: sqlite3.Connection, verifier_id: str | None) -> None:
-        exists = conn.execute(
+    @staticmethod
+    def _create_schema(txn: Transaction, verifier_id: str | None) -> None:
+        exists = txn.execute(
             "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
         if exists:
             return
         if type(verifier_id) is not str or not verifier_id:
             raise StoreError("a new store needs a verifier_id")
-        for statement in _split_sql(SCHEMA):
-            conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("schema_version", SCHEMA_VERSION), ("verifier_id", verifier_id)],
-        )
+        for statement in split_sql(SCHEMA):
+            txn.execute(statement)
+        for row in (("schema_version", SCHEMA_VERSION), ("verifier_id", verifier_id)):
+            txn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", row)
 
-    def _check_schema(self, conn: sqlite3.Connection, verifier_id: str | None) -> str:
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self._path}: not an attest store ({exc})") from None
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self._path}: schema version {meta.get('schema_version')!r}, "
-                f"this code reads {SCHEMA_VERSION}"
-            )
-        stored = meta.get("verifier_id")
-        if type(stored) is not str:
-            raise StoreError(f"{self._path}: verifier_id missing from meta")
-        if verifier_id is not None and verifier_id != stored:
-            raise StoreError(f"{self._path}: belongs to verifier {stored!r}, not {verifier_id!r}")
-        return stored
-
-    def _locked(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` under the lock, turning sqlite3 errors into StoreError."""
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("store is closed")
-            delay, deadline = _FIRST_RETRY_S, 0.0
-            while True:
-                try:
-                    return fn(self._conn)
-                except sqlite3.Error as exc:
-                    if not (self._group_sync and _is_busy(exc)):
-                        raise StoreError(f"sqlite: {exc}") from None
-                    # Another process holds the write lock (worker processes sharing the
-                    # file, attest/node/workers.py). fn rolled back and runs again; see
-                    # _FIRST_RETRY_S for why we wait here rather than in SQLite.
-                    now = time.monotonic()
-                    deadline = deadline or now + BUSY_TIMEOUT_S
-                    if now >= deadline:
-                        raise StoreError(f"sqlite: {exc}") from None
-                    time.sleep(delay)
-                    delay = min(2 * delay, _MAX_RETRY_S)
-
-    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` in one BEGIN IMMEDIATE transaction; roll back on any exception."""
-        if self._readonly:
-            raise StoreError("store is read-only")
-
-        def txn(conn: sqlite3.Connection) -> _T:
-            if self._batch:  # inside group_commit(): a savepoint in the open transaction
-                conn.execute("SAVEPOINT attest_op")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK TO attest_op")
-                    conn.execute("RELEASE attest_op")
-                    raise
-                conn.execute("RELEASE attest_op")
-                return result
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return self._locked(txn)
-
-    @contextlib.contextmanager
-    def group_commit(self) -> Iterator[None]:
-        """Run many writes of this thread in one transaction (bulk enrolment, benchmarks).
-
-        Each write inside keeps its own atomicity (a savepoint: one that raises leaves no
-        trace) and the block commits once at the end: nothing in it is durable, or visible to
-        other connections, before the block exits without an exception. Other threads wait.
-        """
-        if self._readonly:
-            raise StoreError("store is read-only")
-        with self._lock:
-            if self._conn is None:
-                raise StoreError("store is closed")
-            if self._batch:
-                yield
-                return
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite: {exc}") from None
-            self._batch = True
-            try:
-                yield
-            except BaseException:
-                self._batch = False
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            self._batch = False
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"sqlite: {exc}") from None
-
-    def sync(self) -> None:
-        """Make every commit so far durable: fsync the WAL (a no-op without ``group_sync``).
-
-        Safe to call from another thread while writes go on: it flushes whatever the log
-        holds when the fsync starts, which includes every commit that returned before the call.
-        """
-        if not self._group_sync:
-            return
-        wal = str(self._path) + "-wal"
-        fd = self._wal_fd
-        try:
-            if fd is not None and os.fstat(fd).st_ino != os.stat(wal).st_ino:
-                os.close(fd)  # the log was removed and recreated: follow the new file
-                fd = self._wal_fd = None
-            if fd is None:
-                fd = self._wal_fd = os.open(wal, os.O_RDONLY)
-                _fsync_dir(self._path.parent)  # the log's directory entry, once per file
-            os.fsync(fd)
-        except FileNotFoundError:
-            return  # no log yet (nothing was written) or it was checkpointed away and removed
-        except OSError as exc:
-            raise StoreError(f"{wal}: fsync failed: {exc.strerror}") from None
+    @property
+    def db(self) -> SqliteDatabase:
+        return self._db
 
     @property
     def verifier_id(self) -> str:
@@ -454,15 +291,22 @@ class SqliteStore(LicensingTables, PodTables):
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._db.path
+
+    def group_commit(self) -> contextlib.AbstractContextManager[None]:
+        """See :meth:`SqliteDatabase.group_commit`."""
+        return self._db.group_commit()
+
+    def sync(self) -> None:
+        self._db.sync()
 
     # -- chips -------------------------------------------------------------------------------
 
     def enroll(self, record: ChipRecord) -> bool:
-        return self._write(lambda conn: self._enroll(conn, record))
+        return self._db.write(lambda conn: self._enroll(conn, record))
 
     @staticmethod
-    def _enroll(conn: sqlite3.Connection, record: ChipRecord) -> bool:
+    def _enroll(conn: Transaction, record: ChipRecord) -> bool:
         s = record.state
         row = conn.execute("SELECT device_key FROM chips WHERE ueid = ?", (s.ueid,)).fetchone()
         if row is not None:
@@ -483,7 +327,7 @@ class SqliteStore(LicensingTables, PodTables):
         return True
 
     def get_chip(self, ueid: bytes) -> ChipRecord | None:
-        row = self._locked(
+        row = self._db.read(
             lambda c: c.execute(
                 f"SELECT {_CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
             ).fetchone()
@@ -491,17 +335,18 @@ class SqliteStore(LicensingTables, PodTables):
         return None if row is None else _chip_from_row(row)
 
     def count_chips(self) -> int:
-        return self._locked(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
+        n: int = self._db.read(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
+        return n
 
     def set_status(self, ueid: bytes, status: ChipStatus) -> None:
         value = ChipStatus(status).value
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Transaction) -> None:
             cur = conn.execute("UPDATE chips SET status = ? WHERE ueid = ?", (value, ueid))
             if cur.rowcount != 1:
                 raise StoreError(f"unknown chip {ueid.hex()}")
 
-        self._write(run)
+        self._db.write(run)
 
     # -- challenges --------------------------------------------------------------------------
 
@@ -510,10 +355,10 @@ class SqliteStore(LicensingTables, PodTables):
     ) -> None:
         if type(nonce) is not bytes or not nonce:
             raise StoreError("nonce must be non-empty bytes")
-        if _i64(expires_at_ms, "expires_at_ms") < _i64(issued_at_ms, "issued_at_ms"):
+        if i64(expires_at_ms, "expires_at_ms") < i64(issued_at_ms, "issued_at_ms"):
             raise StoreError("a challenge cannot expire before it is issued")
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Transaction) -> None:
             try:
                 conn.execute(
                     "INSERT INTO challenges (nonce, ueid, issued_at_ms, expires_at_ms) "
@@ -523,10 +368,10 @@ class SqliteStore(LicensingTables, PodTables):
             except sqlite3.IntegrityError:
                 raise StoreError("duplicate challenge nonce") from None
 
-        self._write(run)
+        self._db.write(run)
 
     def get_challenge(self, nonce: bytes) -> ChallengeRecord | None:
-        row = self._locked(
+        row = self._db.read(
             lambda c: c.execute(
                 "SELECT nonce, ueid, issued_at_ms, expires_at_ms, consumed_at_ms "
                 "FROM challenges WHERE nonce = ?",
@@ -541,9 +386,9 @@ class SqliteStore(LicensingTables, PodTables):
         Consumed ones go too: after expiry a replay fails the caller's expiry check, and an
         unknown nonce raises :class:`ChallengeConsumed` anyway, so keeping them buys nothing.
         """
-        _i64(now_ms, "now_ms")
+        i64(now_ms, "now_ms")
 
-        def run(conn: sqlite3.Connection) -> int:
+        def run(conn: Transaction) -> int:
             unanswered = conn.execute(
                 "DELETE FROM challenges WHERE expires_at_ms <= ? AND consumed_at_ms IS NULL",
                 (now_ms,),
@@ -551,14 +396,15 @@ class SqliteStore(LicensingTables, PodTables):
             conn.execute("DELETE FROM challenges WHERE expires_at_ms <= ?", (now_ms,))
             return unanswered
 
-        return self._write(run)
+        return self._db.write(run)
 
     def outstanding_challenges(self) -> int:
-        return self._locked(
+        n: int = self._db.read(
             lambda c: c.execute(
                 "SELECT count(*) FROM challenges WHERE consumed_at_ms IS NULL"
             ).fetchone()[0]
         )
+        return n
 
     # -- the appraisal transaction -----------------------------------------------------------
 
@@ -568,64 +414,69 @@ class SqliteStore(LicensingTables, PodTables):
         nonce: bytes,
         ueid: bytes,
         now_ms: int,
-        new_state: ChipState | None,
+        commit: Commit,
         entry: AuditEntry,
-        enroll: ChipRecord | None = None,
-        expected_counter: int | None = None,
+        steps: Sequence[Step] = (),
     ) -> AuditRecord:
-        _i64(now_ms, "now_ms")
-        if new_state is not None and new_state.ueid != ueid:
-            raise StoreError("new_state is for another chip")
-        if enroll is not None and enroll.state.ueid != ueid:
-            raise StoreError("enroll record is for another chip")
+        i64(now_ms, "now_ms")
+        if isinstance(commit, Enroll) and commit.record.state.ueid != ueid:
+            raise StoreError("the enrolment record is for another chip")
+        if isinstance(commit, Advance) and commit.state.ueid != ueid:
+            raise StoreError("the new state is for another chip")
         # Encode up front so a bad value fails before the transaction starts.
-        columns = None if new_state is None else _state_columns(new_state)
+        columns = _state_columns(commit.state) if isinstance(commit, Advance) else None
 
-        def run(conn: sqlite3.Connection) -> AuditRecord:
-            cur = conn.execute(
+        def run(txn: Transaction) -> AuditRecord:
+            cur = txn.execute(
                 "UPDATE challenges SET consumed_at_ms = ? "
                 "WHERE nonce = ? AND consumed_at_ms IS NULL",
                 (now_ms, nonce),
             )
             if cur.rowcount != 1:
                 raise ChallengeConsumed("nonce already consumed or never issued")
-            row = conn.execute(
-                "SELECT attest_counter, device_key FROM chips WHERE ueid = ?", (ueid,)
-            ).fetchone()
-            if enroll is not None:
-                self._enroll(conn, enroll)  # a different device key raises here
-            if new_state is not None or enroll is not None:
-                # Optimistic check: the chip must be as the caller read it (None = absent).
-                stored = None if row is None else blob_to_u64(row[0])
-                if stored != expected_counter:
+            if isinstance(commit, Enroll):
+                # The chip must still be absent (a racing session may have enrolled it).
+                row = txn.execute("SELECT 1 FROM chips WHERE ueid = ?", (ueid,)).fetchone()
+                if row is not None:
+                    raise StateConflict(f"chip {ueid.hex()} was enrolled meanwhile")
+                self._enroll(txn, commit.record)
+            elif isinstance(commit, Advance):
+                assert columns is not None
+                row = txn.execute(
+                    "SELECT attest_counter, device_key FROM chips WHERE ueid = ?", (ueid,)
+                ).fetchone()
+                if row is None:
+                    raise StoreError(f"chip {ueid.hex()} is not enrolled")
+                # Optimistic check: the chip must be as the caller read it.
+                stored = blob_to_u64(row[0])
+                if stored != commit.expected_counter:
                     raise StateConflict(
                         f"chip {ueid.hex()}: attest_counter is {stored}, caller expected "
-                        f"{expected_counter}"
+                        f"{commit.expected_counter}"
                     )
-            if new_state is not None and columns is not None:
-                if row is None and enroll is None:
-                    raise StoreError(f"chip {ueid.hex()} is not enrolled (pass enroll=)")
-                if row is not None and row[1] != new_state.device_key.raw:
+                if row[1] != commit.state.device_key.raw:
                     raise StoreError("a chip's device key cannot change")
-                conn.execute(
+                txn.execute(
                     "UPDATE chips SET hwmodel = ?, bootcount = ?, attest_counter = ?, "
                     "meter_flops = ?, meter_energy_mj = ?, meter_interconnect_bytes = ?, "
                     "last_challenge_iat = ?, last_seen_ms = ?, last_evidence_digest = ? "
                     "WHERE ueid = ?",
                     (*columns, ueid),
                 )
-            return self._append(conn, entry)
+            for step in steps:
+                step(txn)
+            return self._append(txn, entry)
 
-        return self._write(run)
+        return self._db.write(run)
 
     # -- audit -------------------------------------------------------------------------------
 
     @staticmethod
-    def _head(conn: sqlite3.Connection) -> tuple[int, bytes]:
+    def _head(conn: Transaction) -> tuple[int, bytes]:
         row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         return (0, GENESIS_HASH) if row is None else (row[0], row[1])
 
-    def _append(self, conn: sqlite3.Connection, entry: AuditEntry) -> AuditRecord:
+    def _append(self, conn: Transaction, entry: AuditEntry) -> AuditRecord:
         rec = chain_next(self._head(conn), entry)
         conn.execute(
             f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
@@ -635,7 +486,7 @@ class SqliteStore(LicensingTables, PodTables):
             self._insert_checkpoint(conn, rec)
         return rec
 
-    def _insert_checkpoint(self, conn: sqlite3.Connection, rec: AuditRecord) -> Checkpoint:
+    def _insert_checkpoint(self, conn: Transaction, rec: AuditRecord) -> Checkpoint:
         assert self._signing_key is not None
         cp = sign_checkpoint(self._signing_key, self._verifier_id, rec)
         conn.execute(
@@ -649,12 +500,14 @@ class SqliteStore(LicensingTables, PodTables):
         between pages, so a long audit does not stall the appraisal path)."""
         next_seq = start_seq
         while True:
-            rows = self._locked(
-                lambda c, s=next_seq: c.execute(
+
+            def page(c: Transaction, s: int = next_seq) -> list[Any]:
+                return c.execute(
                     f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
                     (s, _PAGE),
                 ).fetchall()
-            )
+
+            rows = self._db.read(page)
             for row in rows:
                 yield _audit_from_row(row)
             if len(rows) < _PAGE:
@@ -662,10 +515,10 @@ class SqliteStore(LicensingTables, PodTables):
             next_seq = rows[-1][0] + 1
 
     def audit_head(self) -> tuple[int, bytes]:
-        return self._locked(self._head)
+        return self._db.read(self._head)
 
     def audit_checkpoints(self) -> Iterator[Checkpoint]:
-        rows = self._locked(
+        rows = self._db.read(
             lambda c: c.execute(
                 "SELECT seq, head_hash, iat, token FROM checkpoints ORDER BY seq"
             ).fetchall()
@@ -673,10 +526,10 @@ class SqliteStore(LicensingTables, PodTables):
         return iter([Checkpoint(*row) for row in rows])
 
     def checkpoint(self) -> Checkpoint | None:
-        if self._signing_key is None or self._readonly:
+        if self._signing_key is None or self._db.readonly:
             return None
 
-        def run(conn: sqlite3.Connection) -> Checkpoint | None:
+        def run(conn: Transaction) -> Checkpoint | None:
             row = conn.execute(
                 f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -687,28 +540,30 @@ class SqliteStore(LicensingTables, PodTables):
                 return None
             return self._insert_checkpoint(conn, _audit_from_row(row))
 
-        return self._write(run)
+        return self._db.write(run)
 
     # -- metadata ----------------------------------------------------------------------------
 
     def put_revocations(self, number: int, token: bytes) -> None:
         new = u64_to_blob(number)
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Transaction) -> None:
             row = conn.execute("SELECT value FROM meta WHERE key = 'revocations_number'").fetchone()
             if row is not None and blob_to_u64(row[0]) >= number:
                 raise StoreError(
                     f"revocation list {number} is not newer than stored list {blob_to_u64(row[0])}"
                 )
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("revocations_number", new), ("revocations_token", token)],
-            )
+            for row in (("revocations_number", new), ("revocations_token", token)):
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    row,
+                )
 
-        self._write(run)
+        self._db.write(run)
 
     def get_revocations(self) -> tuple[int, bytes] | None:
-        rows = self._locked(
+        rows = self._db.read(
             lambda c: dict(
                 c.execute(
                     "SELECT key, value FROM meta "
@@ -727,19 +582,13 @@ class SqliteStore(LicensingTables, PodTables):
 
     def close(self) -> None:
         """Final checkpoint (if a key is set and the head is unsigned), then close. Idempotent."""
-        if self._conn is None:
+        if self._db.closed:
             return
         try:
             self.checkpoint()
-            self.sync()
+            self._db.sync()
         finally:
-            with self._lock:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    conn.close()
-                if self._wal_fd is not None:
-                    os.close(self._wal_fd)
-                    self._wal_fd = None
+            self._db.close()
 
     def __enter__(self) -> Self:
         return self
@@ -753,19 +602,4 @@ class SqliteStore(LicensingTables, PodTables):
         self.close()
 
     def __repr__(self) -> str:
-        return f"SqliteStore({str(self._path)!r}, verifier_id={self._verifier_id!r})"
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    """SQLITE_BUSY (another connection holds the lock), including its extended codes."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF == 5
-
-
-def _fsync_dir(folder: Path) -> None:
-    """fsync a directory, so that a file created in it survives a power cut."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return f"SqliteStore({str(self.path)!r}, verifier_id={self._verifier_id!r})"

@@ -13,22 +13,26 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import verify1
 from attest.errors import AttestError
 from attest.keys import PublicKey
-from attest.messages.attestation import Challenge, Meters
-from attest.messages.revocation import Revocations
+from attest.messages.attestation import Challenge
+from attest.testvectors.inputs import (
+    diagnostic,
+    hex_bytes,
+    policy_from_json,
+    revocations_from_json,
+    state_from_json,
+)
 from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 from attest.verify.core import appraise
-from attest.verify.policy import ChipModel, Policy
+from attest.verify.policy import Policy
 from attest.verify.reasons import Tier
-from attest.verify.state import ChipState, ChipStatus
 
 EVIDENCE_FILE = "evidence_appraisal.json"
 CBOR_FILE = "cbor_decoding.json"
@@ -51,92 +55,6 @@ class FileReport:
     failures: tuple[str, ...]
 
 
-# -- JSON → objects (shared with nothing: this is the implementer's side) --------------------------
-
-
-def diagnostic(value: Any) -> str:
-    """RFC 8949 §8 diagnostic notation of a decoded value of our wire types.
-
-    Used to state the expected value of valid CBOR vectors in a form a reader can check by eye.
-    """
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        return str(value)
-    if type(value) is bytes:
-        return f"h'{value.hex()}'"
-    if type(value) is str:
-        return json.dumps(value, ensure_ascii=False)
-    if type(value) is list:
-        return "[" + ", ".join(diagnostic(v) for v in value) + "]"
-    if type(value) is dict:
-        return "{" + ", ".join(f"{diagnostic(k)}: {diagnostic(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no diagnostic notation for {type(value).__name__}")
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """``"1.2.0"`` → ``(1, 2, 0)``."""
-    return tuple(int(p) for p in text.split("."))
-
-
-def _hex(text: str) -> bytes:
-    return bytes.fromhex(text)
-
-
-def policy_from_json(p: dict[str, Any]) -> Policy:
-    models = {
-        name: ChipModel(
-            name,
-            m["peakFlopsPerS"],
-            m["peakPowerMw"],
-            m["peakInterconnectBytesPerS"],
-            m["maxPodSize"],
-        )
-        for name, m in p["models"].items()
-    }
-    return Policy(
-        policy_id=p["policyId"],
-        models=MappingProxyType(models),
-        min_firmware=parse_version(p["minFirmware"]),
-        firmware_measurements=MappingProxyType(
-            {parse_version(v): _hex(d) for v, d in p["firmwareMeasurements"].items()}
-        ),
-        allow_unknown_chips=p["allowUnknownChips"],
-    )
-
-
-def state_from_json(s: dict[str, Any] | None) -> ChipState | None:
-    if s is None:
-        return None
-    m = s["meters"]
-    return ChipState(
-        ueid=_hex(s["ueid"]),
-        device_key=PublicKey(_hex(s["deviceKey"])),
-        hwmodel=s["hwmodel"],
-        bootcount=s["bootcount"],
-        attest_counter=s["attestCounter"],
-        meters=Meters(m["flops"], m["energyMj"], m["interconnectBytes"]),
-        last_challenge_iat=s["lastChallengeIat"],
-        last_seen_ms=s["lastSeenMs"],
-        last_evidence_digest=_hex(s["lastEvidenceDigest"]),
-        status=ChipStatus(s["status"]),
-    )
-
-
-def revocations_from_json(r: dict[str, Any]) -> Revocations:
-    return Revocations(
-        number=r["number"],
-        devices=frozenset(_hex(u) for u in r["devices"]),
-        manufacturers=frozenset(r["manufacturers"]),
-        verifiers=frozenset(r["verifiers"]),
-        pods=frozenset(_hex(p) for p in r["pods"]),
-    )
-
-
 #: Runs one test; returns what is wrong with it (nothing when it passes).
 _Run = Callable[[dict[str, Any]], list[str]]
 
@@ -147,14 +65,14 @@ _Run = Callable[[dict[str, Any]], list[str]]
 def _evidence_test(anchors: TrustAnchors, policy: Policy) -> _Run:
     def run(t: dict[str, Any]) -> list[str]:
         ctx = t["context"]
-        vcert = verify_verifier_cert(_hex(ctx["verifierCert"]), anchors)
+        vcert = verify_verifier_cert(hex_bytes(ctx["verifierCert"]), anchors)
         if vcert is None:
             return ["verifierCert does not chain to the trust anchors"]
-        challenge = Challenge.verify(_hex(ctx["challenge"]), vcert.public_key)
+        challenge = Challenge.verify(hex_bytes(ctx["challenge"]), vcert.public_key)
         verdict = appraise(
-            _hex(t["evidence"]),
+            hex_bytes(t["evidence"]),
             challenge=challenge,
-            chain=DeviceChain(_hex(ctx["deviceCert"]), _hex(ctx["manufacturerCert"])),
+            chain=DeviceChain(hex_bytes(ctx["deviceCert"]), hex_bytes(ctx["manufacturerCert"])),
             state=state_from_json(ctx["priorState"]),
             anchors=anchors,
             revocations=revocations_from_json(ctx["revocations"]),
@@ -179,7 +97,7 @@ def _evidence_test(anchors: TrustAnchors, policy: Policy) -> _Run:
 
 def _cbor_test() -> _Run:
     def run(t: dict[str, Any]) -> list[str]:
-        data = _hex(t["input"])
+        data = hex_bytes(t["input"])
         try:
             value = decode(data)
         except AttestError as exc:
@@ -199,11 +117,11 @@ def _cbor_test() -> _Run:
 
 
 def _cose_test(group: dict[str, Any]) -> _Run:
-    key = PublicKey(_hex(group["publicKey"]))
+    key = PublicKey(hex_bytes(group["publicKey"]))
 
     def run(t: dict[str, Any]) -> list[str]:
         try:
-            payload = verify1(_hex(t["token"]), key, t["expectedContentType"])
+            payload = verify1(hex_bytes(t["token"]), key, t["expectedContentType"])
         except AttestError as exc:
             error = type(exc).__name__
             if t["result"] == "invalid" and error == t["error"]:
@@ -229,7 +147,7 @@ def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
     for g in doc["testGroups"]:
         if algorithm == EVIDENCE_ALGORITHM:
             ta = g["trustAnchors"]
-            anchors = TrustAnchors(ta["authorityId"], PublicKey(_hex(ta["authorityKey"])))
+            anchors = TrustAnchors(ta["authorityId"], PublicKey(hex_bytes(ta["authorityKey"])))
             yield g, _evidence_test(anchors, policy_from_json(g["policy"]))
         elif algorithm == CBOR_ALGORITHM:
             yield g, _cbor_test()

@@ -21,13 +21,14 @@ from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp, crypto_scalarm
 
 from attest.chip.adversary import CompromisedChip
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import ContentType, protected_header, sig_structure, sign1
+from attest.codec.cose import protected_header, sig_structure, sign1
 from attest.hardware import DEFAULT_MODELS
 from attest.keys import SigningKey
 from attest.messages import claims as C
 from attest.messages.attestation import Challenge, Evidence, Meters
 from attest.messages.certs import DeviceCert
 from attest.messages.claims import DBGSTAT_ENABLED
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.testvectors.check import (
     EVIDENCE_ALGORITHM,
@@ -48,9 +49,9 @@ from attest.testvectors.world import (
     vector_ueid,
 )
 from attest.verify.chain import DeviceChain
-from attest.verify.core import Verdict, appraise
+from attest.verify.core import Appraisal, appraise
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier, tier_of
+from attest.verify.reasons import Reason, ReasonCode, Tier, registered_reasons, tier_of
 from attest.verify.state import ChipState, ChipStatus
 
 #: Group order of the Ed25519 base point (RFC 8032 §5.1).
@@ -764,7 +765,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
             (R.NONCE_MISMATCH,),
         )
     )
-    for comment, now_ms, expect, flags in (
+    for comment, now_ms, expired, flags in (
         (
             "appraised exactly when the challenge expires",
             (ROUND1_S + 30) * 1000,
@@ -788,7 +789,7 @@ def _default_cases(w: World) -> list[AppraisalCase]:
                 s.answer(ch),
                 token,
                 s.chain,
-                (R.CHALLENGE_EXPIRED,) if expect else (),
+                (R.CHALLENGE_EXPIRED,) if expired else (),
                 now_ms=now_ms,
             )
         )
@@ -1287,7 +1288,7 @@ def revocations_json(r: Revocations) -> dict[str, Any]:
     }
 
 
-def _appraise_case(w: World, c: AppraisalCase, policy: Policy) -> Verdict:
+def _appraise_case(w: World, c: AppraisalCase, policy: Policy) -> Appraisal:
     verifier = w.verifiers[c.verifier]
     challenge = Challenge.verify(c.challenge, verifier.key.public_key)
     verdict = appraise(
@@ -1315,13 +1316,14 @@ def _flags(c: AppraisalCase) -> list[str]:
     return [*c.flags, "Warning"] if warning else list(c.flags)
 
 
-def _reason_text(r: Reason) -> str:
+def _reason_text(r: ReasonCode) -> str:
     return f"{r.name} {int(r)} ({r.tier.name.lower()})"
 
 
 def evidence_document(w: World | None = None) -> dict[str, Any]:
     w = w or build_world()
-    groups, tc = [], 0
+    groups: list[dict[str, Any]] = []
+    tc = 0
     for g in appraisal_groups(w):
         tests = []
         for c in g.cases:
@@ -1369,7 +1371,10 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
     return vector_document(
         EVIDENCE_ALGORITHM,
         tc,
-        [*EVIDENCE_HEADER, "Reason codes: " + ", ".join(_reason_text(r) for r in Reason)],
+        [
+            *EVIDENCE_HEADER,
+            "Reason codes: " + ", ".join(_reason_text(r) for r in registered_reasons()),
+        ],
         {k: v for k, v in notes.items() if k in used},
         groups,
     )

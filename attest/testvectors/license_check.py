@@ -15,22 +15,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from attest.chip.license import (
+from attest.errors import ChipRefusal
+from attest.keys import PublicKey
+from attest.licensing.checks import IssuedLicense, LedgerView
+from attest.licensing.chip import (
     ChipLicensing,
     DelegationUse,
     accept,
     apply_pending,
     check_license,
 )
-from attest.errors import ChipRefusal
-from attest.keys import PublicKey
 from attest.licensing.issuer import LicensingPolicy, plan_renewal
+from attest.licensing.messages import Budgets, LicenseGrant, LicenseState
 from attest.licensing.quota import charged, exceeded_meter
-from attest.messages.attestation import Challenge, LicenseState
-from attest.messages.license import Budgets, LicenseGrant
+from attest.licensing.verifier import appraise_with_ledger
+from attest.messages.attestation import Challenge
+from attest.testvectors.inputs import policy_from_json, revocations_from_json, state_from_json
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
-from attest.verify.core import appraise
-from attest.verify.license_checks import IssuedLicense, LedgerView
 from attest.verify.reasons import Tier
 
 LICENSE_FILE = "license.json"
@@ -188,8 +189,6 @@ def _acceptance_test(anchors: TrustAnchors) -> _Run:
 
 
 def _appraisal_test(anchors: TrustAnchors, group: dict[str, Any]) -> _Run:
-    from attest.testvectors.check import policy_from_json, revocations_from_json, state_from_json
-
     policy = policy_from_json(group["policy"])
 
     def run(t: dict[str, Any]) -> list[str]:
@@ -198,7 +197,7 @@ def _appraisal_test(anchors: TrustAnchors, group: dict[str, Any]) -> _Run:
         if vcert is None:
             return ["verifierCert does not chain to the trust anchors"]
         challenge = Challenge.verify(bytes.fromhex(ctx["challenge"]), vcert.public_key)
-        verdict = appraise(
+        verdict = appraise_with_ledger(
             bytes.fromhex(t["evidence"]),
             challenge=challenge,
             chain=DeviceChain(
@@ -210,7 +209,7 @@ def _appraisal_test(anchors: TrustAnchors, group: dict[str, Any]) -> _Run:
             policy=policy,
             now_ms=ctx["nowMs"],
             ledger=ledger_from_json(ctx["ledger"]),
-        )
+        ).verdict
         problems = []
         result = "invalid" if verdict.tier is Tier.CONTRAINDICATED else "valid"
         if result != t["result"]:

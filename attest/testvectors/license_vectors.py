@@ -12,17 +12,23 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from attest.chip import license as L
-from attest.chip.license import ChipLicensing, DelegationUse, accept, apply_pending, check_license
 from attest.codec.cbor import encode
-from attest.codec.cose import ContentType, sign1
+from attest.codec.cose import sign1
 from attest.errors import ChipRefusal
+from attest.licensing import chip as L
+from attest.licensing import claims as LC
 from attest.licensing.authority import delegate, sign_license
+from attest.licensing.checks import IssuedLicense, LedgerView
+from attest.licensing.chip import ChipLicensing, DelegationUse, accept, apply_pending, check_license
+from attest.licensing.chip import LicenseRefusal as LR
 from attest.licensing.issuer import LicensingPolicy, RenewalOutcome, plan_renewal
+from attest.licensing.messages import LICENSE_CONTENT_TYPE, Budgets, LicenseGrant, LicenseState
 from attest.licensing.quota import charged, exceeded_meter
+from attest.licensing.reasons import LicenseReason
+from attest.licensing.verifier import appraise_with_ledger
 from attest.messages import claims as C
-from attest.messages.attestation import Challenge, LicenseState
-from attest.messages.license import Budgets, LicenseGrant
+from attest.messages.attestation import Challenge
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.testvectors.evidence_vectors import policy_json, revocations_json
 from attest.testvectors.format import VectorError, vector_document
@@ -48,10 +54,8 @@ from attest.testvectors.world import (
     vector_nonce,
     vector_ueid,
 )
-from attest.verify.core import appraise
-from attest.verify.license_checks import IssuedLicense, LedgerView
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, Tier
+from attest.verify.reasons import Reason, ReasonCode, Tier
 
 DAY_S = 24 * 3600
 #: the chips' monotonic operating time in every acceptance case
@@ -192,7 +196,7 @@ class _Accept:
 
 def _accept_cases(c: _Ctx) -> list[_Accept]:
     d = c.delegations
-    kl = {"verifier": "kl-1", "delegation_id": 1}
+    kl: dict[str, Any] = {"verifier": "kl-1", "delegation_id": 1}
     licensed = ChipLicensing(
         serial=3,
         remaining=Budgets(4 * 10**14),
@@ -226,81 +230,81 @@ def _accept_cases(c: _Ctx) -> list[_Accept]:
                 ("Valid", "Delegated", "Boundary"), state=used),
         # -- refusals, in check order
         _Accept("delegation signed by an impostor authority key", c.license(**kl),
-                d["impostor"], L.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
+                d["impostor"], LR.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
         _Accept("delegation issued under another authority id", c.license(**kl), d["stranger"],
-                L.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
+                LR.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
         _Accept("a license token in place of the delegation", c.license(**kl), c.license(),
-                L.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
+                LR.LICENSE_DELEGATION_INVALID, ("Refused", "Delegated")),
         _Accept("delegation expired on the chip's clock", c.license(verifier="kl-1",
-                delegation_id=3), d["kl-expired"], L.LICENSE_DELEGATION_EXPIRED,
+                delegation_id=3), d["kl-expired"], LR.LICENSE_DELEGATION_EXPIRED,
                 ("Refused", "Delegated", "Boundary")),
         _Accept("delegation revoked (revocation list held by the chip)",
                 c.license(verifier="kl-1", delegation_id=4), d["kl-revoked"],
-                L.LICENSE_DELEGATION_REVOKED, ("Refused", "Delegated"),
+                LR.LICENSE_DELEGATION_REVOKED, ("Refused", "Delegated"),
                 state=ChipLicensing(revocations_number=2, revoked_delegations=frozenset({4}))),
         _Accept("validly signed but serial 0 (malformed payload)", _raw_license(c, serial=0),
-                None, L.LICENSE_MALFORMED, ("Refused",)),
+                None, LR.LICENSE_MALFORMED, ("Refused",)),
         _Accept("validly signed payload with an unknown claim",
-                _raw_license(c, extra={C.HEM_POD_CLASS: 8}), None, L.LICENSE_MALFORMED,
+                _raw_license(c, extra={C.HEM_POD_CLASS: 8}), None, LR.LICENSE_MALFORMED,
                 ("Refused",)),
         _Accept("signed by an impostor key claiming the authority",
-                c.license(key_label="impostor-authority"), None, L.LICENSE_SIGNATURE_INVALID,
+                c.license(key_label="impostor-authority"), None, LR.LICENSE_SIGNATURE_INVALID,
                 ("Refused",)),
         _Accept("one signature bit flipped", _flip_last(c.license()), None,
-                L.LICENSE_SIGNATURE_INVALID, ("Refused",)),
+                LR.LICENSE_SIGNATURE_INVALID, ("Refused",)),
         _Accept("license claims signed as a Challenge (domain separation)",
-                _as_type(c, ContentType.CHALLENGE), None, L.LICENSE_SIGNATURE_INVALID,
+                _as_type(c, ContentType.CHALLENGE), None, LR.LICENSE_SIGNATURE_INVALID,
                 ("Refused",)),
         _Accept("delegated license signed by the authority, not the delegated key",
-                c.license(issuer="kl-1", delegation_id=1), d["kl"], L.LICENSE_SIGNATURE_INVALID,
+                c.license(issuer="kl-1", delegation_id=1), d["kl"], LR.LICENSE_SIGNATURE_INVALID,
                 ("Refused", "Delegated")),
         _Accept("delegated license names another delegation", c.license(verifier="kl-1",
-                delegation_id=2), d["kl"], L.LICENSE_ISSUER_MISMATCH, ("Refused", "Delegated")),
+                delegation_id=2), d["kl"], LR.LICENSE_ISSUER_MISMATCH, ("Refused", "Delegated")),
         _Accept("delegated license names another issuer", c.license(verifier="kl-1",
-                issuer="sg-1", delegation_id=1), d["kl"], L.LICENSE_ISSUER_MISMATCH,
+                issuer="sg-1", delegation_id=1), d["kl"], LR.LICENSE_ISSUER_MISMATCH,
                 ("Refused", "Delegated")),
         _Accept("authority license that names a delegation, none presented",
-                c.license(delegation_id=1), None, L.LICENSE_ISSUER_MISMATCH, ("Refused",)),
-        _Accept("license for another chip", c.license(ueid=UEID_B), None, L.LICENSE_WRONG_CHIP,
+                c.license(delegation_id=1), None, LR.LICENSE_ISSUER_MISMATCH, ("Refused",)),
+        _Accept("license for another chip", c.license(ueid=UEID_B), None, LR.LICENSE_WRONG_CHIP,
                 ("Refused",)),
         _Accept("serial equal to the high-water mark (replay)", c.license(serial=3), None,
-                L.LICENSE_REPLAYED, ("Refused",), state=licensed),
+                LR.LICENSE_REPLAYED, ("Refused",), state=licensed),
         _Accept("serial below the high-water mark", c.license(serial=2), None,
-                L.LICENSE_SERIAL_OUT_OF_ORDER, ("Refused",), state=licensed),
+                LR.LICENSE_SERIAL_OUT_OF_ORDER, ("Refused",), state=licensed),
         _Accept("expiry equal to the chip time", c.license(expiry_s=CHIP_TIME_S), None,
-                L.LICENSE_EXPIRED, ("Refused", "Boundary")),
-        _Accept("expiry before the chip time", c.license(expiry_s=10), None, L.LICENSE_EXPIRED,
+                LR.LICENSE_EXPIRED, ("Refused", "Boundary")),
+        _Accept("expiry before the chip time", c.license(expiry_s=10), None, LR.LICENSE_EXPIRED,
                 ("Refused",)),
         _Accept("chip firmware older than the minimum", c.license(min_firmware=(1, 2, 1)),
-                None, L.LICENSE_FIRMWARE_TOO_OLD, ("Refused",)),
+                None, LR.LICENSE_FIRMWARE_TOO_OLD, ("Refused",)),
         _Accept("bound to a nonce the chip does not expect",
-                c.license(nonce=vector_nonce("license/other")), None, L.LICENSE_NONCE_MISMATCH,
+                c.license(nonce=vector_nonce("license/other")), None, LR.LICENSE_NONCE_MISMATCH,
                 ("Refused", "Nonce"), session_nonce=SESSION_NONCE),
         _Accept("bound to a nonce, offline with no request outstanding",
-                c.license(nonce=SESSION_NONCE), None, L.LICENSE_NONCE_MISMATCH,
+                c.license(nonce=SESSION_NONCE), None, LR.LICENSE_NONCE_MISMATCH,
                 ("Refused", "Nonce")),
         _Accept("budget beyond the delegation's quota", c.license(budgets=Budgets(11 * BUDGET),
-                **kl), d["kl"], L.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated")),
+                **kl), d["kl"], LR.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated")),
         _Accept("quota already used up by earlier licenses", c.license(budgets=Budgets(BUDGET + 1),
-                **kl), d["kl"], L.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated", "Boundary"),
+                **kl), d["kl"], LR.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated", "Boundary"),
                 state=used),
         _Accept("energy left unbudgeted under an energy quota",
                 c.license(verifier="sg-1", delegation_id=2), d["sg-energy"],
-                L.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated")),
+                LR.LICENSE_QUOTA_EXCEEDED, ("Refused", "Delegated")),
         # -- precedence
         _Accept("another chip's license, replayed serial: the ueid check comes first",
-                c.license(ueid=UEID_B, serial=3), None, L.LICENSE_WRONG_CHIP,
+                c.license(ueid=UEID_B, serial=3), None, LR.LICENSE_WRONG_CHIP,
                 ("Refused", "Precedence"), state=licensed),
         _Accept("forged and for another chip: the signature check comes first",
                 c.license(key_label="impostor-authority", ueid=UEID_B), None,
-                L.LICENSE_SIGNATURE_INVALID, ("Refused", "Precedence")),
+                LR.LICENSE_SIGNATURE_INVALID, ("Refused", "Precedence")),
         _Accept("revoked delegation and a quota overrun: revocation comes first",
                 c.license(verifier="kl-1", delegation_id=4, budgets=Budgets(10**18)),
-                d["kl-revoked"], L.LICENSE_DELEGATION_REVOKED,
+                d["kl-revoked"], LR.LICENSE_DELEGATION_REVOKED,
                 ("Refused", "Precedence", "Delegated"),
                 state=ChipLicensing(revocations_number=2, revoked_delegations=frozenset({4}))),
         _Accept("expired and firmware too old: expiry comes first",
-                c.license(expiry_s=1, min_firmware=(9,)), None, L.LICENSE_EXPIRED,
+                c.license(expiry_s=1, min_firmware=(9,)), None, LR.LICENSE_EXPIRED,
                 ("Refused", "Precedence")),
     ]  # fmt: skip
     return cases
@@ -312,12 +316,12 @@ def _raw_license(c: _Ctx, *, serial: int = 1, extra: dict[int, Any] | None = Non
         C.IAT: NOW_S,
         C.UEID: UEID_A,
         C.SWVERSION: ["1.1.0", 1],
-        C.HEM_LICENSE_SERIAL: serial,
-        C.HEM_LICENSE_BUDGETS: {C.METER_FLOPS: BUDGET},
-        C.HEM_LICENSE_EXPIRY: EXPIRY_S,
+        LC.HEM_LICENSE_SERIAL: serial,
+        LC.HEM_LICENSE_BUDGETS: {C.METER_FLOPS: BUDGET},
+        LC.HEM_LICENSE_EXPIRY: EXPIRY_S,
         **(extra or {}),
     }
-    return sign1(c.w.authority.key, ContentType.LICENSE, encode(claims))
+    return sign1(c.w.authority.key, LICENSE_CONTENT_TYPE, encode(claims))
 
 
 def _as_type(c: _Ctx, content_type: str) -> bytes:
@@ -381,7 +385,7 @@ class _Appraise:
     comment: str
     state: LicenseState | None
     ledger: LedgerView | None
-    expect: tuple[Reason, ...]
+    expect: tuple[ReasonCode, ...]
     flags: tuple[str, ...]
     flip: bool = False
 
@@ -392,7 +396,7 @@ def _ledger(*rows: tuple[int, int, int], reported: int = 0) -> LedgerView:
 
 def _appraise_cases() -> list[_Appraise]:
     two = _ledger((1, BUDGET, 1000), (2, BUDGET, 5000), reported=1)
-    R = Reason
+    R = LicenseReason
     return [
         _Appraise("chip without the mechanism", None, two, (), ("Honest",)),
         _Appraise("unlicensed chip, empty ledger", LicenseState(0, 0, 10), _ledger(), (),
@@ -418,7 +422,7 @@ def _appraise_cases() -> list[_Appraise]:
         _Appraise("forged license: unknown serial and budget", LicenseState(9, 10**18, 10), two,
                   (R.LICENSE_SERIAL_UNKNOWN, R.LICENSE_BUDGET_EXCEEDS_ISSUED), ("Lie",)),
         _Appraise("signature broken: license lies are masked", LicenseState(9, 10**18, 10), two,
-                  (R.BAD_SIGNATURE,), ("Masked",), flip=True),
+                  (Reason.BAD_SIGNATURE,), ("Masked",), flip=True),
     ]  # fmt: skip
 
 
@@ -428,13 +432,11 @@ def _run_appraise(w: World, a: _Appraise, label: str) -> dict[str, Any]:
     verifier = w.verifiers["kl-1"]
     challenge = chip.accept_challenge(verifier.cert, token, ROUND1_S)
     chip.attest_counter += 1
-    claims = dataclasses.replace(
-        chip.current_evidence(challenge, ROUND1_SIGN_S), license_state=a.state
-    )
+    claims = chip.current_evidence(challenge, ROUND1_SIGN_S).with_claims(license_state=a.state)
     evidence = chip.sign_arbitrary_evidence(claims)
     if a.flip:
         evidence = _flip_last(evidence)
-    verdict = appraise(
+    verdict = appraise_with_ledger(
         evidence,
         challenge=Challenge.verify(token, verifier.key.public_key),
         chain=chip.chain,
@@ -444,7 +446,7 @@ def _run_appraise(w: World, a: _Appraise, label: str) -> dict[str, Any]:
         policy=Policy(),
         now_ms=ROUND1_MS,
         ledger=a.ledger,
-    )
+    ).verdict
     reasons = tuple(sorted(verdict.reasons))
     if reasons != tuple(sorted(a.expect)):
         raise VectorError(f"{a.comment!r}: the core says {[r.name for r in reasons]}")
@@ -606,7 +608,7 @@ def license_document(w: World | None = None) -> dict[str, Any]:
         *LICENSE_HEADER,
         "Chip refusals, in check order: " + ", ".join(L.LICENSE_REFUSALS),
         "Reason codes: "
-        + ", ".join(f"{r.name} {int(r)} ({r.tier.name.lower()})" for r in Reason if 100 <= r < 130),
+        + ", ".join(f"{r.name} {int(r)} ({r.tier.name.lower()})" for r in LicenseReason),
     ]
     notes = {k: v for k, v in LICENSE_NOTES.items() if k in used}
     return vector_document(LICENSE_ALGORITHM, tc, header, notes, groups)

@@ -17,12 +17,12 @@ from typing import Any
 
 from attest.errors import CertificateError
 from attest.keys import PublicKey
-from attest.messages.pod import LinkConfirm, LinkProof, LinkResponse, LinkTranscript
 from attest.pods.cert import install_refusal, open_pod_cert
+from attest.pods.graph import KnownPod, PodReport, appraise_graph
 from attest.pods.link import check_proof, session_key
+from attest.pods.messages import LinkConfirm, LinkProof, LinkResponse, LinkTranscript
 from attest.pods.names import Refusal
 from attest.verify.chain import TrustAnchors
-from attest.verify.graph import KnownPod, PodReport, appraise_graph
 from attest.verify.reasons import Tier
 
 POD_FILE = "pods.json"

@@ -19,13 +19,16 @@ from typing import Any
 
 from nacl.bindings import crypto_scalarmult_base
 
-from attest.chip.device import Chip
+from attest.chip.device import Chip, fabricate
 from attest.codec.cbor import encode
 from attest.codec.cose import parse_sign1, sign1
 from attest.hardware import DEFAULT_MODELS
 from attest.keys import PublicKey, SigningKey
-from attest.messages import claims as C
-from attest.messages.pod import (
+from attest.pods import claims as PC
+from attest.pods.cert import issue_pod_cert, open_pod_cert
+from attest.pods.graph import KnownPod, appraise_graph
+from attest.pods.link import session_key
+from attest.pods.messages import (
     LinkConfirm,
     LinkProof,
     LinkResponse,
@@ -33,8 +36,6 @@ from attest.messages.pod import (
     PodCert,
     pod_cert_digest,
 )
-from attest.pods.cert import issue_pod_cert, open_pod_cert
-from attest.pods.link import session_key
 from attest.testvectors.format import VectorError, vector_document
 from attest.testvectors.pod_check import (
     POD_ALGORITHM,
@@ -55,7 +56,6 @@ from attest.testvectors.world import (
     vector_ueid,
 )
 from attest.verify.chain import TrustAnchors
-from attest.verify.graph import KnownPod, appraise_graph
 from attest.verify.reasons import Tier
 
 NOTES: dict[str, str] = {
@@ -135,7 +135,8 @@ def pod_cert(name: str) -> tuple[bytes, bytes]:
 def pod_chip(w: World, name: str, hwmodel: str = "HX100", chip_class: type[Chip] = Chip) -> Chip:
     """A fresh chip with the key and UEID of pod chip ``name`` (fabricated by mfr-a, booted)."""
     ueid, key = member(name)
-    chip = w.manufacturers["mfr-a"].fabricate(
+    chip = fabricate(
+        w.manufacturers["mfr-a"],
         w.anchors,
         hwmodel=hwmodel,
         pod_class=DEFAULT_MODELS[hwmodel].max_pod_size,
@@ -335,17 +336,17 @@ def _pod_cert_cases(w: World) -> list[dict[str, Any]]:
     base = PodCert(
         AUTHORITY_ID, CERTIFIED_S, pod_id("malformed"), tuple(members("a0", "a1")), 8
     ).to_claims()
-    a0, a1 = base[C.HEM_POD_MEMBERS]
+    a0, a1 = base[PC.HEM_POD_MEMBERS]
     for comment, claims in (
-        ("members not sorted by ueid", {**base, C.HEM_POD_MEMBERS: sorted([a0, a1])[::-1]}),
-        ("a member listed twice", {**base, C.HEM_POD_MEMBERS: [a0, a0]}),
-        ("more members than the size class", {**base, C.HEM_POD_SIZE_CLASS: 1}),
-        ("size class 0", {**base, C.HEM_POD_SIZE_CLASS: 0}),
-        ("all-zero pod id", {**base, C.HEM_POD_ID: bytes(16)}),
-        ("pod id of 15 bytes", {**base, C.HEM_POD_ID: pod_id("short")[:15]}),
-        ("member key of 31 bytes", {**base, C.HEM_POD_MEMBERS: [a0, [a1[0], a1[1][:31]]]}),
-        ("no members", {**base, C.HEM_POD_MEMBERS: []}),
-        ("an unknown claim", {**base, C.HEM_LINKS: []}),
+        ("members not sorted by ueid", {**base, PC.HEM_POD_MEMBERS: sorted([a0, a1])[::-1]}),
+        ("a member listed twice", {**base, PC.HEM_POD_MEMBERS: [a0, a0]}),
+        ("more members than the size class", {**base, PC.HEM_POD_SIZE_CLASS: 1}),
+        ("size class 0", {**base, PC.HEM_POD_SIZE_CLASS: 0}),
+        ("all-zero pod id", {**base, PC.HEM_POD_ID: bytes(16)}),
+        ("pod id of 15 bytes", {**base, PC.HEM_POD_ID: pod_id("short")[:15]}),
+        ("member key of 31 bytes", {**base, PC.HEM_POD_MEMBERS: [a0, [a1[0], a1[1][:31]]]}),
+        ("no members", {**base, PC.HEM_POD_MEMBERS: []}),
+        ("an unknown claim", {**base, PC.HEM_LINKS: []}),
     ):
         token = _signed_claims(w.authority.key, ct, claims)
         case(comment, ["Malformed"], token, b"", chip("a0"), "POD_CERT_INVALID")
@@ -483,10 +484,10 @@ def _link_proof_cases() -> list[dict[str, Any]]:
     case("a PodCert token", ["Forged"], LinkResponse, "a1", pod_token, "LINK_PROOF_INVALID")
     claims = LinkResponse.for_session(t, pod_id=pod_id("A"), accept=True).to_claims()
     bad = _signed_claims(
-        member("a1")[1], LinkResponse.CONTENT_TYPE, {**claims, C.HEM_LINK_ACCEPT: 1}
+        member("a1")[1], LinkResponse.CONTENT_TYPE, {**claims, PC.HEM_LINK_ACCEPT: 1}
     )
     case("accept is an integer", ["Malformed"], LinkResponse, "a1", bad, "LINK_PROOF_INVALID")
-    short = {**claims, C.HEM_LINK_INITIATOR_NONCE: t.initiator_nonce[:16]}
+    short = {**claims, PC.HEM_LINK_INITIATOR_NONCE: t.initiator_nonce[:16]}
     bad = _signed_claims(member("a1")[1], LinkResponse.CONTENT_TYPE, short)
     case("a 16-byte nonce", ["Malformed"], LinkResponse, "a1", bad, "LINK_PROOF_INVALID")
     old, _ = transcript("a0", "a1", "s0")

@@ -18,7 +18,7 @@ from functools import cache
 from types import MappingProxyType
 
 from attest.chip.adversary import CompromisedChip
-from attest.chip.device import Chip
+from attest.chip.device import Chip, fabricate
 from attest.identity import YEAR_S, Authority, Manufacturer, VerifierIdentity
 from attest.keys import SigningKey
 from attest.messages.attestation import Challenge
@@ -137,7 +137,8 @@ class World:
 
     def _fabricate(self, chip: str, chip_class: type[Chip]) -> Chip:
         spec = self.chips[chip]
-        made = self.manufacturers[spec.manufacturer].fabricate(
+        made = fabricate(
+            self.manufacturers[spec.manufacturer],
             self.anchors,
             hwmodel=spec.hwmodel,
             pod_class=spec.pod_class,

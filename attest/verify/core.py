@@ -23,8 +23,10 @@ The evidence signature is checked against the protected header of the *expected*
 (Evidence), not the one the sender put on the wire: a token of another type fails both the
 content-type check and the signature (domain separation).
 
-When the tier is better than contraindicated, the verdict carries the chip's new state; the
+When the tier is better than contraindicated, the appraisal carries the chip's new state; the
 caller must store it (and consume the nonce) atomically and durably before reporting success.
+Mechanisms (licensing, pods ...) judge their own claims afterwards, on the same appraisal:
+:func:`attest.mechanism.appraise_session` combines both into the one verdict that is signed.
 """
 
 from __future__ import annotations
@@ -32,16 +34,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from attest.codec.cose import ContentType, parse_sign1, protected_header, sig_structure
+from attest.codec.cose import parse_sign1, protected_header, sig_structure
 from attest.errors import DecodeError
 from attest.keys import PublicKey, ct_equal, ed25519_verify
 from attest.messages.attestation import Challenge, Evidence, Meters
 from attest.messages.claims import DBGSTAT_ENABLED
+from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
-from attest.verify.license_checks import LedgerView, check_license_state
 from attest.verify.policy import ChipModel, Policy
-from attest.verify.reasons import Reason, Tier, tier_of
+from attest.verify.reasons import Reason, ReasonCode, Tier, tier_of
 from attest.verify.state import ChipState, ChipStatus
 
 _EVIDENCE_PROTECTED = protected_header(ContentType.EVIDENCE)
@@ -70,21 +72,54 @@ _ENVELOPE = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of one appraisal."""
+    """A judgement of one Evidence: what a verifier signs in its result."""
 
     tier: Tier
-    reasons: tuple[Reason, ...]
+    #: in ascending code order (core and mechanism reasons alike)
+    reasons: tuple[ReasonCode, ...]
     evidence_digest: bytes
     #: the chip's identity from its (verified) device certificate, else None
     ueid: bytes | None
     #: the parsed evidence when it was authentic, else None
     evidence: Evidence | None
-    #: the state to store if the verdict is not contraindicated, else None
-    new_state: ChipState | None
 
     @property
     def affirming(self) -> bool:
         return self.tier == Tier.AFFIRMING
+
+
+@dataclass(frozen=True, slots=True)
+class Appraisal:
+    """The verification core's outcome: its verdict, and the state it accepted."""
+
+    verdict: Verdict
+    #: the chip's state after this Evidence if the core accepted it (its tier is better than
+    #: contraindicated), else None
+    new_state: ChipState | None
+
+    @property
+    def tier(self) -> Tier:
+        return self.verdict.tier
+
+    @property
+    def reasons(self) -> tuple[ReasonCode, ...]:
+        return self.verdict.reasons
+
+    @property
+    def evidence(self) -> Evidence | None:
+        return self.verdict.evidence
+
+    @property
+    def ueid(self) -> bytes | None:
+        return self.verdict.ueid
+
+    @property
+    def evidence_digest(self) -> bytes:
+        return self.verdict.evidence_digest
+
+    @property
+    def affirming(self) -> bool:
+        return self.verdict.affirming
 
 
 #: constant-time byte-string equality (see attest.keys.ct_equal)
@@ -102,18 +137,15 @@ def appraise(
     policy: Policy,
     now_ms: int,
     cache: ChainCache | None = None,
-    ledger: LedgerView | None = None,
-) -> Verdict:
-    """Appraise ``evidence`` against explicit inputs; see the module docstring and SPEC.md §7.
-
-    ``ledger`` (Offline Licensing) is what the license ledger says was issued to this chip; when
-    given, the chip's reported license state is checked against it.
-    """
+) -> Appraisal:
+    """Appraise ``evidence`` against explicit inputs; see the module docstring and SPEC.md §9."""
     digest = hashlib.sha256(evidence).digest() if type(evidence) is bytes else bytes(32)
     try:
         msg = parse_sign1(evidence)
     except DecodeError:
-        return Verdict(Tier.CONTRAINDICATED, (Reason.MALFORMED,), digest, None, None, None)
+        return Appraisal(
+            Verdict(Tier.CONTRAINDICATED, (Reason.MALFORMED,), digest, None, None), None
+        )
 
     # -- chain, content type, signature ----------------------------------------------------------
     certs = verify_device_chain(chain, anchors, cache)
@@ -150,7 +182,6 @@ def appraise(
         rate_ok &= (new - old) * 1000 <= elapsed_ms * peak
     expected_measurement = policy.firmware_measurements.get(ev.firmware_version)
     fw_known = expected_measurement is not None
-    lic = check_license_state(ev.license_state, ledger)  # Offline Licensing
 
     checks: tuple[tuple[Reason, bool], ...] = (
         (Reason.MALFORMED, not well_formed),
@@ -183,20 +214,17 @@ def appraise(
         (Reason.FIRMWARE_OUTDATED, ev.firmware_version < policy.min_firmware),
         (Reason.FIRMWARE_UNKNOWN, not fw_known),
         (Reason.DEBUG_ENABLED, ev.dbgstat == DBGSTAT_ENABLED),
-        # -- Offline Licensing: the reported license state against the ledger
-        (Reason.LICENSE_SERIAL_UNKNOWN, lic.serial_unknown),
-        (Reason.LICENSE_BUDGET_EXCEEDS_ISSUED, lic.budget_exceeds_issued),
-        (Reason.LICENSE_SERIAL_ROLLBACK, lic.serial_rollback),
-        (Reason.LICENSE_EXPIRY_IGNORED, lic.expiry_ignored),
-        # -- end Offline Licensing
     )
     # ``r in _ENVELOPE`` is evaluated for every failed check, authentic or not, so that masking
     # costs the same whichever check failed (the timing benchmark compares failure classes).
-    reasons = tuple(sorted([r for r, failed in checks if failed and (r in _ENVELOPE or authentic)]))
+    reasons: tuple[ReasonCode, ...] = tuple(
+        sorted([r for r, failed in checks if failed and (r in _ENVELOPE or authentic)])
+    )
     tier = tier_of(reasons)
 
     if tier is Tier.CONTRAINDICATED:
-        return Verdict(tier, reasons, digest, device_ueid or None, ev if authentic else None, None)
+        verdict = Verdict(tier, reasons, digest, device_ueid or None, ev if authentic else None)
+        return Appraisal(verdict, None)
     new_state = ChipState(
         ueid=device_ueid,
         device_key=device_key,
@@ -208,4 +236,4 @@ def appraise(
         last_seen_ms=now_ms,
         last_evidence_digest=digest,
     )
-    return Verdict(tier, reasons, digest, device_ueid, ev, new_state)
+    return Appraisal(Verdict(tier, reasons, digest, device_ueid, ev), new_state)

@@ -13,7 +13,7 @@ from attest.hardware import (
     simulated_firmware_measurement,
 )
 
-__all__ = ["ChipModel", "Policy"]
+__all__ = ["ChipModel", "Policy", "parse_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +31,11 @@ class Policy:
     challenge_ttl_s: int = 30
     #: appraise chips with no registry entry (first contact); if False they get NOT_ENROLLED
     allow_unknown_chips: bool = True
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'1.2.0' → (1, 2, 0) (a firmware version as the policy and licences name it)."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a dotted version like 1.2.0")
+    return tuple(int(p) for p in parts)

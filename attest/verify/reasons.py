@@ -3,11 +3,18 @@
 Numbers are stable wire values (they appear in signed results, vectors and audit logs); names
 are stable identifiers for logs and JSON. A verdict's tier is the worst tier of its reasons, so
 an overall status is never better than its worst part (EAR semantics).
+
+The core's reasons are :class:`Reason`. Each mechanism owns a range of codes and declares its
+reasons as a :class:`ReasonCode` enum in its own package (e.g. ``attest.licensing.reasons``);
+:func:`register_reasons` checks that ranges never overlap, and :func:`reason_of` finds the
+member for any registered code (for reading audit logs and results back).
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
+from typing import Any
 
 
 class Tier(enum.IntEnum):
@@ -19,8 +26,21 @@ class Tier(enum.IntEnum):
     CONTRAINDICATED = 96
 
 
-class Reason(enum.IntEnum):
-    """Why a verdict is not (only) affirming. SPEC.md §9 lists each with its check."""
+class ReasonCode(enum.IntEnum):
+    """Base of every reason enum: a member is ``NAME = code`` (contraindicated) or
+    ``NAME = code, Tier.WARNING``."""
+
+    tier: Tier
+
+    def __new__(cls, code: int, tier: Tier = Tier.CONTRAINDICATED) -> ReasonCode:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.tier = tier
+        return member
+
+
+class Reason(ReasonCode):
+    """Why a verdict is not (only) affirming: the core's checks. SPEC.md §9 lists each."""
 
     # -- envelope and chain (1-19)
     MALFORMED = 1
@@ -47,47 +67,57 @@ class Reason(enum.IntEnum):
     MANUFACTURER_REVOKED = 61
     # -- device posture (80-99)
     FIRMWARE_MEASUREMENT_MISMATCH = 80
-    FIRMWARE_OUTDATED = 81
-    FIRMWARE_UNKNOWN = 82
-    DEBUG_ENABLED = 83
-    # -- Offline Licensing (100-129): attest/licensing
-    #: the chip reports a license serial the ledger never issued to it
-    LICENSE_SERIAL_UNKNOWN = 100
-    #: the chip reports more budget left than the ledger ever issued to it
-    LICENSE_BUDGET_EXCEEDS_ISSUED = 101
-    #: the chip reports a lower license serial than it reported before
-    LICENSE_SERIAL_ROLLBACK = 102
-    #: the chip claims budget left on a license that has expired in its own chip time
-    LICENSE_EXPIRY_IGNORED = 103
-    # -- end Offline Licensing
-    # -- Fixed Set pods and links (130-159): attest/pods, judged by attest/verify/graph.py
-    POD_UNKNOWN = 130
-    POD_NOT_MEMBER = 131
-    POD_REVOKED = 132
-    POD_CONFLICT = 133
-    LINK_NON_MEMBER = 134
-    LINK_ONE_SIDED = 135
-    COMPONENT_OVER_LIMIT = 136
-    LINK_ATTEMPT_REFUSED = 137
-    # -- end Fixed Set
-
-    @property
-    def tier(self) -> Tier:
-        return _TIERS.get(self, Tier.CONTRAINDICATED)
+    FIRMWARE_OUTDATED = 81, Tier.WARNING
+    FIRMWARE_UNKNOWN = 82, Tier.WARNING
+    DEBUG_ENABLED = 83, Tier.WARNING
 
 
-_TIERS: dict[Reason, Tier] = {
-    Reason.FIRMWARE_OUTDATED: Tier.WARNING,
-    Reason.FIRMWARE_UNKNOWN: Tier.WARNING,
-    Reason.DEBUG_ENABLED: Tier.WARNING,
-    # -- Fixed Set: a pod this verifier has no certificate for, a link only one end reports
-    Reason.POD_UNKNOWN: Tier.WARNING,
-    Reason.LINK_ONE_SIDED: Tier.WARNING,
-    # -- end Fixed Set
-}
+#: the code range of each registered reason enum: (first, last) inclusive
+_RANGES: dict[type[ReasonCode], tuple[int, int]] = {Reason: (1, 99)}
+_BY_CODE: dict[int, ReasonCode] = {int(r): r for r in Reason}
+_registry_loaded = False
 
 
-def tier_of(reasons: tuple[Reason, ...] | list[Reason]) -> Tier:
+def register_reasons(reasons: type[ReasonCode], first: int, last: int) -> None:
+    """Declare a mechanism's reason enum and the code range it owns (SPEC's reason table)."""
+    if _RANGES.get(reasons) == (first, last):
+        return
+    for other, (lo, hi) in _RANGES.items():
+        if first <= hi and lo <= last:
+            raise ValueError(f"{reasons.__name__} {first}..{last} overlaps {other.__name__}")
+    if any(not first <= int(r) <= last for r in reasons):
+        raise ValueError(f"{reasons.__name__} has a code outside {first}..{last}")
+    _RANGES[reasons] = (first, last)
+    _BY_CODE.update({int(r): r for r in reasons})
+
+
+def reason_of(code: int) -> ReasonCode | None:
+    """The registered reason with this code, or None (a code from a newer peer)."""
+    if not _registry_loaded:
+        _load_registry()
+    return _BY_CODE.get(code)
+
+
+def registered_reasons() -> list[ReasonCode]:
+    """Every registered reason (core and mechanisms), in code order."""
+    if not _registry_loaded:
+        _load_registry()
+    return [_BY_CODE[c] for c in sorted(_BY_CODE)]
+
+
+def reason_name(code: int) -> str:
+    """The reason's name, or the bare number for an unknown code."""
+    r = reason_of(code)
+    return r.name if r is not None else str(code)
+
+
+def _load_registry() -> None:
+    global _registry_loaded
+    _registry_loaded = True
+    importlib.import_module("attest.registry")  # see attest.messages.schema.ensure_registry
+
+
+def tier_of(reasons: tuple[Any, ...] | list[Any]) -> Tier:
     """The verdict tier: the worst tier among ``reasons``, or affirming if there are none."""
     worst = Tier.AFFIRMING
     for r in reasons:

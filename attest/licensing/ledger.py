@@ -1,42 +1,102 @@
-"""SQLite tables of Offline Licensing: delegations, region caps and the license ledger.
+"""Offline Licensing's tables: delegations, region caps and the append-only license ledger.
 
-A mixin of :class:`attest.store.sqlite.SqliteStore` (it uses the store's ``_write`` and
-``_locked`` transaction helpers); the protocol it implements is ``base.LicenseLedger``.
+They live in the node's database beside the core tables and share its transaction helper
+(:class:`~attest.store.base.Database`), so a licence issued here is as atomic and durable as an
+appraisal. :meth:`LicenseLedger.issue_license` is the one atomic step of issuing: in a single
+transaction it checks that no license was issued to the chip since the caller looked
+(``expected_latest``), that the delegation is live and the budget fits both the delegation's
+quota and the region's cap (attest.licensing.quota), appends the license and charges both.
+Ledger rows are never updated or deleted (triggers).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from attest.errors import StoreError
+from attest.licensing.checks import IssuedLicense, LedgerView
+from attest.licensing.messages import Budgets, Delegation
 from attest.licensing.quota import charged, exceeded_meter
-from attest.messages.license import Budgets, Delegation
-from attest.store.base import (
-    DelegationRevoked,
-    LedgerRecord,
-    LicenseConflict,
-    QuotaExceeded,
-    QuotaStatus,
-    RegionStatus,
-)
-from attest.store.sqlite_columns import blob_to_u64, u64_to_blob
-from attest.store.sqlite_columns import i64 as _i64
-from attest.store.sqlite_columns import split_sql as _split_sql
-from attest.verify.license_checks import IssuedLicense, LedgerView
+from attest.store.base import Database, Step, Transaction
+from attest.store.columns import blob_to_u64, u64_to_blob
+from attest.store.columns import i64 as _i64
 
 
-class LicensingTables:
-    """Delegations, region caps and the append-only license ledger (see module docstring)."""
+class LicenseConflict(StoreError):
+    """Another license was issued to the chip since the caller read the ledger; nothing changed."""
 
-    # (schema: LICENSING_SCHEMA at the end of this module; protocol: base.LicenseLedger)
+
+class QuotaExceeded(StoreError):
+    """The license would exceed its delegation's quota (``scope`` "delegation") or its region's
+    cap (``scope`` "region"); nothing changed."""
+
+    def __init__(self, message: str, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class DelegationRevoked(StoreError):
+    """The delegation is unknown, revoked or expired: nothing may be issued under it."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One issued (or recorded) license. ``delegation_id`` None: issued by the authority."""
+
+    ueid: bytes
+    serial: int
+    issuer: str
+    delegation_id: int | None
+    region: str | None
+    budgets: Budgets
+    expiry_s: int
+    issued_at_ms: int
+    token: bytes
+    #: position in the ledger (0 until stored)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """A delegation's quota and how much of it has been issued, per meter."""
+
+    delegation_id: int
+    verifier_id: str
+    region: str
+    quota: Budgets
+    issued: tuple[int, int, int]
+    expires_at: int
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegionStatus:
+    """A region's cap (None per meter: uncapped) and its issued totals, over all delegations."""
+
+    region: str
+    cap: tuple[int | None, int | None, int | None]
+    issued: tuple[int, int, int]
+    licenses: int
+
+
+class LicenseLedger:
+    """Delegations, region caps and the license ledger in one node's database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        if not db.readonly:
+            db.run_script(SCHEMA[db.dialect])
+
+    @property
+    def db(self) -> Database:
+        return self._db
 
     def register_delegation(self, token: bytes, delegation: Delegation) -> bool:
         d = delegation
         q = d.quota.as_tuple()
 
-        def run(conn: sqlite3.Connection) -> bool:
+        def run(conn: Transaction) -> bool:
             row = conn.execute(
                 "SELECT token FROM license_delegations WHERE delegation_id = ?",
                 (_i64(d.delegation_id, "delegation_id"),),
@@ -63,10 +123,10 @@ class LicensingTables:
             _ensure_region(conn, d.region)
             return True
 
-        return self._write(run)
+        return self._db.write(run)
 
     def revoke_delegation(self, delegation_id: int) -> None:
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Transaction) -> None:
             cur = conn.execute(
                 "UPDATE license_delegations SET revoked = 1 WHERE delegation_id = ?",
                 (_i64(delegation_id, "delegation_id"),),
@@ -74,12 +134,12 @@ class LicensingTables:
             if cur.rowcount != 1:
                 raise StoreError(f"unknown delegation {delegation_id}")
 
-        self._write(run)
+        self._db.write(run)
 
     def set_region_cap(self, region: str, cap: Budgets | None) -> None:
         caps = (None, None, None) if cap is None else cap.as_tuple()
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: Transaction) -> None:
             _ensure_region(conn, region)
             conn.execute(
                 "UPDATE license_regions SET cap_flops = ?, cap_energy_mj = ?,"
@@ -87,10 +147,10 @@ class LicensingTables:
                 (*(_opt_u64(x) for x in caps), region),
             )
 
-        self._write(run)
+        self._db.write(run)
 
     def delegation_status(self, delegation_id: int) -> QuotaStatus | None:
-        row = self._locked(
+        row = self._db.read(
             lambda c: c.execute(
                 f"SELECT {_DELEGATION_COLUMNS} FROM license_delegations WHERE delegation_id = ?",
                 (_i64(delegation_id, "delegation_id"),),
@@ -99,7 +159,7 @@ class LicensingTables:
         return None if row is None else _delegation_from_row(row)
 
     def region_status(self, region: str) -> RegionStatus:
-        row = self._locked(
+        row = self._db.read(
             lambda c: c.execute(
                 f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?", (region,)
             ).fetchone()
@@ -109,7 +169,7 @@ class LicensingTables:
         return _region_from_row(row)
 
     def license_view(self, ueid: bytes) -> LedgerView:
-        def run(conn: sqlite3.Connection) -> LedgerView:
+        def run(conn: Transaction) -> LedgerView:
             rows = conn.execute(
                 "SELECT serial, budget_flops, expiry_s FROM license_ledger WHERE ueid = ?", (ueid,)
             ).fetchall()
@@ -121,7 +181,7 @@ class LicensingTables:
                 0 if rep is None else blob_to_u64(rep[0]),
             )
 
-        return self._locked(run)
+        return self._db.read(run)
 
     def issue_license(
         self, record: LedgerRecord, *, expected_latest: int, now_s: int
@@ -130,11 +190,12 @@ class LicensingTables:
             raise StoreError("a delegated license names its delegation and region")
         budgets = record.budgets.as_tuple()
 
-        def run(conn: sqlite3.Connection) -> LedgerRecord:
-            (latest,) = conn.execute(
-                "SELECT max(serial) FROM license_ledger WHERE ueid = ?", (record.ueid,)
+        def run(conn: Transaction) -> LedgerRecord:
+            row = conn.execute(
+                "SELECT serial FROM license_ledger WHERE ueid = ? ORDER BY serial DESC LIMIT 1",
+                (record.ueid,),
             ).fetchone()
-            latest = 0 if latest is None else blob_to_u64(latest)
+            latest = 0 if row is None else blob_to_u64(row[0])
             if latest != expected_latest:
                 raise LicenseConflict(
                     f"chip {record.ueid.hex()}: latest serial is {latest}, "
@@ -169,10 +230,10 @@ class LicensingTables:
             )
             return replace(record, seq=seq)
 
-        return self._write(run)
+        return self._db.write(run)
 
     def record_license(self, record: LedgerRecord) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
+        def run(conn: Transaction) -> bool:
             row = conn.execute(
                 "SELECT token FROM license_ledger WHERE ueid = ? AND serial = ?",
                 (record.ueid, u64_to_blob(record.serial)),
@@ -186,22 +247,30 @@ class LicensingTables:
             _append_ledger(conn, record)
             return True
 
-        return self._write(run)
+        return self._db.write(run)
 
     def note_license_report(self, ueid: bytes, serial: int) -> None:
+        """Remember the highest serial a chip reported in accepted evidence (never lowers it)."""
+        self._db.write(self.report_step(ueid, serial))
+
+    @staticmethod
+    def report_step(ueid: bytes, serial: int) -> Step:
+        """:meth:`note_license_report` as a write inside another transaction (the appraisal's)."""
         blob = u64_to_blob(serial)
-        self._write(
-            lambda conn: conn.execute(
+
+        def step(txn: Transaction) -> None:
+            txn.execute(
                 "INSERT INTO license_chips (ueid, reported_serial) VALUES (?, ?) "
                 "ON CONFLICT (ueid) DO UPDATE SET reported_serial = excluded.reported_serial "
                 "WHERE excluded.reported_serial > license_chips.reported_serial",
                 (ueid, blob),
             )
-        )
+
+        return step
 
     def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
         where, args = ("WHERE ueid = ?", (ueid,)) if ueid is not None else ("", ())
-        rows = self._locked(
+        rows = self._db.read(
             lambda c: c.execute(
                 f"SELECT {_LEDGER_COLUMNS} FROM license_ledger {where} ORDER BY seq", args
             ).fetchall()
@@ -209,12 +278,12 @@ class LicensingTables:
         return [_ledger_from_row(r) for r in rows]
 
 
-# -- Offline Licensing: schema and row helpers ------------------------------------------------
+# -- schema and row helpers ---------------------------------------------------------------------
 # Created with IF NOT EXISTS on every writable open, so stores made before licensing gain it.
 # Amounts are uint64 BLOBs like the chips table (NULL: that meter is unmetered / uncapped).
 # The ledger is append-only (triggers); a revoked delegation stays revoked; issued totals only
 # grow. Quota checks and charges happen in the transaction that appends the license.
-LICENSING_SCHEMA = """
+SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS license_delegations (
     delegation_id             INTEGER PRIMARY KEY,
     verifier_id               TEXT NOT NULL,
@@ -305,9 +374,8 @@ _LEDGER_COLUMNS = (
 )
 
 
-def _create_licensing_schema(conn: sqlite3.Connection) -> None:
-    for statement in _split_sql(LICENSING_SCHEMA):
-        conn.execute(statement)
+#: the DDL per database dialect
+SCHEMA: dict[str, str] = {"sqlite": SQLITE_SCHEMA}
 
 
 def _opt_u64(v: int | None) -> bytes | None:
@@ -354,15 +422,17 @@ def _ledger_from_row(row: tuple[Any, ...]) -> LedgerRecord:
     )
 
 
-def _ensure_region(conn: sqlite3.Connection, region: str) -> tuple[Any, ...]:
+def _ensure_region(conn: Transaction, region: str) -> tuple[Any, ...]:
     conn.execute(
-        "INSERT OR IGNORE INTO license_regions (region, issued_flops, issued_energy_mj, "
-        "issued_interconnect_bytes, licenses) VALUES (?, ?, ?, ?, 0)",
+        "INSERT INTO license_regions (region, issued_flops, issued_energy_mj, "
+        "issued_interconnect_bytes, licenses) VALUES (?, ?, ?, ?, 0) "
+        "ON CONFLICT (region) DO NOTHING",
         (region, *(u64_to_blob(0),) * 3),
     )
-    return conn.execute(
+    row: tuple[Any, ...] = conn.execute(
         f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?", (region,)
     ).fetchone()
+    return row
 
 
 def _charge(
@@ -378,8 +448,8 @@ def _charge(
     return charged(issued, budgets)
 
 
-def _append_ledger(conn: sqlite3.Connection, r: LedgerRecord) -> int:
-    (seq,) = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM license_ledger").fetchone()
+def _append_ledger(conn: Transaction, r: LedgerRecord) -> int:
+    seq: int = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM license_ledger").fetchone()[0]
     conn.execute(
         f"INSERT INTO license_ledger ({_LEDGER_COLUMNS}) VALUES ({', '.join('?' * 12)})",
         (

@@ -1,4 +1,4 @@
-"""Offline Licensing checks of the verification core: a chip's license state against the ledger.
+"""Offline Licensing's appraisal checks: a chip's reported license state against the ledger.
 
 The chip enforces its license itself; what a verifier can add is a cross-check of what the chip
 *says* (serial in force, FLOPs left, chip time) against what the license ledger says was issued
@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from attest.messages.attestation import LicenseState
+from attest.licensing.messages import LicenseState
+from attest.licensing.reasons import LicenseReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +82,14 @@ def check_license_state(state: LicenseState | None, ledger: LedgerView | None) -
         serial_rollback=state.serial < ledger.reported_serial,
         expiry_ignored=expired & (state.remaining_flops > 0),
     )
+
+
+def license_reasons(findings: LicenseFindings) -> tuple[LicenseReason, ...]:
+    """The reason codes of failed checks, in code order."""
+    table = (
+        (LicenseReason.LICENSE_SERIAL_UNKNOWN, findings.serial_unknown),
+        (LicenseReason.LICENSE_BUDGET_EXCEEDS_ISSUED, findings.budget_exceeds_issued),
+        (LicenseReason.LICENSE_SERIAL_ROLLBACK, findings.serial_rollback),
+        (LicenseReason.LICENSE_EXPIRY_IGNORED, findings.expiry_ignored),
+    )
+    return tuple(r for r, failed in table if failed)

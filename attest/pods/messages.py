@@ -20,12 +20,53 @@ import hashlib
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from attest.codec.cose import ContentType
 from attest.errors import DecodeError
 from attest.keys import PublicKey
 from attest.messages import claims as C
-from attest.messages.attestation import POD_ID, POD_ID_BYTES
-from attest.messages.schema import TSTR, UEID, UINT, Field, Kind, SignedMessage
+from attest.messages.schema import TSTR, UEID, UINT, Field, Kind, SignedMessage, list_of
+from attest.pods import claims as P
+
+POD_CERT_CONTENT_TYPE = "application/vnd.attest.pod-cert+cbor"
+LINK_RESPONSE_CONTENT_TYPE = "application/vnd.attest.link-response+cbor"
+LINK_CONFIRM_CONTENT_TYPE = "application/vnd.attest.link-confirm+cbor"
+
+POD_ID_BYTES = 16
+#: most live full-bandwidth links one Evidence may report
+MAX_LINKS = 256
+#: most refused-link proofs one Evidence may carry, and the size bound of each
+MAX_LINK_REFUSALS = 16
+MAX_LINK_PROOF_BYTES = 2048
+
+
+def _pod_id(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != POD_ID_BYTES:
+        raise DecodeError(f"pod id must be {POD_ID_BYTES} bytes")
+    return v
+
+
+def _link_proof_token(v: Any) -> bytes:
+    if type(v) is not bytes or not 1 <= len(v) <= MAX_LINK_PROOF_BYTES:
+        raise DecodeError(f"a refused-link proof is 1..{MAX_LINK_PROOF_BYTES} bytes")
+    return v
+
+
+POD_ID = Kind(_pod_id)
+
+# -- the claims a chip adds to its Evidence (absent on chips outside the Fixed Set) ------------
+#: the chip's certified pod
+EVIDENCE_POD_ID = Field("pod_id", P.HEM_POD_ID, POD_ID, optional=True)
+#: its live full-bandwidth peers (UEIDs)
+EVIDENCE_LINKS = Field(
+    "links", P.HEM_LINKS, Kind(list_of(UEID.parse, MAX_LINKS), list), optional=True
+)
+#: signed acceptances (LinkResponse / LinkConfirm tokens) of links it refused
+EVIDENCE_LINK_REFUSALS = Field(
+    "link_refusals",
+    P.HEM_LINK_REFUSALS,
+    Kind(list_of(_link_proof_token, MAX_LINK_REFUSALS), list),
+    optional=True,
+)
+EVIDENCE_CLAIMS = (EVIDENCE_POD_ID, EVIDENCE_LINKS, EVIDENCE_LINK_REFUSALS)
 
 #: most members one certificate may list (the 65 536-byte token limit binds first above ~1000)
 MAX_POD_MEMBERS = 1024
@@ -69,7 +110,7 @@ def _size_class(v: Any) -> int:
 
 
 def _pod_id_nonzero(v: Any) -> bytes:
-    pod_id = POD_ID.parse(v)
+    pod_id: bytes = POD_ID.parse(v)
     if pod_id == bytes(POD_ID_BYTES):
         raise DecodeError("the all-zero pod id is reserved")
     return pod_id
@@ -103,13 +144,13 @@ BOOL = Kind(_bool)
 class PodCert(SignedMessage):
     """The certified set of chips that may link at full bandwidth (SPEC: Fixed Set)."""
 
-    CONTENT_TYPE: ClassVar[str] = ContentType.POD_CERT
+    CONTENT_TYPE: ClassVar[str] = POD_CERT_CONTENT_TYPE
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("issuer", C.ISS, TSTR),
         Field("issued_at", C.IAT, UINT),
-        Field("pod_id", C.HEM_POD_ID, POD_ID_NONZERO),
-        Field("members", C.HEM_POD_MEMBERS, MEMBERS),
-        Field("size_class", C.HEM_POD_SIZE_CLASS, SIZE_CLASS),
+        Field("pod_id", P.HEM_POD_ID, POD_ID_NONZERO),
+        Field("members", P.HEM_POD_MEMBERS, MEMBERS),
+        Field("size_class", P.HEM_POD_SIZE_CLASS, SIZE_CLASS),
     )
 
     issuer: str
@@ -134,16 +175,16 @@ class PodCert(SignedMessage):
 
 
 _PROOF_FIELDS: tuple[Field, ...] = (
-    Field("initiator", C.HEM_LINK_INITIATOR, UEID),
-    Field("responder", C.HEM_LINK_RESPONDER, UEID),
-    Field("initiator_nonce", C.HEM_LINK_INITIATOR_NONCE, NONCE32),
-    Field("responder_nonce", C.HEM_LINK_RESPONDER_NONCE, NONCE32),
-    Field("initiator_share", C.HEM_LINK_INITIATOR_SHARE, SHARE),
-    Field("responder_share", C.HEM_LINK_RESPONDER_SHARE, SHARE),
-    Field("initiator_pod", C.HEM_LINK_INITIATOR_POD, DIGEST32),
-    Field("responder_pod", C.HEM_LINK_RESPONDER_POD, DIGEST32),
-    Field("pod_id", C.HEM_POD_ID, POD_ID, optional=True),
-    Field("accept", C.HEM_LINK_ACCEPT, BOOL),
+    Field("initiator", P.HEM_LINK_INITIATOR, UEID),
+    Field("responder", P.HEM_LINK_RESPONDER, UEID),
+    Field("initiator_nonce", P.HEM_LINK_INITIATOR_NONCE, NONCE32),
+    Field("responder_nonce", P.HEM_LINK_RESPONDER_NONCE, NONCE32),
+    Field("initiator_share", P.HEM_LINK_INITIATOR_SHARE, SHARE),
+    Field("responder_share", P.HEM_LINK_RESPONDER_SHARE, SHARE),
+    Field("initiator_pod", P.HEM_LINK_INITIATOR_POD, DIGEST32),
+    Field("responder_pod", P.HEM_LINK_RESPONDER_POD, DIGEST32),
+    Field("pod_id", P.HEM_POD_ID, POD_ID, optional=True),
+    Field("accept", P.HEM_LINK_ACCEPT, BOOL),
 )
 
 
@@ -188,7 +229,7 @@ class LinkProof(SignedMessage):
 
     @classmethod
     def for_session(cls, t: LinkTranscript, *, pod_id: bytes | None, accept: bool) -> LinkProof:
-        return cls(*t.values(), pod_id, accept)
+        return cls(*t.values(), pod_id, accept)  # type: ignore[call-arg, arg-type]
 
     @property
     def transcript(self) -> LinkTranscript:
@@ -217,7 +258,7 @@ class LinkProof(SignedMessage):
 class LinkResponse(LinkProof):
     """The responder's proof (second handshake message), signed with its device key."""
 
-    CONTENT_TYPE: ClassVar[str] = ContentType.LINK_RESPONSE
+    CONTENT_TYPE: ClassVar[str] = LINK_RESPONSE_CONTENT_TYPE
     SIGNER: ClassVar[str] = "responder"
 
 
@@ -225,12 +266,30 @@ class LinkResponse(LinkProof):
 class LinkConfirm(LinkProof):
     """The initiator's proof (third handshake message), signed with its device key."""
 
-    CONTENT_TYPE: ClassVar[str] = ContentType.LINK_CONFIRM
+    CONTENT_TYPE: ClassVar[str] = LINK_CONFIRM_CONTENT_TYPE
     SIGNER: ClassVar[str] = "initiator"
 
 
 #: the proof type of each content type (to read a forwarded proof of either role)
 PROOF_TYPES: dict[str, type[LinkProof]] = {
-    str(ContentType.LINK_RESPONSE): LinkResponse,
-    str(ContentType.LINK_CONFIRM): LinkConfirm,
+    str(LINK_RESPONSE_CONTENT_TYPE): LinkResponse,
+    str(LINK_CONFIRM_CONTENT_TYPE): LinkConfirm,
 }
+
+
+def pod_id_of(evidence: Any) -> bytes | None:
+    """The pod id an Evidence reports, or None."""
+    value: bytes | None = evidence.extensions.get(EVIDENCE_POD_ID.name)
+    return value
+
+
+def links_of(evidence: Any) -> tuple[bytes, ...]:
+    """The live full-bandwidth peers an Evidence reports (empty if none)."""
+    value: tuple[bytes, ...] = evidence.extensions.get(EVIDENCE_LINKS.name, ())
+    return value
+
+
+def link_refusals_of(evidence: Any) -> tuple[bytes, ...]:
+    """The refused-link proofs an Evidence carries (empty if none)."""
+    value: tuple[bytes, ...] = evidence.extensions.get(EVIDENCE_LINK_REFUSALS.name, ())
+    return value

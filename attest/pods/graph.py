@@ -39,8 +39,8 @@ from typing import Any
 from attest.codec.cose import parse_sign1
 from attest.errors import AttestError
 from attest.keys import PublicKey
-from attest.messages.pod import PROOF_TYPES, LinkProof, PodCert
-from attest.verify.reasons import Reason
+from attest.pods.messages import PROOF_TYPES, LinkProof, PodCert
+from attest.pods.reasons import PodReason
 
 #: components listed in an alert's ``chips`` are cut to this many (the size is in ``detail``)
 MAX_ALERT_CHIPS = 256
@@ -87,7 +87,7 @@ class KnownPod:
 class GraphAlert:
     """One finding for the log and metrics: what, which chips, which pod."""
 
-    reason: Reason
+    reason: PodReason
     chips: tuple[bytes, ...]
     pod_id: bytes | None = None
     detail: str = ""
@@ -96,7 +96,7 @@ class GraphAlert:
     pods: tuple[bytes, ...] = ()
 
     @property
-    def key(self) -> tuple[Reason, tuple[bytes, ...], bytes | None]:
+    def key(self) -> tuple[PodReason, tuple[bytes, ...], bytes | None]:
         if self.pods:
             return (self.reason, self.pods, None)
         return (self.reason, self.chips, self.pod_id)
@@ -118,19 +118,19 @@ class GraphAlert:
 class GraphVerdict:
     """Per-chip reasons (sorted by code) and the alerts, deduplicated, in a fixed order."""
 
-    reasons: Mapping[bytes, tuple[Reason, ...]] = field(default_factory=dict)
+    reasons: Mapping[bytes, tuple[PodReason, ...]] = field(default_factory=dict)
     alerts: tuple[GraphAlert, ...] = ()
     #: connected components of the mutual-link graph, largest first (chips sorted)
     components: tuple[tuple[bytes, ...], ...] = ()
 
-    def of(self, ueid: bytes) -> tuple[Reason, ...]:
+    def of(self, ueid: bytes) -> tuple[PodReason, ...]:
         return self.reasons.get(ueid, ())
 
 
 @dataclass(frozen=True, slots=True)
 class _Finding:
     flag: bytes
-    reason: Reason
+    reason: PodReason
     alert: GraphAlert
 
 
@@ -241,17 +241,21 @@ class _Graph:
         pod = self.pods.get(pod_id) if pod_id is not None else None
         valid = self.valid_pod(r)
         if pod_id is not None and pod is None:
-            yield _Finding(u, Reason.POD_UNKNOWN, GraphAlert(Reason.POD_UNKNOWN, (u,), pod_id))
+            yield _Finding(
+                u, PodReason.POD_UNKNOWN, GraphAlert(PodReason.POD_UNKNOWN, (u,), pod_id)
+            )
         if pod is not None and valid is None:
-            alert = GraphAlert(Reason.POD_NOT_MEMBER, (u,), pod_id, "not listed with its key")
-            yield _Finding(u, Reason.POD_NOT_MEMBER, alert)
+            alert = GraphAlert(PodReason.POD_NOT_MEMBER, (u,), pod_id, "not listed with its key")
+            yield _Finding(u, PodReason.POD_NOT_MEMBER, alert)
         if pod_id is not None and pod_id in self.revoked:
-            yield _Finding(u, Reason.POD_REVOKED, GraphAlert(Reason.POD_REVOKED, (u,), pod_id))
+            yield _Finding(
+                u, PodReason.POD_REVOKED, GraphAlert(PodReason.POD_REVOKED, (u,), pod_id)
+            )
         pods_of_u = self.listed.get(u, ())
         if len(pods_of_u) >= 2:
             detail = "listed in pods " + ", ".join(sorted(p.hex() for p in pods_of_u))
-            alert = GraphAlert(Reason.POD_CONFLICT, (u,), None, detail)
-            yield _Finding(u, Reason.POD_CONFLICT, alert)
+            alert = GraphAlert(PodReason.POD_CONFLICT, (u,), None, detail)
+            yield _Finding(u, PodReason.POD_CONFLICT, alert)
         for v in sorted(r.links):
             rv = self.reports.get(v)
             if valid is not None:
@@ -262,22 +266,24 @@ class _Graph:
                 allowed = False
             ends = tuple(sorted((u, v)))
             if not allowed:
-                alert = GraphAlert(Reason.LINK_NON_MEMBER, ends, pod_id, "link to a non-member")
-                yield _Finding(u, Reason.LINK_NON_MEMBER, alert)
+                alert = GraphAlert(PodReason.LINK_NON_MEMBER, ends, pod_id, "link to a non-member")
+                yield _Finding(u, PodReason.LINK_NON_MEMBER, alert)
             if rv is not None and u not in rv.links:
-                alert = GraphAlert(Reason.LINK_ONE_SIDED, ends, None, f"reported by {u.hex()} only")
-                yield _Finding(u, Reason.LINK_ONE_SIDED, alert)
-                yield _Finding(v, Reason.LINK_ONE_SIDED, alert)
+                alert = GraphAlert(
+                    PodReason.LINK_ONE_SIDED, ends, None, f"reported by {u.hex()} only"
+                )
+                yield _Finding(u, PodReason.LINK_ONE_SIDED, alert)
+                yield _Finding(v, PodReason.LINK_ONE_SIDED, alert)
         for token in r.refusals:
             s = refused_signer(u, token, self.reports, self.by_digest)
             if s is not None:
                 alert = GraphAlert(
-                    Reason.LINK_ATTEMPT_REFUSED,
+                    PodReason.LINK_ATTEMPT_REFUSED,
                     tuple(sorted((s, u))),
                     None,
                     f"{s.hex()} accepted a link across pods; {u.hex()} refused it",
                 )
-                yield _Finding(s, Reason.LINK_ATTEMPT_REFUSED, alert)
+                yield _Finding(s, PodReason.LINK_ATTEMPT_REFUSED, alert)
 
     def mutual(self, u: bytes) -> Iterator[bytes]:
         for v in self.links(u):
@@ -302,20 +308,20 @@ class _Graph:
         limit = min(self.limit(self.reports[u]) for u in comp)
         pods = tuple(sorted({self.reports[u].pod_id or b"" for u in comp}))
         alert = GraphAlert(
-            Reason.COMPONENT_OVER_LIMIT,
+            PodReason.COMPONENT_OVER_LIMIT,
             comp[:MAX_ALERT_CHIPS],
             None,
             f"{n} chips linked at full bandwidth across {len(pods)} pod(s); limit {limit}",
             pods,
         )
         for u in over:
-            yield _Finding(u, Reason.COMPONENT_OVER_LIMIT, alert)
+            yield _Finding(u, PodReason.COMPONENT_OVER_LIMIT, alert)
 
 
 def _collect(
     findings: Iterable[_Finding], subject: bytes | None
-) -> tuple[dict[bytes, tuple[Reason, ...]], tuple[GraphAlert, ...]]:
-    reasons: dict[bytes, set[Reason]] = {}
+) -> tuple[dict[bytes, tuple[PodReason, ...]], tuple[GraphAlert, ...]]:
+    reasons: dict[bytes, set[PodReason]] = {}
     # One alert per finding group *and* chip set: two separate over-limit components that span
     # the same pods are two alerts here (their shared ``key`` only dedups alerts over time).
     alerts: dict[tuple[Any, ...], GraphAlert] = {}

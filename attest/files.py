@@ -1,6 +1,7 @@
-"""The on-disk layout of identities, shared by every ``attest`` subcommand.
+"""The on-disk layout of identities, shared by the node, the tools and every ``attest`` command.
 
-One folder per role, written by ``attest authority ...`` and read by the other commands::
+One folder per role, written by ``attest authority ...`` (attest.node.provision) and read by the
+node and the other commands::
 
     AUTHORITY_DIR/  authority.key (0600)  anchors.json  revocations.json  revocations.cose
     MANUFACTURER/   manufacturer.key (0600)  manufacturer.cert  manufacturer.json  anchors.json
@@ -18,20 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from attest.codec.cose import ContentType, parse_sign1
+from attest.codec.cose import parse_sign1
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ConfigError, DecodeError
 from attest.identity import Authority, Manufacturer, VerifierIdentity
 from attest.keys import PublicKey, SigningKey, read_secret_key
 from attest.messages.certs import ManufacturerCert, VerifierCert
+from attest.messages.content import ContentType
 from attest.messages.revocation import RevocationList, Revocations
-from attest.node.config import example_toml
 from attest.verify.chain import TrustAnchors, verify_verifier_cert
 
 ANCHORS_FILE = "anchors.json"
@@ -57,7 +57,7 @@ CHIP_DIR_PREFIX = "chip-"
 
 
 # -- small readers ---------------------------------------------------------------------------
-def _read_bytes(path: Path, what: str) -> bytes:
+def read_bytes(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -66,7 +66,7 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
 
 
-def _read_key(path: Path, what: str) -> SigningKey:
+def read_key(path: Path, what: str) -> SigningKey:
     try:
         return read_secret_key(path)
     except FileNotFoundError:
@@ -77,9 +77,9 @@ def _read_key(path: Path, what: str) -> SigningKey:
         raise ConfigError(str(exc)) from None
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(_read_bytes(path, what))
+        data = json.loads(read_bytes(path, what))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -114,7 +114,7 @@ def write_anchors(path: Path, anchors: TrustAnchors) -> None:
 def read_anchors(path: str | os.PathLike[str]) -> TrustAnchors:
     """Parse an ``anchors.json`` trust-anchor file."""
     path = Path(path)
-    doc = _read_json(path, "trust-anchor file")
+    doc = read_json(path, "trust-anchor file")
     if doc.get("format") != ANCHORS_FORMAT:
         raise ConfigError(f"{path}: not an {ANCHORS_FORMAT} trust-anchor file")
     authority_id, key_hex = doc.get("authority_id"), doc.get("public_key")
@@ -131,7 +131,7 @@ def load_authority(folder: str | os.PathLike[str]) -> Authority:
     """The authority of ``folder``; its key must match the public key in its anchors.json."""
     folder = Path(folder)
     anchors = read_anchors(folder / ANCHORS_FILE)
-    key = _read_key(folder / AUTHORITY_KEY_FILE, "authority secret key")
+    key = read_key(folder / AUTHORITY_KEY_FILE, "authority secret key")
     if key.public_key != anchors.authority_key:
         raise CertificateError(f"{folder}: {AUTHORITY_KEY_FILE} does not match {ANCHORS_FILE}")
     return Authority(anchors.authority_id, key)
@@ -144,8 +144,8 @@ def load_manufacturer(
     """A manufacturer folder, checked: cert signed by the authority, unexpired, matching key."""
     folder = Path(folder)
     anchors = read_anchors(folder / ANCHORS_FILE)
-    token = _read_bytes(folder / MANUFACTURER_CERT_FILE, "manufacturer certificate")
-    key = _read_key(folder / MANUFACTURER_KEY_FILE, "manufacturer secret key")
+    token = read_bytes(folder / MANUFACTURER_CERT_FILE, "manufacturer certificate")
+    key = read_key(folder / MANUFACTURER_KEY_FILE, "manufacturer secret key")
     try:
         cert = ManufacturerCert.verify(token, anchors.authority_key)
     except AttestError as exc:
@@ -172,8 +172,8 @@ def load_verifier_identity(
     now_s: int | None = None,
 ) -> VerifierIdentity:
     """A verifier node's identity; the cert must be the authority's and match the key."""
-    key = _read_key(Path(key_file), "verifier secret key")
-    token = _read_bytes(Path(cert_file), "verifier certificate")
+    key = read_key(Path(key_file), "verifier secret key")
+    token = read_bytes(Path(cert_file), "verifier certificate")
     cert = verify_verifier_cert(token, anchors)
     if cert is None:
         raise CertificateError(
@@ -195,7 +195,7 @@ def read_verifier_public_key(
     With ``anchors`` the certificate must be signed by the authority; without them its signature
     is not checked (the auditor vouches for the file, e.g. fetched from the authority).
     """
-    token = _read_bytes(Path(cert_file), "verifier certificate")
+    token = read_bytes(Path(cert_file), "verifier certificate")
     if anchors is not None:
         cert = verify_verifier_cert(token, anchors)
         if cert is None:
@@ -211,31 +211,6 @@ def read_verifier_public_key(
     return parsed.verifier_id, parsed.public_key
 
 
-def verifier_toml(*, port: int | None = None) -> str:
-    """``example_toml()`` with this folder's file names filled in (relative to the TOML file)."""
-    values: dict[tuple[str, str], str] = {
-        ("node", "key_file"): f'"{VERIFIER_KEY_FILE}"',
-        ("node", "cert_file"): f'"{VERIFIER_CERT_FILE}"',
-        ("node", "anchors_file"): f'"{ANCHORS_FILE}"',
-        ("node", "revocations_file"): '""',
-        ("store", "path"): f'"{VERIFIER_DB_FILE}"',
-    }
-    if port is not None:
-        values[("listen", "port")] = str(port)
-    out, section = [], ""
-    for line in example_toml().splitlines():
-        header = re.fullmatch(r"\[(\w+)\]", line.strip())
-        if header:
-            section = header.group(1)
-        key = line.split("=", 1)[0].strip() if "=" in line and not line.startswith("#") else ""
-        if (section, key) in values:
-            line = f"{key} = {values.pop((section, key))}"
-        out.append(line)
-    if values:  # example_toml lost a key we rely on: fail loudly rather than write a bad file
-        raise AttestError(f"example configuration lacks {sorted(values)}")
-    return "\n".join(out) + "\n"
-
-
 # -- revocations -----------------------------------------------------------------------------
 def read_revocation_state(folder: Path) -> dict[str, Any]:
     """The authority's running revocation state (number + sets); empty if none was issued."""
@@ -243,7 +218,7 @@ def read_revocation_state(folder: Path) -> dict[str, Any]:
     if not path.exists():
         empty: dict[str, Any] = {name: [] for name in ("devices", "manufacturers", "verifiers")}
         return {"format": REVOCATION_STATE_FORMAT, "number": 0, **empty}
-    doc = _read_json(path, "revocation state")
+    doc = read_json(path, "revocation state")
     if doc.get("format") != REVOCATION_STATE_FORMAT or type(doc.get("number")) is not int:
         raise ConfigError(f"{path}: not an {REVOCATION_STATE_FORMAT} file")
     for name in ("devices", "manufacturers", "verifiers"):
@@ -279,7 +254,7 @@ def read_revocations(
     path: str | os.PathLike[str], anchors: TrustAnchors
 ) -> tuple[Revocations, bytes]:
     """Load a revocation list file, verified; returns the parsed sets and the raw token."""
-    token = _read_bytes(Path(path), "revocation list")
+    token = read_bytes(Path(path), "revocation list")
     return Revocations.from_list(open_revocation_list(token, anchors, str(path))), token
 
 

@@ -1,4 +1,5 @@
-"""Offline Licensing messages: Delegation (authority → verifier node) and License (→ one chip).
+"""Offline Licensing messages: Delegation (authority → verifier node), License (→ one chip), and
+the license state a chip reports in its Evidence.
 
 A chip ships throttled; a License signed through the chain that ends at the authority key fused
 into the chip unlocks full performance for a budget of metered work, until an expiry measured in
@@ -16,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attest.codec.cose import ContentType
 from attest.errors import DecodeError
 from attest.keys import PublicKey
+from attest.licensing import claims as L
+from attest.mechanism import Grant
 from attest.messages import claims as C
 from attest.messages.schema import (
     CNF_KEY,
@@ -30,7 +32,12 @@ from attest.messages.schema import (
     Field,
     Kind,
     SignedMessage,
+    emit_claims,
+    parse_claims,
 )
+
+LICENSE_CONTENT_TYPE = "application/vnd.attest.license+cbor"
+DELEGATION_CONTENT_TYPE = "application/vnd.attest.delegation+cbor"
 
 _U64_MAX = (1 << 64) - 1
 _METER_KEYS = (C.METER_FLOPS, C.METER_ENERGY_MJ, C.METER_INTERCONNECT_BYTES)
@@ -89,7 +96,7 @@ SERIAL = Kind(_serial)
 class Delegation(SignedMessage):
     """The authority lets one verifier node (bound by its key) issue licenses within a quota."""
 
-    CONTENT_TYPE: ClassVar[str] = ContentType.DELEGATION
+    CONTENT_TYPE: ClassVar[str] = DELEGATION_CONTENT_TYPE
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("issuer", C.ISS, TSTR),
         Field("verifier_id", C.SUB, TSTR),
@@ -97,8 +104,8 @@ class Delegation(SignedMessage):
         Field("expires_at", C.EXP, UINT),
         Field("public_key", C.CNF, CNF_KEY),
         Field("region", C.HEM_REGION, TSTR),
-        Field("delegation_id", C.HEM_DELEGATION_ID, UINT),
-        Field("quota", C.HEM_DELEGATION_QUOTA, BUDGETS),
+        Field("delegation_id", L.HEM_DELEGATION_ID, UINT),
+        Field("quota", L.HEM_DELEGATION_QUOTA, BUDGETS),
     )
 
     #: the authority id
@@ -121,17 +128,17 @@ class Delegation(SignedMessage):
 class License(SignedMessage):
     """Permission for one chip to run at full performance for a budget, until an expiry."""
 
-    CONTENT_TYPE: ClassVar[str] = ContentType.LICENSE
+    CONTENT_TYPE: ClassVar[str] = LICENSE_CONTENT_TYPE
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("issuer", C.ISS, TSTR),
         Field("issued_at", C.IAT, UINT),
         Field("ueid", C.UEID, UEID),
         Field("min_firmware", C.SWVERSION, SWVERSION),
-        Field("serial", C.HEM_LICENSE_SERIAL, SERIAL),
-        Field("budgets", C.HEM_LICENSE_BUDGETS, BUDGETS),
-        Field("expiry_s", C.HEM_LICENSE_EXPIRY, UINT),
+        Field("serial", L.HEM_LICENSE_SERIAL, SERIAL),
+        Field("budgets", L.HEM_LICENSE_BUDGETS, BUDGETS),
+        Field("expiry_s", L.HEM_LICENSE_EXPIRY, UINT),
         Field("nonce", C.EAT_NONCE, NONCE, optional=True),
-        Field("delegation_id", C.HEM_DELEGATION_ID, UINT, optional=True),
+        Field("delegation_id", L.HEM_DELEGATION_ID, UINT, optional=True),
     )
 
     #: the authority id, or the verifier id of the delegation it was issued under
@@ -150,9 +157,52 @@ class License(SignedMessage):
     delegation_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LicenseGrant:
-    """A license as delivered to a chip: the token and, if delegated, the delegation token."""
+class LicenseGrant(Grant):
+    """A license as delivered to a chip: a :class:`~attest.mechanism.Grant` whose token is the
+    License and whose companion is the Delegation it was issued under (None: the authority's)."""
 
-    license: bytes
-    delegation: bytes | None = None
+    __slots__ = ()
+
+    @property
+    def license(self) -> bytes:
+        return self.token
+
+    @property
+    def delegation(self) -> bytes | None:
+        return self.companion
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseState:
+    """What a chip reports about its Offline License: the serial in force and what is left."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("serial", L.LICENSE_STATE_SERIAL, UINT),
+        Field("remaining_flops", L.LICENSE_STATE_REMAINING_FLOPS, UINT),
+        Field("chip_time_s", L.LICENSE_STATE_CHIP_TIME, UINT, optional=True),
+    )
+
+    serial: int
+    remaining_flops: int
+    #: the chip's monotonic operating time (license expiries are measured in it)
+    chip_time_s: int | None = None
+
+
+def _license_state(v: Any) -> LicenseState:
+    return LicenseState(**parse_claims(v, LicenseState.FIELDS))
+
+
+def _license_state_out(s: LicenseState) -> dict[int | str, Any]:
+    return emit_claims(s, LicenseState.FIELDS)
+
+
+#: the Evidence claim (absent on chips without the mechanism)
+LICENSE_STATE = Field(
+    "license_state", L.HEM_LICENSE_STATE, Kind(_license_state, _license_state_out), optional=True
+)
+
+
+def license_state_of(evidence: Any) -> LicenseState | None:
+    """The license state an Evidence reports, or None."""
+    value: LicenseState | None = evidence.extensions.get(LICENSE_STATE.name)
+    return value

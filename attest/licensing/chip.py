@@ -1,4 +1,8 @@
-"""On-chip Offline Licensing: pure logic, no I/O (the Chip in attest.chip.device persists it).
+"""Offline Licensing inside a chip: the pure licensing logic and the chip's licensing part.
+
+The functions and :class:`ChipLicensing` are pure (no I/O); :class:`LicensingChip` is the
+mechanism's :class:`~attest.mechanism.ChipPart`, which keeps the state in the chip's state file
+(through the chip's ``persist``).
 
 A chip ships throttled to a baseline share of its peak (default 1 %). A license it accepts adds
 its budget; work run while licensed is charged against the budget at the rate actually run; when
@@ -18,13 +22,24 @@ check in both states. So each accepted serial adds its budget exactly once.
 
 from __future__ import annotations
 
+import enum
 import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from attest.chip.revocations import verify_newer_list
+from attest.codec.cose import verify1
 from attest.errors import AttestError, ChipRefusal
-from attest.messages.license import Budgets, Delegation, License, LicenseGrant
+from attest.licensing.messages import (
+    Budgets,
+    Delegation,
+    License,
+    LicenseGrant,
+    LicenseState,
+)
+from attest.mechanism import ChipHost, Grant
+from attest.messages.revocation import verify_newer_list
 from attest.verify.chain import TrustAnchors
 
 PPM = 1_000_000
@@ -34,38 +49,29 @@ DEFAULT_BASELINE_PPM = 10_000
 MAX_TRACKED_DELEGATIONS = 64
 _U64_MAX = (1 << 64) - 1
 
-# -- chip-side refusal names, in the order the checks run (SPEC: license acceptance) ----------
-LICENSE_DELEGATION_INVALID = "LICENSE_DELEGATION_INVALID"
-LICENSE_DELEGATION_EXPIRED = "LICENSE_DELEGATION_EXPIRED"
-LICENSE_DELEGATION_REVOKED = "LICENSE_DELEGATION_REVOKED"
-LICENSE_MALFORMED = "LICENSE_MALFORMED"
-LICENSE_SIGNATURE_INVALID = "LICENSE_SIGNATURE_INVALID"
-LICENSE_ISSUER_MISMATCH = "LICENSE_ISSUER_MISMATCH"
-LICENSE_WRONG_CHIP = "LICENSE_WRONG_CHIP"
-LICENSE_REPLAYED = "LICENSE_REPLAYED"
-LICENSE_SERIAL_OUT_OF_ORDER = "LICENSE_SERIAL_OUT_OF_ORDER"
-LICENSE_EXPIRED = "LICENSE_EXPIRED"
-LICENSE_FIRMWARE_TOO_OLD = "LICENSE_FIRMWARE_TOO_OLD"
-LICENSE_NONCE_MISMATCH = "LICENSE_NONCE_MISMATCH"
-LICENSE_QUOTA_EXCEEDED = "LICENSE_QUOTA_EXCEEDED"
-#: every license refusal name, in check order
-LICENSE_REFUSALS: tuple[str, ...] = (
-    LICENSE_DELEGATION_INVALID,
-    LICENSE_DELEGATION_EXPIRED,
-    LICENSE_DELEGATION_REVOKED,
-    LICENSE_MALFORMED,
-    LICENSE_SIGNATURE_INVALID,
-    LICENSE_ISSUER_MISMATCH,
-    LICENSE_WRONG_CHIP,
-    LICENSE_REPLAYED,
-    LICENSE_SERIAL_OUT_OF_ORDER,
-    LICENSE_EXPIRED,
-    LICENSE_FIRMWARE_TOO_OLD,
-    LICENSE_NONCE_MISMATCH,
-    LICENSE_QUOTA_EXCEEDED,
-)
-# refusals of a revocation list handed to the chip
 
+class LicenseRefusal(enum.StrEnum):
+    """Why a chip refused a license, in the order the checks run (SPEC: license acceptance)."""
+
+    LICENSE_DELEGATION_INVALID = "LICENSE_DELEGATION_INVALID"
+    LICENSE_DELEGATION_EXPIRED = "LICENSE_DELEGATION_EXPIRED"
+    LICENSE_DELEGATION_REVOKED = "LICENSE_DELEGATION_REVOKED"
+    LICENSE_MALFORMED = "LICENSE_MALFORMED"
+    LICENSE_SIGNATURE_INVALID = "LICENSE_SIGNATURE_INVALID"
+    LICENSE_ISSUER_MISMATCH = "LICENSE_ISSUER_MISMATCH"
+    LICENSE_WRONG_CHIP = "LICENSE_WRONG_CHIP"
+    LICENSE_REPLAYED = "LICENSE_REPLAYED"
+    LICENSE_SERIAL_OUT_OF_ORDER = "LICENSE_SERIAL_OUT_OF_ORDER"
+    LICENSE_EXPIRED = "LICENSE_EXPIRED"
+    LICENSE_FIRMWARE_TOO_OLD = "LICENSE_FIRMWARE_TOO_OLD"
+    LICENSE_NONCE_MISMATCH = "LICENSE_NONCE_MISMATCH"
+    LICENSE_QUOTA_EXCEEDED = "LICENSE_QUOTA_EXCEEDED"
+    #: an offline license operation on a chip without the mechanism
+    LICENSING_UNSUPPORTED = "LICENSING_UNSUPPORTED"
+
+
+#: every license refusal name, in check order
+LICENSE_REFUSALS: tuple[LicenseRefusal, ...] = tuple(LicenseRefusal)[:-1]
 _NO_BUDGET = Budgets(0)
 
 
@@ -154,11 +160,8 @@ class ChipLicensing:
             pending=None
             if p is None
             else PendingLicense(p[0], Budgets.from_tuple(tuple(p[1])), p[2]),
-            applied=tuple(raw["applied"]),  # type: ignore[arg-type]
-            delegations=tuple(
-                DelegationUse(d[0], d[1], tuple(d[2]))  # type: ignore[arg-type]
-                for d in raw["delegations"]
-            ),
+            applied=tuple(raw["applied"]),
+            delegations=tuple(DelegationUse(d[0], d[1], tuple(d[2])) for d in raw["delegations"]),
             revocations_number=raw["revocations_number"],
             revoked_delegations=frozenset(raw["revoked_delegations"]),
             request_nonce=raw["request_nonce"],
@@ -188,13 +191,17 @@ def check_license(
         try:
             delegation = Delegation.verify(grant.delegation, anchors.authority_key)
         except AttestError as exc:
-            raise ChipRefusal(LICENSE_DELEGATION_INVALID, str(exc)) from None
+            raise ChipRefusal(LicenseRefusal.LICENSE_DELEGATION_INVALID, str(exc)) from None
         if delegation.issuer != anchors.authority_id:
-            raise ChipRefusal(LICENSE_DELEGATION_INVALID, "delegation not issued by the authority")
+            raise ChipRefusal(
+                LicenseRefusal.LICENSE_DELEGATION_INVALID, "delegation not issued by the authority"
+            )
         if now_s >= delegation.expires_at:
-            raise ChipRefusal(LICENSE_DELEGATION_EXPIRED)
+            raise ChipRefusal(LicenseRefusal.LICENSE_DELEGATION_EXPIRED)
         if delegation.delegation_id in state.revoked_delegations:
-            raise ChipRefusal(LICENSE_DELEGATION_REVOKED, f"delegation {delegation.delegation_id}")
+            raise ChipRefusal(
+                LicenseRefusal.LICENSE_DELEGATION_REVOKED, f"delegation {delegation.delegation_id}"
+            )
         key, expected_issuer = delegation.public_key, delegation.verifier_id
     else:
         key, expected_issuer = anchors.authority_key, anchors.authority_id
@@ -202,41 +209,52 @@ def check_license(
         lic = License.verify(grant.license, key)
     except (AttestError, TypeError) as exc:
         # DecodeError after a good signature means a validly signed, malformed payload
-        name = LICENSE_MALFORMED if _signature_ok(grant.license, key) else LICENSE_SIGNATURE_INVALID
+        name = (
+            LicenseRefusal.LICENSE_MALFORMED
+            if _signature_ok(grant.license, key)
+            else LicenseRefusal.LICENSE_SIGNATURE_INVALID
+        )
         raise ChipRefusal(name, str(exc)) from None
     expected_delegation = None if delegation is None else delegation.delegation_id
     if lic.issuer != expected_issuer or lic.delegation_id != expected_delegation:
-        raise ChipRefusal(LICENSE_ISSUER_MISMATCH, "issuer or delegation id does not match")
+        raise ChipRefusal(
+            LicenseRefusal.LICENSE_ISSUER_MISMATCH, "issuer or delegation id does not match"
+        )
     if lic.ueid != ueid:
-        raise ChipRefusal(LICENSE_WRONG_CHIP)
+        raise ChipRefusal(LicenseRefusal.LICENSE_WRONG_CHIP)
     if lic.serial == state.serial:
-        raise ChipRefusal(LICENSE_REPLAYED, f"serial {lic.serial} already applied")
+        raise ChipRefusal(LicenseRefusal.LICENSE_REPLAYED, f"serial {lic.serial} already applied")
     if lic.serial < state.serial:
         raise ChipRefusal(
-            LICENSE_SERIAL_OUT_OF_ORDER, f"serial {lic.serial} below high-water {state.serial}"
+            LicenseRefusal.LICENSE_SERIAL_OUT_OF_ORDER,
+            f"serial {lic.serial} below high-water {state.serial}",
         )
     if chip_time_s >= lic.expiry_s:
-        raise ChipRefusal(LICENSE_EXPIRED, f"chip time {chip_time_s} >= expiry {lic.expiry_s}")
+        raise ChipRefusal(
+            LicenseRefusal.LICENSE_EXPIRED, f"chip time {chip_time_s} >= expiry {lic.expiry_s}"
+        )
     if firmware < lic.min_firmware:
-        raise ChipRefusal(LICENSE_FIRMWARE_TOO_OLD)
+        raise ChipRefusal(LicenseRefusal.LICENSE_FIRMWARE_TOO_OLD)
     if lic.nonce is not None and lic.nonce not in (session_nonce, state.request_nonce):
-        raise ChipRefusal(LICENSE_NONCE_MISMATCH)
+        raise ChipRefusal(LicenseRefusal.LICENSE_NONCE_MISMATCH)
     if delegation is not None:
         used = _use_of(state, delegation.delegation_id)
         for u, b, q in zip(used, lic.budgets.as_tuple(), delegation.quota.as_tuple(), strict=True):
             # a metered quota bounds every license under it; an unbudgeted meter would escape it
             if q is not None and (b is None or u + b > q):
-                raise ChipRefusal(LICENSE_QUOTA_EXCEEDED, f"delegation {delegation.delegation_id}")
+                raise ChipRefusal(
+                    LicenseRefusal.LICENSE_QUOTA_EXCEEDED, f"delegation {delegation.delegation_id}"
+                )
         live = [d for d in state.delegations if d.expires_at > now_s]
         known = any(d.delegation_id == delegation.delegation_id for d in live)
         if not known and len(live) >= MAX_TRACKED_DELEGATIONS:
-            raise ChipRefusal(LICENSE_DELEGATION_INVALID, "too many live delegations to track")
+            raise ChipRefusal(
+                LicenseRefusal.LICENSE_DELEGATION_INVALID, "too many live delegations to track"
+            )
     return lic, delegation
 
 
 def _signature_ok(token: bytes, key: Any) -> bool:
-    from attest.codec.cose import verify1
-
     try:
         verify1(token, key, License.CONTENT_TYPE)
     except (AttestError, TypeError):
@@ -311,7 +329,9 @@ def _sat(v: int) -> int:
 # -- revocations -------------------------------------------------------------------------------
 def apply_revocations(state: ChipLicensing, token: bytes, anchors: TrustAnchors) -> ChipLicensing:
     """Adopt a newer authority revocation list (its revoked delegations); older ones refused."""
-    rl = verify_newer_list(token, anchors, state.revocations_number)
+    rl = verify_newer_list(
+        token, anchors.authority_id, anchors.authority_key, state.revocations_number
+    )
     return replace(
         state,
         revocations_number=rl.number,
@@ -354,3 +374,112 @@ def run_workload(
         remaining[i] = r - charge
     new = replace(state, remaining=Budgets.from_tuple(tuple(remaining)))
     return new, usage  # type: ignore[return-value]
+
+
+# -- the chip part -----------------------------------------------------------------------------
+class LicensingChip:
+    """The Offline Licensing part of one chip (a :class:`~attest.mechanism.ChipPart`).
+
+    A chip fabricated with it ships throttled to its baseline; a chip without it is a version 1
+    part that reports no license state.
+    """
+
+    def __init__(self, host: ChipHost, state: ChipLicensing) -> None:
+        self._host = host
+        self.state = state
+
+    @property
+    def throttled(self) -> bool:
+        """True while the chip runs at its baseline (no license, exhausted or expired)."""
+        return not self.state.active(self._host.chip_time_s)
+
+    def license_state(self) -> LicenseState:
+        """What Evidence reports: serial in force, FLOPs left, chip time."""
+        t = self._host.chip_time_s
+        return LicenseState(self.state.serial, self.state.remaining_flops(t), t)
+
+    def apply_license(
+        self,
+        grant: LicenseGrant,
+        now_s: float,
+        *,
+        session_nonce: bytes | None = None,
+        after_accept: Callable[[], None] | None = None,
+    ) -> License:
+        """Check a license and add its budget (SPEC: license acceptance). Raises ChipRefusal.
+
+        The high-water serial is made durable *before* the budget is added; ``after_accept``
+        runs between the two writes (crash tests stop the process there).
+        """
+        host = self._host
+        parsed, delegation = check_license(
+            self.state,
+            grant,
+            anchors=host.anchors,
+            ueid=host.ueid,
+            firmware=host.firmware_version,
+            chip_time_s=host.chip_time_s,
+            now_s=int(now_s),
+            session_nonce=session_nonce,
+        )
+        self.state = accept(self.state, parsed, delegation, now_s=int(now_s))
+        host.persist()
+        if after_accept is not None:
+            after_accept()
+        self._apply_pending()
+        return parsed
+
+    def _apply_pending(self) -> None:
+        self.state = apply_pending(self.state, self._host.chip_time_s)
+        self._host.persist()
+
+    def license_request(self) -> bytes:
+        """A fresh nonce for an offline license request; a license bound to it is accepted once."""
+        nonce = os.urandom(32)
+        self.state = replace(self.state, request_nonce=nonce)
+        self._host.persist()
+        return nonce
+
+    def apply_revocations(self, token: bytes) -> int:
+        """Adopt a newer authority revocation list (revoked delegations); returns its number."""
+        self.state = apply_revocations(self.state, token, self._host.anchors)
+        self._host.persist()
+        return self.state.revocations_number
+
+    # -- the ChipPart ----------------------------------------------------------------------
+    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
+        return {"license_state": self.license_state()}
+
+    def usage(
+        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
+    ) -> tuple[float, float, float] | None:
+        self.state, used = run_workload(
+            self.state, chip_time_ms=chip_time_ms, seconds=seconds, share=share, peaks=peaks
+        )
+        return used
+
+    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
+        as_license = grant if isinstance(grant, LicenseGrant) else LicenseGrant(*_fields(grant))
+        lic = self.apply_license(as_license, now_s, session_nonce=session_nonce)
+        return f"LICENSE applied serial={lic.serial}"
+
+    def loaded(self) -> None:
+        if self.state.pending is not None:
+            # a crash hit between accepting a license and adding its budget: roll forward
+            self._apply_pending()
+
+    def save(self) -> dict[str, Any] | None:
+        return self.state.to_cbor()
+
+
+def chip_part(host: ChipHost, saved: Any, sign: object) -> LicensingChip | None:
+    """The mechanism's chip factory: ``saved`` is None (a chip without licensing), a
+    :class:`ChipLicensing` (fabrication) or the part's saved state."""
+    if saved is None:
+        return None
+    state = saved if isinstance(saved, ChipLicensing) else ChipLicensing.from_cbor(saved)
+    return LicensingChip(host, state)
+
+
+def _fields(grant: Grant) -> tuple[bytes, bytes | None]:
+    return grant.token, grant.companion

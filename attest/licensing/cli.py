@@ -1,38 +1,66 @@
-"""``attest license``: offline license issuance, inspection, and a node's license ledger.
+"""Offline Licensing's commands: ``attest license ...`` and its actions in the other groups.
 
-``issue`` is the authority's offline act: a license file carried to the chip by hand (apply it
-with ``attest chip apply-license``). The authority keeps every license it issues in
-``AUTHORITY_DIR/licenses.json`` so serials never repeat for a chip. ``record`` copies such
-licenses into a verifier node's ledger (so its appraisals know them), ``cap`` sets a region's
-cap in a node's store, and ``status`` shows a node's delegation quota and region totals.
+``license issue`` is the authority's offline act: a license file carried to the chip by hand
+(apply it with ``attest chip apply-license``). The authority keeps every license it issues in
+``AUTHORITY_DIR/licenses.json`` so serials never repeat for a chip. ``license record`` copies
+such licenses into a verifier node's ledger (so its appraisals know them), ``license cap`` sets
+a region's cap in a node's store, and ``license status`` shows a node's delegation quota and
+region totals. ``authority delegate`` lets a node issue licenses; ``chip apply-license``,
+``chip license-request`` and ``chip license-status`` work on one chip's state folder; ``chip
+fabricate`` gets ``--throttle-baseline`` and ``--no-licensing``.
+
+This is the operator face of the package: the one module of it that uses the node and the chip
+(only attest.cli imports it; see the layer contracts in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from attest.cli import argtypes, files
-from attest.cli.main import EXIT_OK, EXIT_RUNTIME
+from attest import files
+from attest.cli import argtypes
+from attest.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    load_locked_chip,
+    read_file,
+)
 from attest.codec.cbor import decode
-from attest.codec.cose import ContentType, parse_sign1
+from attest.codec.cose import parse_sign1
 from attest.durable import atomic_write
-from attest.errors import AttestError, CertificateError, ConfigError, DecodeError
-from attest.identity import VerifierIdentity
-from attest.licensing.authority import sign_license
-from attest.licensing.issuer import LicenseIssuer, LicensingPolicy
-from attest.messages.license import Budgets, Delegation, License
-from attest.messages.revocation import Revocations
+from attest.errors import AttestError, CertificateError, ChipRefusal, ConfigError, DecodeError
+from attest.licensing.authority import delegate, sign_license
+from attest.licensing.chip import ChipLicensing, LicensingChip
+from attest.licensing.ledger import LedgerRecord, LicenseLedger
+from attest.licensing.messages import (
+    DELEGATION_CONTENT_TYPE,
+    LICENSE_CONTENT_TYPE,
+    Budgets,
+    Delegation,
+    License,
+    LicenseGrant,
+)
 from attest.messages.schema import UEID
-from attest.node.config import LicensingSection, NodeConfig, parse_version, qualifying_tiers
-from attest.store.base import LedgerRecord
+from attest.node.app import load_identity, open_store
+from attest.node.config import load_config
+from attest.node.provision import make_dir
 from attest.store.sqlite import SqliteStore
-from attest.verify.chain import TrustAnchors
-from attest.verify.reasons import Tier
+from attest.verify.chain import TrustAnchors, verify_verifier_cert
+from attest.verify.policy import parse_version
+
+DAY_S = 24 * 3600
+DELEGATIONS_FILE = "delegations.json"
+DELEGATIONS_FORMAT = "attest-delegations-v1"
+#: test hook: seconds `apply-license` sleeps between the durable high-water update and adding
+#: the budget, announcing "accepted" on stdout first (the crash test kills the process there)
+PAUSE_AFTER_ACCEPT_ENV = "ATTEST_TEST_PAUSE_AFTER_ACCEPT_S"
 
 LICENSES_FILE = "licenses.json"
 LICENSES_FORMAT = "attest-authority-licenses-v1"
@@ -41,7 +69,14 @@ REQUEST_FORMAT = "attest-license-request-v1"
 DEFAULT_VALIDITY_S = 30 * 24 * 3600
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(groups: dict[str, Any]) -> None:
+    """Add the licensing commands to the CLI's groups (attest.cli.main calls this)."""
+    _add_license_group(groups[""])
+    _add_authority_actions(groups["authority"])
+    _add_chip_actions(groups["chip"])
+
+
+def _add_license_group(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "license",
         help="issue and inspect Offline Licensing licenses; a node's license ledger",
@@ -143,55 +178,6 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="node configuration file (TOML)")
 
 
-# -- node integration (used by `attest verifier serve`) ------------------------------------------
-def policy_from(section: LicensingSection) -> LicensingPolicy:
-    """The renewal policy of a node's ``[licensing]`` section."""
-    return LicensingPolicy(
-        budgets=Budgets(
-            section.budget_flops,
-            section.budget_energy_mj or None,
-            section.budget_interconnect_bytes or None,
-        ),
-        validity_s=section.validity_s,
-        qualifying_tiers=frozenset(
-            Tier[n.upper()] for n in qualifying_tiers(section.qualifying_tiers)
-        ),
-        renew_below=section.renew_below,
-        min_firmware=parse_version(section.min_firmware),
-    )
-
-
-def build_issuer(
-    config: NodeConfig,
-    anchors: TrustAnchors,
-    identity: VerifierIdentity,
-    store: SqliteStore,
-    revocations: Revocations,
-) -> LicenseIssuer | None:
-    """The node's license issuer if ``[licensing] enabled``; its delegation checked and stored.
-
-    A delegation the authority's revocation list names is marked revoked in the store (for
-    good): the node keeps attesting but issues nothing more under it.
-    """
-    if not config.licensing.enabled:
-        return None
-    path = config.path(config.licensing.delegation_file)
-    try:
-        token = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the delegation: {exc.strerror}") from None
-    issuer = LicenseIssuer(
-        identity=identity,
-        anchors=anchors,
-        delegation_token=token,
-        store=store,
-        policy=policy_from(config.licensing),
-    )
-    if issuer.delegation.delegation_id in revocations.delegations:
-        store.revoke_delegation(issuer.delegation.delegation_id)
-    return issuer
-
-
 # -- issue ---------------------------------------------------------------------------------------
 def _read_ledger(folder: Path) -> dict[str, Any]:
     path = folder / LICENSES_FILE
@@ -208,7 +194,8 @@ def _read_ledger(folder: Path) -> dict[str, Any]:
 
 def _ueid(text: str) -> bytes:
     try:
-        return UEID.parse(bytes.fromhex(text))
+        ueid: bytes = UEID.parse(bytes.fromhex(text))
+        return ueid
     except (ValueError, DecodeError) as exc:
         raise ConfigError(f"UEID {text!r}: {exc}") from None
 
@@ -282,7 +269,7 @@ def describe(token: bytes) -> dict[str, Any]:
     """The claims of a license or delegation token, JSON-ready (signature not checked)."""
     try:
         msg = parse_sign1(token)
-        if msg.content_type == ContentType.LICENSE:
+        if msg.content_type == LICENSE_CONTENT_TYPE:
             lic = License.from_claims(decode(msg.payload))
             return {
                 "type": "license",
@@ -296,7 +283,7 @@ def describe(token: bytes) -> dict[str, Any]:
                 "nonce": None if lic.nonce is None else lic.nonce.hex(),
                 "delegationId": lic.delegation_id,
             }
-        if msg.content_type == ContentType.DELEGATION:
+        if msg.content_type == DELEGATION_CONTENT_TYPE:
             d = Delegation.from_claims(decode(msg.payload))
             return {
                 "type": "delegation",
@@ -324,7 +311,7 @@ def _check(token: bytes, anchors: TrustAnchors, delegation: bytes | None) -> str
             ok = lic.issuer == d.verifier_id and lic.delegation_id == d.delegation_id
             return "valid (delegated)" if ok else "invalid: issuer does not match the delegation"
         msg = parse_sign1(token)
-        cls = Delegation if msg.content_type == ContentType.DELEGATION else License
+        cls = Delegation if msg.content_type == DELEGATION_CONTENT_TYPE else License
         parsed = cls.verify(token, anchors.authority_key)
         if parsed.issuer != anchors.authority_id:
             return "invalid: not issued by the authority"
@@ -336,12 +323,12 @@ def _check(token: bytes, anchors: TrustAnchors, delegation: bytes | None) -> str
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    token = files._read_bytes(args.file, "license or delegation")
+    token = files.read_bytes(args.file, "license or delegation")
     info = describe(token)
     if args.anchors is not None:
         anchors = files.read_anchors(args.anchors)
         delegation = (
-            None if args.delegation is None else files._read_bytes(args.delegation, "delegation")
+            None if args.delegation is None else files.read_bytes(args.delegation, "delegation")
         )
         info["signature"] = _check(token, anchors, delegation)
     if args.json:
@@ -353,26 +340,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # -- node store commands -------------------------------------------------------------------------
-def _open_node(config_path: Path) -> tuple[TrustAnchors, VerifierIdentity, SqliteStore]:
-    from attest.cli.verifier_cmd import load_node_identity, open_store
-    from attest.node.config import load_config
-
+def _open_node(config_path: Path) -> tuple[TrustAnchors, SqliteStore, LicenseLedger]:
     config = load_config(config_path)
-    anchors, identity = load_node_identity(config)
-    return anchors, identity, open_store(config, identity)
+    anchors, identity = load_identity(config)
+    store = open_store(config, identity)
+    return anchors, store, LicenseLedger(store.db)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    anchors, _, store = _open_node(args.config)
+    anchors, store, ledger = _open_node(args.config)
     failed = 0
     with store:
         for path in args.files:
-            token = files._read_bytes(path, "license")
+            token = files.read_bytes(path, "license")
             try:
                 lic = License.verify(token, anchors.authority_key)
                 if lic.issuer != anchors.authority_id or lic.delegation_id is not None:
                     raise CertificateError("not issued by the authority itself")
-                new = store.record_license(
+                new = ledger.record_license(
                     LedgerRecord(
                         ueid=lic.ueid,
                         serial=lic.serial,
@@ -397,38 +382,276 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_cap(args: argparse.Namespace) -> int:
     if args.lift == (args.flops is not None):
         raise ConfigError("give either --flops (with optional other meters) or --lift")
-    _, _, store = _open_node(args.config)
+    _, store, ledger = _open_node(args.config)
     cap = None if args.lift else Budgets(args.flops, args.energy_mj, args.interconnect_bytes)
     with store:
-        store.set_region_cap(args.region, cap)
-        status = store.region_status(args.region)
+        ledger.set_region_cap(args.region, cap)
+        status = ledger.region_status(args.region)
     print(f"region {args.region}: cap {status.cap}, issued {status.issued}")
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from attest.node.config import load_config
-
     config = load_config(args.config)
-    _, _, store = _open_node(args.config)
+    _, store, ledger = _open_node(args.config)
     out: dict[str, Any] = {}
     with store:
-        path = config.path(config.licensing.delegation_file)
+        path = config.path(config.section("licensing").delegation_file)
         if path.exists():
             d = describe(path.read_bytes())
-            status = store.delegation_status(d["delegationId"])
+            status = ledger.delegation_status(d["delegationId"])
             out["delegation"] = {
                 **d,
                 "issued": None if status is None else list(status.issued),
                 "revoked": None if status is None else status.revoked,
             }
-            region = store.region_status(d["region"])
+            region = ledger.region_status(d["region"])
             out["region"] = {
                 "region": region.region,
                 "cap": list(region.cap),
                 "issued": list(region.issued),
                 "licenses": region.licenses,
             }
-        out["ledgerEntries"] = len(store.license_records())
+        out["ledgerEntries"] = len(ledger.license_records())
     print(json.dumps(out, indent=None if args.json else 2))
+    return EXIT_OK
+
+
+# -- authority delegate ----------------------------------------------------------------------
+def _add_authority_actions(sub: Any) -> None:
+    p = sub.add_parser(
+        "delegate",
+        help="let a verifier node issue licenses in a region, up to a quota",
+        description=(
+            "Sign a delegation: the verifier (bound to the key in its certificate) may issue "
+            "licenses to chips in REGION until the FLOPs (and optional energy/interconnect) "
+            "quota is used up. Delegations are numbered (DIR/"
+            f"{DELEGATIONS_FILE}); `attest authority revoke --delegation N` revokes one. Put the "
+            "file in [licensing] delegation_file of the node and set enabled = true."
+        ),
+    )
+    p.add_argument(
+        "--dir", required=True, type=Path, help="authority folder (from `attest authority init`)"
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--verifier",
+        type=Path,
+        metavar="VDIR",
+        help="verifier folder (writes VDIR/delegation.cose)",
+    )
+    target.add_argument("--verifier-cert", type=Path, metavar="FILE", help="verifier certificate")
+    p.add_argument(
+        "--region", required=True, type=argtypes.identifier, help="region the quota is for"
+    )
+    p.add_argument(
+        "--quota-flops", required=True, type=argtypes.positive_int, metavar="N", help="FLOP quota"
+    )
+    p.add_argument(
+        "--quota-energy-mj", type=argtypes.positive_int, metavar="N", help="energy quota (mJ)"
+    )
+    p.add_argument(
+        "--quota-interconnect-bytes",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="interconnect quota",
+    )
+    p.add_argument(
+        "--validity-days",
+        type=argtypes.positive_int,
+        default=90,
+        help="lifetime in days (default 90)",
+    )
+    p.add_argument("--out", type=Path, help="delegation file (default VDIR/delegation.cose)")
+    p.set_defaults(func=cmd_delegate)
+
+
+def cmd_delegate(args: argparse.Namespace) -> int:
+    authority = files.load_authority(args.dir)
+    cert_path = args.verifier_cert or args.verifier / files.VERIFIER_CERT_FILE
+    token = files.read_bytes(cert_path, "verifier certificate")
+    cert = verify_verifier_cert(token, authority.anchors)
+    if cert is None:
+        raise CertificateError(f"{cert_path}: not a verifier certificate of this authority")
+    out: Path | None = args.out or (args.verifier / "delegation.cose" if args.verifier else None)
+    if out is None:
+        raise ConfigError("--out is required with --verifier-cert")
+    path = args.dir / DELEGATIONS_FILE
+    doc: dict[str, Any] = (
+        files.read_json(path, "delegation register")
+        if path.exists()
+        else {"format": DELEGATIONS_FORMAT, "number": 0, "issued": []}
+    )
+    if doc.get("format") != DELEGATIONS_FORMAT or type(doc.get("number")) is not int:
+        raise ConfigError(f"{path}: not an {DELEGATIONS_FORMAT} file")
+    doc["number"] += 1
+    quota = Budgets(args.quota_flops, args.quota_energy_mj, args.quota_interconnect_bytes)
+    now = int(time.time())
+    delegation = delegate(
+        authority,
+        delegation_id=doc["number"],
+        verifier_id=cert.verifier_id,
+        public_key=cert.public_key,
+        region=args.region,
+        quota=quota,
+        now_s=now,
+        validity_s=args.validity_days * DAY_S,
+    )
+    doc["issued"].append(
+        {
+            "id": doc["number"],
+            "verifier": cert.verifier_id,
+            "region": args.region,
+            "quotaFlops": args.quota_flops,
+            "iat": now,
+        }
+    )
+    # The number is persisted first: a crash afterwards skips a number, never reuses one.
+    files.write_json(path, doc)
+    make_dir(out.parent)
+    atomic_write(out, delegation)
+    print(f"delegation #{doc['number']} for {cert.verifier_id!r} in region {args.region}")
+    print(f"  quota:     {args.quota_flops} FLOPs")
+    print(f"  valid for: {args.validity_days} days")
+    print(f"  written:   {out}")
+    return 0
+
+
+# -- chip actions ----------------------------------------------------------------------------
+def add_fabricate_options(p: argparse.ArgumentParser) -> None:
+    """``chip fabricate`` options of the licensing part (attest.cli.chip_cmd calls this)."""
+    p.add_argument(
+        "--throttle-baseline",
+        type=argtypes.share,
+        default=0.01,
+        metavar="F",
+        help="share of peak an unlicensed chip may run at, 0..1 (default: 0.01)",
+    )
+    p.add_argument(
+        "--no-licensing",
+        action="store_true",
+        help="make a chip without the licensing mechanism (never throttled, reports no license)",
+    )
+
+
+def fabricate_parts(args: argparse.Namespace) -> dict[str, Any]:
+    """The licensing part a fabricated chip starts with (none with ``--no-licensing``)."""
+    if args.no_licensing:
+        return {}
+    return {"licensing": ChipLicensing(baseline_ppm=round(args.throttle_baseline * 1_000_000))}
+
+
+def _add_chip_actions(sub: Any) -> None:
+    p = sub.add_parser(
+        "apply-license",
+        help="hand a license file to a chip (offline); it checks and applies it",
+        description=(
+            "The chip checks the license (signature chain to its authority key, its own UEID, a "
+            "serial above its high-water mark, chip-time expiry, firmware, nonce, delegation "
+            "quota and revocation) and adds the budget. The high-water mark is durable before "
+            "the budget is added, so a crash can never apply a license twice. Exit status 0 if "
+            "applied, 1 if refused (the reason is printed)."
+        ),
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
+    p.add_argument("file", type=Path, metavar="FILE", help="license file (raw COSE)")
+    p.add_argument("--delegation", type=Path, metavar="FILE", help="delegation, if delegated")
+    p.set_defaults(func=cmd_apply_license)
+
+    p = sub.add_parser(
+        "license-request",
+        help="print a license request (UEID, serial, chip time, a fresh nonce) as JSON",
+        description=(
+            "Draw a fresh nonce (kept durably by the chip) and print what the authority needs "
+            "to issue the next license offline: `attest license issue --request FILE`."
+        ),
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
+    p.add_argument("--out", type=Path, help="write the JSON here instead of standard output")
+    p.set_defaults(func=cmd_license_request)
+
+    p = sub.add_parser(
+        "license-status", help="show a chip's license state (serial, budget left, throttle)"
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
+    p.set_defaults(func=cmd_license_status)
+
+
+def cmd_apply_license(args: argparse.Namespace) -> int:
+    grant = LicenseGrant(
+        read_file(args.file, "license"),
+        None if args.delegation is None else read_file(args.delegation, "delegation"),
+    )
+    pause = float(os.environ.get(PAUSE_AFTER_ACCEPT_ENV, "0") or 0)
+    chip, fd = load_locked_chip(args.state)
+    try:
+        try:
+            part = chip.part(LicensingChip)
+        except ChipRefusal as exc:
+            print(f"{chip.ueid.hex()} REFUSED {exc}")
+            return EXIT_CHECK_FAILED
+
+        def announce() -> None:
+            print(f"accepted serial {part.state.serial}; applying", flush=True)
+            if pause > 0:
+                time.sleep(pause)
+
+        try:
+            lic = part.apply_license(grant, time.time(), after_accept=announce)
+        except ChipRefusal as exc:
+            print(f"{chip.ueid.hex()} REFUSED {exc}")
+            return EXIT_CHECK_FAILED
+        state = part.license_state()
+        print(
+            f"{chip.ueid.hex()} applied serial {lic.serial}: {state.remaining_flops} FLOPs left, "
+            f"expires at chip time {lic.expiry_s} s"
+        )
+    finally:
+        os.close(fd)
+    return EXIT_OK
+
+
+def cmd_license_request(args: argparse.Namespace) -> int:
+    chip, fd = load_locked_chip(args.state)
+    try:
+        part = chip.part(LicensingChip)
+        nonce = part.license_request()
+        state = part.license_state()
+        doc = {
+            "format": REQUEST_FORMAT,
+            "ueid": chip.ueid.hex(),
+            "hwmodel": chip.hwmodel,
+            "firmware": ".".join(map(str, chip.firmware_version)),
+            "serial": state.serial,
+            "chipTimeS": state.chip_time_s,
+            "nonce": nonce.hex(),
+        }
+    finally:
+        os.close(fd)
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        files.write_json(args.out, doc)
+        print(f"license request written to {args.out}")
+    return EXIT_OK
+
+
+def cmd_license_status(args: argparse.Namespace) -> int:
+    chip, fd = load_locked_chip(args.state)
+    os.close(fd)
+    if not chip.has(LicensingChip):
+        print(f"{chip.ueid.hex()} has no licensing mechanism")
+        return EXIT_OK
+    part = chip.part(LicensingChip)
+    lic = part.state
+    t = chip.chip_time_s
+    print(f"ueid:        {chip.ueid.hex()}")
+    print(f"chip time:   {t} s")
+    print(f"serial:      {lic.serial}")
+    print(f"remaining:   {lic.remaining_flops(t)} FLOPs (expires at chip time {lic.expiry_s} s)")
+    print(
+        f"throttled:   {'yes' if part.throttled else 'no'} (baseline {lic.baseline_ppm / 1e4:g} %)"
+    )
+    print(f"revocations: list #{lic.revocations_number}")
     return EXIT_OK

@@ -1,0 +1,299 @@
+"""The seam: how a mechanism plugs into the verifier, the chip, the store and the CLI.
+
+A *mechanism* (Offline Licensing, Fixed Set, location, federation) is one package that declares
+a :class:`Mechanism` and is listed once in :mod:`attest.registry`. Nothing in the core, the
+node or the store names a mechanism; they work through the parts declared here.
+
+Theory of operation (verifier side)
+-----------------------------------
+For each session the node (attest/node/service.py) does, in order:
+
+1. ``view = part.load(ueid)`` for every enabled :class:`VerifierPart` — what the mechanism
+   needs from its tables to judge this chip (store reads; blocking, in the store thread);
+2. :func:`appraise_session` — pure: the verification core (:func:`attest.verify.core.appraise`),
+   then ``part.appraise(view, appraisal)`` of every mechanism, combined into the *one* verdict
+   that is signed (reasons merged in code order, tier the worst of all) and the one
+   :data:`~attest.store.base.Commit` for the chip's state;
+3. ``store.commit_appraisal(commit=..., steps=...)`` — one transaction: the nonce, the chip's
+   state, every mechanism's ``steps`` and the audit entry, durable before anything is sent;
+4. ``part.conclude(findings, verdict)`` — after the commit: effects that need the committed
+   appraisal (a licence renewal in its own transaction, in-memory caches, alerts); it may return
+   a :class:`Grant` that rides in the RESULT frame.
+
+The commit rule (SPEC §9.8): the chip's state advances exactly when the *core* accepted the
+Evidence. A mechanism can make the signed verdict contraindicated, but not undo what the core
+established: an authentic, fresh Evidence's counters and meters are facts that the anti-replay
+and anti-rollback checks of every later session need, whatever else is wrong with the chip.
+
+Chip side
+---------
+A :class:`ChipPart` lives inside one simulated chip: it adds its claims to every Evidence, may
+limit the chip's work (licensing throttles), takes the grants addressed to it and persists its
+own state with the chip's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from attest.hardware import ChipModel
+from attest.identity import VerifierIdentity
+from attest.keys import PublicKey
+from attest.messages.attestation import Challenge
+from attest.messages.revocation import Revocations
+from attest.messages.schema import Field, SignedMessage
+from attest.store.base import Advance, ChipRecord, Commit, Enroll, Nothing, Step, Store
+from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors
+from attest.verify.core import Appraisal, Verdict, appraise
+from attest.verify.policy import Policy
+from attest.verify.reasons import ReasonCode, tier_of
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+ViewT = TypeVar("ViewT")
+DetailT = TypeVar("DetailT")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Something a verifier hands a chip with a RESULT (a renewed licence and its delegation).
+
+    On the wire it is the RESULT frame's optional third item ``[token, companion / null]``.
+    """
+
+    token: bytes
+    companion: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Findings(Generic[DetailT]):
+    """What one mechanism concluded about one session's Evidence (pure)."""
+
+    #: reason codes this mechanism adds to the verdict
+    reasons: tuple[ReasonCode, ...] = ()
+    #: the mechanism's own record of what to commit and act on (opaque to the node)
+    detail: DetailT | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    """What a mechanism did after the appraisal was committed."""
+
+    #: to deliver with the RESULT (at most one mechanism grants per session)
+    grant: Grant | None = None
+    #: fields for the session's log line
+    log: Mapping[str, Any] = field(default_factory=dict)
+    #: the mechanism's own record of what it did (e.g. a licence Renewal), for its callers
+    detail: Any = None
+
+
+class VerifierPart(Protocol[ViewT, DetailT]):
+    """A mechanism inside one verifier node (built by the node from its configuration)."""
+
+    def load(self, ueid: bytes) -> ViewT:
+        """What this mechanism needs to judge the chip ``ueid`` (may read the store)."""
+        ...
+
+    def appraise(
+        self, view: ViewT, core: Appraisal, *, revocations: Revocations, now_ms: int
+    ) -> Findings[DetailT]:
+        """Pure: the reasons to add to the verdict and what to commit (see the module doc)."""
+        ...
+
+    def steps(self, findings: Findings[DetailT], verdict: Verdict) -> Sequence[Step]:
+        """Writes that must land in the appraisal's own transaction (``verdict`` is the one
+        that is signed)."""
+        ...
+
+    def conclude(self, findings: Findings[DetailT], verdict: Verdict, *, now_ms: int) -> Conclusion:
+        """After the appraisal transaction committed: effects and a grant for the RESULT."""
+        ...
+
+
+#: a part and the view it loaded for this session
+Loaded = tuple[VerifierPart[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAppraisal:
+    """Everything :func:`appraise_session` decided: the signed verdict and what to commit."""
+
+    verdict: Verdict
+    commit: Commit
+    #: the core's own appraisal (its reasons are part of ``verdict``)
+    core: Appraisal
+    #: each enabled mechanism's findings, in registry order
+    findings: tuple[tuple[VerifierPart[Any, Any], Findings[Any]], ...] = ()
+
+    def steps(self) -> list[Step]:
+        """Every mechanism's writes for the appraisal transaction, in registry order."""
+        return [s for part, f in self.findings for s in part.steps(f, self.verdict)]
+
+
+def appraise_session(
+    evidence: bytes,
+    *,
+    challenge: Challenge,
+    chain: DeviceChain,
+    record: ChipRecord | None,
+    anchors: TrustAnchors,
+    revocations: Revocations,
+    policy: Policy,
+    now_ms: int,
+    mechanisms: Sequence[Loaded] = (),
+    cache: ChainCache | None = None,
+) -> SessionAppraisal:
+    """Appraise one session's Evidence with the core and every mechanism (pure).
+
+    ``record`` is the chip's registry entry (None on first contact): a known chip is judged
+    against the chain and state it enrolled with, not the chain it presents now.
+    """
+    used = DeviceChain(record.device_cert, record.manufacturer_cert) if record else chain
+    core = appraise(
+        evidence,
+        challenge=challenge,
+        chain=used,
+        state=record.state if record else None,
+        anchors=anchors,
+        revocations=revocations,
+        policy=policy,
+        now_ms=now_ms,
+        cache=cache,
+    )
+    findings = tuple(
+        (part, part.appraise(view, core, revocations=revocations, now_ms=now_ms))
+        for part, view in mechanisms
+    )
+    verdict = core.verdict
+    added = [r for _, f in findings for r in f.reasons]
+    if added:
+        reasons = tuple(sorted({*verdict.reasons, *added}))
+        verdict = Verdict(
+            tier_of(reasons), reasons, verdict.evidence_digest, verdict.ueid, verdict.evidence
+        )
+    commit: Commit
+    if core.new_state is None:
+        commit = Nothing()
+    elif record is None:
+        commit = Enroll(ChipRecord(chain.device_cert, chain.manufacturer_cert, core.new_state))
+    else:
+        commit = Advance(core.new_state, record.state.attest_counter)
+    return SessionAppraisal(verdict, commit, core, findings)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What a mechanism gets when a node builds its verifier part (attest/node/app.py)."""
+
+    identity: VerifierIdentity
+    anchors: TrustAnchors
+    store: Store
+    policy: Policy
+    revocations: Revocations
+    #: the mechanism's own section of the node configuration (its ``config`` type), or None
+    section: Any
+    #: resolves a path in the configuration against the configuration file's folder
+    resolve: Callable[[str], Path]
+    #: the node's Prometheus registry, for the mechanism's own metrics (None: no metrics)
+    metrics: CollectorRegistry | None = None
+
+
+class ChipPart(Protocol):
+    """A mechanism inside one chip (see the module doc)."""
+
+    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
+        """This mechanism's claims for the Evidence being built (names of its claim Fields)."""
+        ...
+
+    def usage(
+        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
+    ) -> tuple[float, float, float] | None:
+        """Work done per meter when the chip runs ``seconds`` at ``share`` of peak, if this
+        mechanism limits it (licensing), else None."""
+        ...
+
+    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
+        """Take a grant addressed to this mechanism: a one-line account of what was done
+        (raises ChipRefusal when refused), or None if it is not this mechanism's."""
+        ...
+
+    def apply_revocations(self, token: bytes) -> int | None:
+        """Adopt a newer authority revocation list (raises ChipRefusal when refused): its
+        number, or None if this mechanism keeps no revocations."""
+        ...
+
+    def loaded(self) -> None:
+        """Called once the chip is restored from its folder (e.g. to roll a journal forward)."""
+        ...
+
+    def save(self) -> dict[str, Any] | None:
+        """The part's state for the chip's state file (None: it keeps its own file)."""
+        ...
+
+
+class ChipHost(Protocol):
+    """What a chip offers the mechanisms inside it (attest.chip.device.Chip is one)."""
+
+    @property
+    def ueid(self) -> bytes: ...
+
+    @property
+    def anchors(self) -> TrustAnchors: ...
+
+    @property
+    def model(self) -> ChipModel: ...
+
+    @property
+    def firmware_version(self) -> tuple[int, ...]: ...
+
+    @property
+    def public_key(self) -> PublicKey: ...
+
+    @property
+    def state_dir(self) -> Path | None:
+        """The chip's state folder (None for a chip that lives in memory only)."""
+        ...
+
+    @property
+    def chip_time_s(self) -> int:
+        """The chip's monotonic operating time in whole seconds."""
+        ...
+
+    def persist(self) -> None:
+        """Write the chip's state file durably (a part calls it after changing its state)."""
+        ...
+
+
+#: signs a message with the chip's device key (handed only to the chip's own parts)
+DeviceSigner = Callable[[SignedMessage], bytes]
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """One mechanism's declaration (see the module doc). Listed in :mod:`attest.registry`."""
+
+    #: short stable name: the config section, the chip state key, log and metric prefixes
+    name: str
+    #: what SPEC calls it
+    title: str
+    #: its reason enum and the code range it owns (inclusive)
+    reasons: tuple[type[ReasonCode], int, int] | None = None
+    #: the optional claims it adds to Evidence
+    evidence_claims: tuple[Field, ...] = ()
+    #: the content types of its signed messages (SPEC's content-type table)
+    content_types: tuple[str, ...] = ()
+    #: its section of the node configuration: a frozen dataclass with defaults, or None
+    config: type | None = None
+    #: builds its verifier part for a node, or None when the configuration leaves it off
+    verifier: Callable[[NodeContext], VerifierPart[Any, Any] | None] | None = None
+    #: builds its part of a chip from what the chip saved for it (or what fabrication asked
+    #: for; None when neither): the part, or None for a chip without the mechanism
+    chip: Callable[[ChipHost, Any, DeviceSigner], ChipPart | None] | None = None
+    #: module with ``add_commands(groups)`` for the CLI (only attest.cli imports it)
+    cli: str | None = None
+    #: validates its configuration section beyond types (raises ConfigError)
+    check_config: Callable[[Any], None] | None = None

@@ -1,0 +1,214 @@
+"""The one place a verifier node is built from its configuration.
+
+``attest verifier serve`` (one process or ``--workers``), the operator commands, the demo, the
+benchmarks and the tests all build nodes here, so they run the same wiring:
+
+* :func:`load_identity`, :func:`open_store`, :func:`effective_revocations`, :func:`policy_from`,
+  :func:`settings_from` — each piece from a :class:`~attest.node.config.NodeConfig`;
+* :func:`assemble` — a :class:`~attest.node.service.VerifierService` from those pieces, with the
+  verifier part of every registered mechanism that its configuration section turns on;
+* :func:`build_node` — all of it, as the daemon runs it (group commit on).
+
+The node refuses to start on any inconsistency: a key that does not match its certificate, a
+revocation list the authority did not sign, a store that belongs to another verifier, a
+verifier the authority has revoked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from attest import files
+from attest.errors import CertificateError
+from attest.identity import VerifierIdentity
+from attest.mechanism import NodeContext, VerifierPart
+from attest.messages.revocation import Revocations
+from attest.node.config import NodeConfig
+from attest.node.metrics import NodeMetrics
+from attest.node.server import NodeSettings, VerifierNode
+from attest.node.service import VerifierService, wall_clock_ms
+from attest.registry import MECHANISMS
+from attest.store.base import Store
+from attest.store.sqlite import SqliteStore
+from attest.verify.chain import TrustAnchors
+from attest.verify.policy import Policy, parse_version
+
+log = logging.getLogger("attest.node")
+
+
+def load_identity(config: NodeConfig) -> tuple[TrustAnchors, VerifierIdentity]:
+    """The trust anchors and the node's identity (key matching its authority-signed cert)."""
+    anchors = files.read_anchors(config.path(config.node.anchors_file))
+    identity = files.load_verifier_identity(
+        config.path(config.node.key_file), config.path(config.node.cert_file), anchors
+    )
+    return anchors, identity
+
+
+def open_store(
+    config: NodeConfig, identity: VerifierIdentity, *, group_sync: bool = False
+) -> SqliteStore:
+    """The node's store; the daemon opens it with ``group_sync`` (attest/node/groupsync.py)."""
+    return SqliteStore(
+        config.path(config.store.path),
+        verifier_id=identity.verifier_id,
+        signing_key=identity.key,
+        checkpoint_every=config.store.checkpoint_every,
+        group_sync=group_sync,
+    )
+
+
+def policy_from(config: NodeConfig) -> Policy:
+    return Policy(
+        policy_id=config.policy.policy_id,
+        challenge_ttl_s=config.policy.challenge_ttl_s,
+        min_firmware=parse_version(config.policy.min_firmware),
+        allow_unknown_chips=config.policy.auto_enroll,
+    )
+
+
+def settings_from(config: NodeConfig, *, group_sync: bool = False) -> NodeSettings:
+    lim = config.limits
+    return NodeSettings(
+        host=config.listen.host,
+        port=config.listen.port,
+        http_host=config.http.host,
+        http_port=config.http.port,
+        max_connections=lim.max_connections,
+        session_timeout_s=lim.session_timeout_s,
+        idle_timeout_s=lim.idle_timeout_s,
+        max_frame_bytes=lim.max_frame_bytes,
+        drain_timeout_s=lim.drain_timeout_s,
+        group_sync=group_sync,
+    )
+
+
+def effective_revocations(config: NodeConfig, anchors: TrustAnchors, store: Store) -> Revocations:
+    """The newest verified list of (configured file, list kept in the store); stores a newer file.
+
+    Lists are complete and numbered, so keeping the highest number is anti-rollback: removing
+    or downgrading the file cannot un-revoke anything.
+    """
+    best: Revocations | None = None
+    stored = store.get_revocations()
+    if stored is not None:
+        rl = files.open_revocation_list(stored[1], anchors, "the store's revocation list")
+        best = Revocations.from_list(rl)
+    if config.node.revocations_file:
+        path = config.path(config.node.revocations_file)
+        revs, token = files.read_revocations(path, anchors)
+        if best is None or revs.number > best.number:
+            store.put_revocations(revs.number, token)
+            best = revs
+        elif revs.number < best.number:
+            log.warning(
+                "configured revocation list is older than the stored one; keeping the stored one",
+                extra={"fields": {"file_number": revs.number, "stored_number": best.number}},
+            )
+    return best or Revocations()
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """A service and the metrics its mechanisms registered into (for the VerifierNode)."""
+
+    service: VerifierService
+    metrics: NodeMetrics
+
+
+def assemble(
+    *,
+    identity: VerifierIdentity,
+    anchors: TrustAnchors,
+    store: Store,
+    policy: Policy,
+    revocations: Revocations,
+    sections: Mapping[str, Any],
+    resolve: Callable[[str], Path] = Path,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+) -> Assembly:
+    """A service with the verifier part of every mechanism its section turns on.
+
+    ``sections`` holds each mechanism's configuration section by name (a missing one takes
+    its defaults); ``resolve`` turns paths in them into files.
+    """
+    metrics = NodeMetrics()
+    parts: dict[str, VerifierPart[Any, Any]] = {}
+    for m in MECHANISMS:
+        if m.verifier is None:
+            continue
+        section = sections.get(m.name) if m.config is not None else None
+        if section is None and m.config is not None:
+            section = m.config()
+        part = m.verifier(
+            NodeContext(
+                identity=identity,
+                anchors=anchors,
+                store=store,
+                policy=policy,
+                revocations=revocations,
+                section=section,
+                resolve=resolve,
+                metrics=metrics.registry,
+            )
+        )
+        if part is not None:
+            parts[m.name] = part
+    service = VerifierService(
+        identity=identity,
+        anchors=anchors,
+        store=store,
+        policy=policy,
+        revocations=revocations,
+        clock_ms=clock_ms,
+        parts=parts,
+    )
+    return Assembly(service, metrics)
+
+
+def service_from(config: NodeConfig, store: Store) -> VerifierService:
+    """The service of ``config`` on an open store (operator commands: enrol, register ...)."""
+    anchors, identity = load_identity(config)
+    return assemble(
+        identity=identity,
+        anchors=anchors,
+        store=store,
+        policy=policy_from(config),
+        revocations=effective_revocations(config, anchors, store),
+        sections=config.mechanisms,
+        resolve=config.path,
+    ).service
+
+
+def build_node(config: NodeConfig, *, reuse_port: bool = False) -> VerifierNode:
+    """The daemon's node: identity, store (group commit), revocations, every mechanism.
+
+    The caller runs it (``run_until_signalled``) and the node closes the store when it
+    stops; if building fails halfway, the store is closed here.
+    """
+    anchors, identity = load_identity(config)
+    store = open_store(config, identity, group_sync=True)
+    try:
+        revocations = effective_revocations(config, anchors, store)
+        if identity.verifier_id in revocations.verifiers:
+            raise CertificateError(
+                f"verifier {identity.verifier_id!r} is revoked (list #{revocations.number})"
+            )
+        built = assemble(
+            identity=identity,
+            anchors=anchors,
+            store=store,
+            policy=policy_from(config),
+            revocations=revocations,
+            sections=config.mechanisms,
+            resolve=config.path,
+        )
+        settings = replace(settings_from(config, group_sync=True), reuse_port=reuse_port)
+        return VerifierNode(built.service, settings, built.metrics)
+    except BaseException:
+        store.close()
+        raise
