@@ -147,6 +147,14 @@ def test_dudect_detects_an_early_exit_comparison() -> None:
     from attest.bench.timing import Inputs, _core_comparison, _leaky_loop_eq, analyse, measure_pair
 
     inputs = Inputs(pool=200)
-    with _core_comparison(_leaky_loop_eq):
-        x, y = measure_pair(inputs, "nonce_first_byte", "nonce_last_byte", 5000)
-    assert analyse(x, y)["max_abs_t"] > 4.5
+    # A statistical control: on a loaded machine one run can drown the leak in noise, so it
+    # gets three independent tries (seen here: |t| of 17-21 on an idle machine, once 2.9 in a
+    # CI run); a harness without power would fail all three.
+    seen = []
+    for seed in range(3):
+        with _core_comparison(_leaky_loop_eq):
+            x, y = measure_pair(inputs, "nonce_first_byte", "nonce_last_byte", 8000, seed=seed)
+        seen.append(analyse(x, y)["max_abs_t"])
+        if seen[-1] > 4.5:
+            break
+    assert max(seen) > 4.5, seen
