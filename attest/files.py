@@ -27,12 +27,21 @@ from typing import Any
 from attest.codec.cose import parse_sign1
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ConfigError, DecodeError
-from attest.identity import Authority, Manufacturer, VerifierIdentity
-from attest.keys import PublicKey, SigningKey, read_secret_key
+from attest.hardware import ChipModel
+from attest.identity import (
+    Authority,
+    Endorsement,
+    EndorsementRequest,
+    Manufacturer,
+    VerifierIdentity,
+)
+from attest.keys import PublicKey, SigningKey, parse_public_key, read_secret_key
 from attest.messages.certs import ManufacturerCert, VerifierCert
 from attest.messages.content import ContentType
+from attest.messages.reference import FirmwareReference, FirmwareStatus
 from attest.messages.revocation import RevocationList, Revocations
 from attest.verify.chain import TrustAnchors, verify_verifier_cert
+from attest.verify.policy import parse_version
 
 ANCHORS_FILE = "anchors.json"
 ANCHORS_FORMAT = "attest-anchors-v1"
@@ -109,6 +118,11 @@ def anchors_document(anchors: TrustAnchors) -> dict[str, str]:
 
 def write_anchors(path: Path, anchors: TrustAnchors) -> None:
     write_json(path, anchors_document(anchors))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Durably write a public file (a certificate, a signed document)."""
+    atomic_write(path, data)
 
 
 def read_anchors(path: str | os.PathLike[str]) -> TrustAnchors:
@@ -287,3 +301,148 @@ def expand_chip_dirs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for p in found:
         unique.setdefault(p.resolve(), p)
     return list(unique.values())
+
+
+# -- the fab line: endorsement requests, endorsements, reference values --------------------------
+#: what a chip hands the manufacturer: its UEID and public key (JSON, one object per line)
+ENDORSEMENT_REQUEST_FORMAT = "attest-endorsement-request-v1"
+#: what the manufacturer hands back: the device certificate and its own (JSON, one per line)
+ENDORSEMENT_FORMAT = "attest-endorsement-v1"
+#: the JSON a vendor writes and ``attest manufacturer reference-values`` signs
+REFERENCE_VALUES_SOURCE_FORMAT = "attest-reference-values-source-v1"
+
+
+def endorsement_request_json(r: EndorsementRequest) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "format": ENDORSEMENT_REQUEST_FORMAT,
+        "ueid": r.ueid.hex(),
+        "publicKey": r.public_key.raw.hex(),
+        "hwmodel": r.hwmodel,
+    }
+    if r.pod_class is not None:
+        doc["podClass"] = r.pod_class
+    return doc
+
+
+def parse_endorsement_request(doc: Any, where: str) -> EndorsementRequest:
+    _expect_format(doc, ENDORSEMENT_REQUEST_FORMAT, where)
+    pod_class = doc.get("podClass")
+    if pod_class is not None and (type(pod_class) is not int or pod_class < 1):
+        raise ConfigError(f"{where}: podClass must be an integer >= 1")
+    return EndorsementRequest(
+        ueid=_hex_field(doc, "ueid", where),
+        public_key=_public_key_field(doc, "publicKey", where),
+        hwmodel=_text_field(doc, "hwmodel", where),
+        pod_class=pod_class,
+    )
+
+
+def endorsement_json(e: Endorsement) -> dict[str, Any]:
+    return {
+        "format": ENDORSEMENT_FORMAT,
+        "ueid": e.ueid.hex(),
+        "hwmodel": e.hwmodel,
+        "deviceCert": e.device_cert.hex(),
+        "manufacturerCert": e.manufacturer_cert.hex(),
+    }
+
+
+def parse_endorsement(doc: Any, where: str) -> Endorsement:
+    _expect_format(doc, ENDORSEMENT_FORMAT, where)
+    return Endorsement(
+        ueid=_hex_field(doc, "ueid", where),
+        hwmodel=_text_field(doc, "hwmodel", where),
+        device_cert=_hex_field(doc, "deviceCert", where),
+        manufacturer_cert=_hex_field(doc, "manufacturerCert", where),
+    )
+
+
+def read_json_lines(path: Path, what: str) -> list[tuple[str, Any]]:
+    """(``path:line``, parsed object) for each non-blank line of a JSON Lines file."""
+    try:
+        text = read_bytes(path, what).decode()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (expected the {what})") from None
+    out: list[tuple[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            out.append((where, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not out:
+        raise ConfigError(f"{path}: empty (expected the {what})")
+    return out
+
+
+def write_json_lines(path: Path, docs: Iterable[Mapping[str, Any]]) -> None:
+    """Durably write JSON Lines (one compact object per line)."""
+    atomic_write(path, "".join(json.dumps(d, sort_keys=True) + "\n" for d in docs).encode())
+
+
+def read_reference_values_source(
+    path: Path,
+) -> tuple[int, tuple[ChipModel, ...], tuple[FirmwareReference, ...]]:
+    """(number, models, firmware) from a vendor's reference-values source JSON."""
+    doc = read_json(path, "reference-values source")
+    where = str(path)
+    _expect_format(doc, REFERENCE_VALUES_SOURCE_FORMAT, where)
+    number = doc.get("number")
+    if type(number) is not int or number < 1:
+        raise ConfigError(f"{where}: number must be an integer >= 1")
+    models, firmware = doc.get("models"), doc.get("firmware", [])
+    if not isinstance(models, list) or not isinstance(firmware, list):
+        raise ConfigError(f"{where}: models and firmware must be lists")
+    try:
+        return (
+            number,
+            tuple(
+                ChipModel(
+                    _text_field(m, "name", where),
+                    m["peakFlopsPerS"],
+                    m["peakPowerMw"],
+                    m["peakInterconnectBytesPerS"],
+                    m["maxPodSize"],
+                )
+                for m in models
+            ),
+            tuple(
+                FirmwareReference(
+                    _text_field(f, "hwmodel", where),
+                    parse_version(_text_field(f, "version", where)),
+                    _hex_field(f, "measurement", where),
+                    FirmwareStatus[_text_field(f, "status", where).upper()],
+                )
+                for f in firmware
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: malformed model or firmware entry ({exc})") from None
+
+
+def _expect_format(doc: Any, fmt: str, where: str) -> None:
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ConfigError(f"{where}: not an {fmt} object")
+
+
+def _text_field(doc: Any, name: str, where: str) -> str:
+    value = doc.get(name) if isinstance(doc, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {name} must be a non-empty string")
+    return value
+
+
+def _hex_field(doc: Any, name: str, where: str) -> bytes:
+    try:
+        return bytes.fromhex(_text_field(doc, name, where))
+    except ValueError:
+        raise ConfigError(f"{where}: {name} must be hexadecimal") from None
+
+
+def _public_key_field(doc: Any, name: str, where: str) -> PublicKey:
+    try:
+        return parse_public_key(_text_field(doc, name, where))
+    except AttestError as exc:
+        raise ConfigError(f"{where}: {name}: {exc}") from None

@@ -12,8 +12,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from attest.errors import AttestError, CertificateError
+from attest.hardware import DEFAULT_MODELS, ChipModel
 from attest.keys import PublicKey, SigningKey
 from attest.messages.certs import DeviceCert, ManufacturerCert, VerifierCert
+from attest.messages.reference import FirmwareReference, ReferenceValues
 from attest.messages.revocation import RevocationList
 from attest.verify.chain import TrustAnchors
 
@@ -94,6 +97,27 @@ class Authority:
 
 
 @dataclass(frozen=True, slots=True)
+class EndorsementRequest:
+    """What a chip hands its manufacturer at the fab: its UEID and public key, nothing secret."""
+
+    ueid: bytes
+    public_key: PublicKey
+    hwmodel: str
+    #: None: the built-in model's maximum pod size
+    pod_class: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """What the manufacturer hands back: the device certificate and its own certificate."""
+
+    ueid: bytes
+    hwmodel: str
+    device_cert: bytes
+    manufacturer_cert: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Manufacturer:
     """A chip vendor whose endorsement key the authority has certified."""
 
@@ -112,6 +136,47 @@ class Manufacturer:
             ueid=ueid,
             hwmodel=hwmodel,
             pod_class=pod_class,
+        ).sign(self.key)
+
+    def endorse_request(self, request: EndorsementRequest, *, now_s: int) -> Endorsement:
+        """Certify one chip's request (CertificateError if it cannot be certified as asked)."""
+        pod_class = request.pod_class
+        if pod_class is None:
+            model = DEFAULT_MODELS.get(request.hwmodel)
+            if model is None:
+                raise CertificateError(
+                    f"model {request.hwmodel!r} is not built in: give the chip's pod class"
+                )
+            pod_class = model.max_pod_size
+        try:
+            token = self.endorse(
+                request.public_key,
+                ueid=request.ueid,
+                hwmodel=request.hwmodel,
+                pod_class=pod_class,
+                now_s=now_s,
+            )
+            DeviceCert.verify(token, self.key.public_key)  # the rules every verifier applies
+        except AttestError as exc:
+            raise CertificateError(f"cannot certify chip {request.ueid.hex()}: {exc}") from None
+        return Endorsement(request.ueid, request.hwmodel, token, self.cert)
+
+    def reference_values(
+        self,
+        *,
+        number: int,
+        models: Iterable[ChipModel],
+        firmware: Iterable[FirmwareReference],
+        now_s: int,
+    ) -> bytes:
+        """Sign reference-values document ``number`` for this vendor's models and firmware."""
+        return ReferenceValues(
+            issuer=self.manufacturer_id,
+            issued_at=now_s,
+            number=number,
+            issuer_cert=self.cert,
+            models=tuple(models),
+            firmware=tuple(firmware),
         ).sign(self.key)
 
 

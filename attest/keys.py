@@ -9,11 +9,13 @@ vectors and says so in its name.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import nacl.bindings  # imports (and so initialises) PyNaCl's bundled libsodium
 import nacl.exceptions
@@ -113,6 +115,53 @@ class PublicKey:
 
     def __repr__(self) -> str:
         return f"PublicKey({self.raw.hex()})"
+
+
+class Signer(Protocol):
+    """Anything that signs with an Ed25519 key it never hands out.
+
+    :class:`SigningKey` is the in-process one; a vendor can drive attest's chip logic with a key
+    held in an HSM or another process instead (attest.chip.signers.CommandSigner runs a
+    command such as ``openssl pkeyutl``). ``sign`` returns a 64-byte RFC 8032 signature.
+    """
+
+    @property
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+#: DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410 §4): SEQUENCE { SEQUENCE { OID
+#: 1.3.101.112 }, BIT STRING (32 bytes) } — what ``openssl pkey -pubout`` writes
+_SPKI_ED25519 = bytes.fromhex("302a300506032b6570032100")
+
+
+def parse_public_key(data: bytes | str) -> PublicKey:
+    """An Ed25519 public key in any form a vendor's tools write.
+
+    Accepted: 64 hex digits; the 32 raw bytes; an RFC 8410 SubjectPublicKeyInfo in DER or in
+    PEM (``-----BEGIN PUBLIC KEY-----``, as ``openssl pkey -pubout`` writes). Raises DecodeError.
+    """
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    text = raw.strip()
+    if text.startswith(b"-----BEGIN PUBLIC KEY-----"):
+        body = text.split(b"\n")
+        if not body[-1].strip().startswith(b"-----END PUBLIC KEY-----"):
+            raise DecodeError("PEM public key without its END line")
+        try:
+            raw = base64.b64decode(b"".join(line.strip() for line in body[1:-1]), validate=True)
+        except ValueError:
+            raise DecodeError("PEM public key: not base64") from None
+    elif len(text) == 2 * PUBLIC_KEY_BYTES and all(c in b"0123456789abcdefABCDEF" for c in text):
+        return PublicKey(bytes.fromhex(text.decode()))
+    if len(raw) == PUBLIC_KEY_BYTES:
+        return PublicKey(raw)
+    if len(raw) == len(_SPKI_ED25519) + PUBLIC_KEY_BYTES and raw.startswith(_SPKI_ED25519):
+        return PublicKey(raw[len(_SPKI_ED25519) :])
+    raise DecodeError(
+        "not an Ed25519 public key (expected 64 hex digits, 32 bytes, or SubjectPublicKeyInfo "
+        "DER/PEM with OID 1.3.101.112)"
+    )
 
 
 class SigningKey:

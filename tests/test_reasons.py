@@ -24,7 +24,7 @@ from conftest import Bench
 from attest.chip.adversary import CompromisedChip
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import sign1
-from attest.hardware import DEFAULT_MODELS
+from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
 from attest.licensing.checks import IssuedLicense, LedgerView
 from attest.licensing.messages import LicenseState
 from attest.licensing.reasons import LicenseReason
@@ -33,6 +33,7 @@ from attest.mechanism import SessionAppraisal, appraise_session
 from attest.messages.attestation import Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
+from attest.messages.reference import FirmwareReference, FirmwareStatus
 from attest.messages.revocation import Revocations
 from attest.node.service import VerifierService
 from attest.pods.messages import LinkConfirm
@@ -263,6 +264,18 @@ def _firmware_unknown(make: MakeBench) -> Appraisal:
     b = make("hx100-betafw")  # honest chip on 1.3.0, which the default policy does not know
     ch = b.challenge()
     return b.appraise(b.answer(ch), ch)
+
+
+@crafts(Reason.FIRMWARE_REVOKED)
+def _firmware_revoked(make: MakeBench) -> Appraisal:
+    b = make()  # honest chip on 1.2.0, which its vendor's reference values have withdrawn
+    ch = b.challenge()
+    version = b.chip.firmware_version
+    withdrawn = FirmwareReference(
+        b.chip.hwmodel, version, simulated_firmware_measurement(version), FirmwareStatus.REVOKED
+    )
+    policy = Policy(references=MappingProxyType({(b.chip.hwmodel, version): withdrawn}))
+    return b.appraise(b.answer(ch), ch, policy=policy)
 
 
 @crafts(Reason.DEBUG_ENABLED)

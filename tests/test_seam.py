@@ -197,7 +197,7 @@ def test_a_claim_key_or_name_taken_twice_is_refused() -> None:
 
 def test_the_registry_knows_every_content_type_once() -> None:
     types = content_types()
-    assert len(types) == len(set(types)) == 13
+    assert len(types) == len(set(types)) == 14
 
 
 # -- one kernel, one error behaviour ------------------------------------------------------------

@@ -14,6 +14,7 @@ from attest.chip.device import Chip, PartFactory
 from attest.mechanism import DeviceSigner
 from attest.messages.attestation import Evidence
 from attest.pods.chip import PodsChip
+from attest.verify.chain import DeviceChain
 
 
 class CompromisedChip(Chip):
@@ -21,6 +22,10 @@ class CompromisedChip(Chip):
 
     def sign_arbitrary_evidence(self, evidence: Evidence) -> bytes:
         return self._sign_evidence(evidence)
+
+    def install_endorsement(self, device_cert: bytes, manufacturer_cert: bytes) -> None:
+        """Takes any chain unchecked: a counterfeit fab's chips carry its uncertified chain."""
+        self._install(DeviceChain(device_cert, manufacturer_cert))
 
 
 # -- Fixed Set (attest/pods) ---------------------------------------------------------------------

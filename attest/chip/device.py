@@ -1,7 +1,8 @@
 """The simulated chip: the Attester of RFC 9334.
 
-A :class:`Chip` holds its device key (generated inside it; no accessor returns it), the
-authority key fused at fabrication, its endorsement chain, monotonic counters (boot count,
+A :class:`Chip` holds its device key (generated inside it, or held by an external
+:class:`~attest.keys.Signer` such as an HSM; no accessor returns it), the authority key fused at
+fabrication, its endorsement chain, monotonic counters (boot count,
 attestation counter), cumulative usage meters, its monotonic operating time and its firmware
 identity. It is sans-I/O apart from its own state directory: drivers pass in messages and the
 time, and get bytes back.
@@ -10,6 +11,12 @@ Mechanisms live inside the chip as *parts* (:class:`~attest.mechanism.ChipPart`,
 registered mechanism that the chip has): each adds its claims to every Evidence, may limit the
 chip's work, takes the grants addressed to it, and saves its state with the chip's.
 ``chip.part(LicensingChip)`` is how a caller reaches one.
+
+Fabrication is three steps, as on a real fab line (SPEC §3.1): :meth:`Chip.create` makes the
+chip and its key and hands out only the public half; the manufacturer endorses that public key
+(``attest manufacturer endorse``, :meth:`attest.identity.Manufacturer.endorse`); the chip
+installs the device certificate (:meth:`Chip.install_endorsement`), checking that it names its
+own key and UEID. :func:`fabricate` runs the three in one process for simulations.
 
 Anti-rollback: every change to a counter or meter is written to the state directory
 (write, fsync, rename) *before* anything that depends on it leaves the chip, so a crash or
@@ -24,19 +31,25 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from attest.chip.signers import CommandSigner
 from attest.codec.cbor import decode, encode
 from attest.durable import atomic_write
 from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
-from attest.keys import PublicKey, SigningKey, read_secret_key, write_secret_key
+from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
 from attest.mechanism import ChipPart, DeviceSigner, Grant
 from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
 from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
 from attest.messages.schema import Extensions, SignedMessage
 from attest.registry import MECHANISMS
-from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
+from attest.verify.chain import (
+    DeviceChain,
+    TrustAnchors,
+    verify_device_chain,
+    verify_verifier_cert,
+)
 
 _STATE_FILE = "state.cbor"
 _KEY_FILE = "device.key"
@@ -61,6 +74,8 @@ class ChipCheck(enum.StrEnum):
     GRANT_UNSUPPORTED = "GRANT_UNSUPPORTED"
     #: an operation of a mechanism this chip does not have (e.g. a licence request)
     MECHANISM_ABSENT = "MECHANISM_ABSENT"
+    #: a device certificate that does not chain to the authority or is not this chip's
+    ENDORSEMENT_INVALID = "ENDORSEMENT_INVALID"
 
 
 class Chip:
@@ -72,11 +87,11 @@ class Chip:
     def __init__(
         self,
         *,
-        key: SigningKey,
+        key: Signer,
         anchors: TrustAnchors,
         ueid: bytes,
         hwmodel: str,
-        chain: DeviceChain,
+        chain: DeviceChain | None,
         firmware_version: tuple[int, ...],
         bootcount: int = 0,
         attest_counter: int = 0,
@@ -84,14 +99,23 @@ class Chip:
         state_dir: Path | None = None,
         chip_time_ms: int = 0,
         parts: Mapping[str, Any] | None = None,
+        model: ChipModel | None = None,
+        firmware_measurement: bytes | None = None,
     ) -> None:
         self.__key = key
         self._anchors = anchors
         self._ueid = ueid
         self.hwmodel = hwmodel
-        self._model = DEFAULT_MODELS[hwmodel]
-        self.chain = chain
+        if model is None:
+            if hwmodel not in DEFAULT_MODELS:
+                raise ValueError(f"unknown chip model {hwmodel!r} (give its ChipModel)")
+            model = DEFAULT_MODELS[hwmodel]
+        if model.name != hwmodel:
+            raise ValueError(f"model {model.name!r} is not {hwmodel!r}")
+        self._model = model
+        self._chain = chain
         self.firmware_version = firmware_version
+        self._firmware_measurement = firmware_measurement
         self.bootcount = bootcount
         self.attest_counter = attest_counter
         self.meters = meters or Meters()
@@ -146,6 +170,33 @@ class Chip:
         """The device key's signature, for the chip's own parts (link proofs)."""
         return message.sign(self.__key)
 
+    @property
+    def chain(self) -> DeviceChain:
+        """The endorsement chain (AttestError before :meth:`install_endorsement`)."""
+        if self._chain is None:
+            raise AttestError(f"chip {self._ueid.hex()} has no device certificate yet")
+        return self._chain
+
+    @property
+    def endorsed(self) -> bool:
+        return self._chain is not None
+
+    @property
+    def firmware_measurement(self) -> bytes:
+        """The digest of the running firmware image that Evidence reports (by default the
+        simulated image's, :func:`attest.hardware.simulated_firmware_measurement`)."""
+        if self._firmware_measurement is not None:
+            return self._firmware_measurement
+        return simulated_firmware_measurement(self.firmware_version)
+
+    def install_firmware(self, version: tuple[int, ...], measurement: bytes | None = None) -> None:
+        """Replace the firmware (durably); it runs from the next :meth:`boot`."""
+        if measurement is not None and len(measurement) != 32:
+            raise ValueError("a firmware measurement is a 32-byte SHA-256 digest")
+        self.firmware_version = version
+        self._firmware_measurement = measurement
+        self._persist()
+
     # -- parts -----------------------------------------------------------------------------
     def part(self, kind: type[P]) -> P:
         """The chip's part of type ``kind`` (ChipRefusal MECHANISM_ABSENT if it has none)."""
@@ -164,6 +215,72 @@ class Chip:
 
     # -- construction and persistence --------------------------------------------------------------
     @classmethod
+    def create(
+        cls,
+        *,
+        anchors: TrustAnchors,
+        ueid: bytes,
+        hwmodel: str,
+        firmware_version: tuple[int, ...],
+        state_dir: Path | None = None,
+        signer: Signer | None = None,
+        model: ChipModel | None = None,
+        parts: Mapping[str, Any] | None = None,
+        firmware_measurement: bytes | None = None,
+    ) -> Chip:
+        """A new chip, not yet endorsed: it makes its own device key (or uses ``signer``).
+
+        Only ``chip.public_key`` leaves it; the manufacturer endorses that, and the chip then
+        takes the certificate with :meth:`install_endorsement`. ``parts`` gives mechanisms their
+        initial state by name (``{"licensing": ChipLicensing()}`` fits Offline Licensing: the
+        chip then ships throttled); a mechanism left out is fitted as its package decides.
+        """
+        key: Signer = signer if signer is not None else SigningKey.generate()
+        chip = cls(
+            key=key,
+            anchors=anchors,
+            ueid=ueid,
+            hwmodel=hwmodel,
+            chain=None,
+            firmware_version=firmware_version,
+            state_dir=state_dir,
+            parts=parts,
+            model=model,
+            firmware_measurement=firmware_measurement,
+        )
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            if isinstance(key, SigningKey):
+                write_secret_key(state_dir / _KEY_FILE, key)
+            chip._persist()
+        return chip
+
+    def install_endorsement(self, device_cert: bytes, manufacturer_cert: bytes) -> None:
+        """Take the manufacturer's certificate of this chip's key (at the fab, once).
+
+        Raises ChipRefusal (ENDORSEMENT_INVALID) unless the chain verifies to the fused
+        authority key and the device certificate names this chip's own UEID, key and model.
+        """
+        chain = DeviceChain(device_cert, manufacturer_cert)
+        certs = verify_device_chain(chain, self._anchors)
+        if certs is None:
+            raise ChipRefusal(ChipCheck.ENDORSEMENT_INVALID, "chain does not verify")
+        device = certs[0]
+        if (device.ueid, device.public_key, device.hwmodel) != (
+            self._ueid,
+            self.public_key,
+            self.hwmodel,
+        ):
+            raise ChipRefusal(
+                ChipCheck.ENDORSEMENT_INVALID, "certificate is for another UEID, key or model"
+            )
+        self._install(chain)
+
+    def _install(self, chain: DeviceChain) -> None:
+        self._chain = chain
+        self._persist()
+
+    @classmethod
     def fabricate(
         cls,
         *,
@@ -175,31 +292,21 @@ class Chip:
         state_dir: Path | None = None,
         device_key: SigningKey | None = None,
         parts: Mapping[str, Any] | None = None,
+        model: ChipModel | None = None,
     ) -> Chip:
-        """Create a chip with a fresh device key and have the manufacturer endorse it.
-
-        ``parts`` gives mechanisms their initial state by name (e.g. ``{"licensing":
-        ChipLicensing()}`` fits Offline Licensing: the chip then ships throttled); a mechanism
-        left out is fitted as its package decides (every chip has a Fixed Set pod slot).
-        """
-        if hwmodel not in DEFAULT_MODELS:
-            raise ValueError(f"unknown chip model {hwmodel!r}")
-        key = device_key if device_key is not None else SigningKey.generate()
-        device_cert, manufacturer_cert = endorse(key.public_key)
-        chip = cls(
-            key=key,
+        """:meth:`create`, then ``endorse`` (the manufacturer's step: public key in,
+        certificates out), then :meth:`install_endorsement`."""
+        chip = cls.create(
             anchors=anchors,
             ueid=ueid,
             hwmodel=hwmodel,
-            chain=DeviceChain(device_cert, manufacturer_cert),
             firmware_version=firmware_version,
             state_dir=state_dir,
+            signer=device_key,
+            model=model,
             parts=parts,
         )
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            write_secret_key(state_dir / _KEY_FILE, key)
-            chip._persist()
+        chip.install_endorsement(*endorse(chip.public_key))
         return chip
 
     @classmethod
@@ -213,13 +320,24 @@ class Chip:
                 raw["parts"] = {"licensing": raw.get("license")}
             elif version != _STATE_VERSION:
                 raise DecodeError("unsupported chip state version")
+            signer: Signer
+            if raw.get("signer") is not None:
+                signer = CommandSigner.from_state(raw["signer"])
+            else:
+                signer = read_secret_key(state_dir / _KEY_FILE)
+            endorsed = raw["device_cert"] is not None
+            model = raw.get("model")
             chip = cls(
-                key=read_secret_key(state_dir / _KEY_FILE),
+                key=signer,
                 anchors=TrustAnchors(raw["authority_id"], PublicKey(raw["authority_key"])),
                 ueid=raw["ueid"],
                 hwmodel=raw["hwmodel"],
-                chain=DeviceChain(raw["device_cert"], raw["manufacturer_cert"]),
+                model=None if model is None else ChipModel(*model),
+                chain=DeviceChain(raw["device_cert"], raw["manufacturer_cert"])
+                if endorsed
+                else None,
                 firmware_version=tuple(raw["firmware"]),
+                firmware_measurement=raw.get("firmware_measurement"),
                 bootcount=raw["bootcount"],
                 attest_counter=raw["attest_counter"],
                 meters=Meters(*raw["meters"]),
@@ -237,15 +355,25 @@ class Chip:
         if self._state_dir is None:
             return
         saved = {name: part.save() for name, part in self._parts.items()}
+        m = self._model
         state = {
             "v": _STATE_VERSION,
             "authority_id": self._anchors.authority_id,
             "authority_key": self._anchors.authority_key.raw,
             "ueid": self._ueid,
             "hwmodel": self.hwmodel,
-            "device_cert": self.chain.device_cert,
-            "manufacturer_cert": self.chain.manufacturer_cert,
+            "model": [
+                m.name,
+                m.peak_flops_per_s,
+                m.peak_power_mw,
+                m.peak_interconnect_bytes_per_s,
+                m.max_pod_size,
+            ],
+            "signer": self.__key.to_state() if isinstance(self.__key, CommandSigner) else None,
+            "device_cert": None if self._chain is None else self._chain.device_cert,
+            "manufacturer_cert": None if self._chain is None else self._chain.manufacturer_cert,
             "firmware": list(self.firmware_version),
+            "firmware_measurement": self._firmware_measurement,
             "bootcount": self.bootcount,
             "attest_counter": self.attest_counter,
             "meters": list(self.meters.as_tuple()),
@@ -336,7 +464,7 @@ class Chip:
             firmware_version=self.firmware_version,
             attest_counter=self.attest_counter,
             meters=self.meters,
-            firmware_measurement=simulated_firmware_measurement(self.firmware_version),
+            firmware_measurement=self.firmware_measurement,
             extensions=Extensions(claims),
         )
 
@@ -405,6 +533,7 @@ def fabricate(
     device_key: SigningKey | None = None,
     chip_class: type[Chip] = Chip,
     parts: Mapping[str, Any] | None = None,
+    model: ChipModel | None = None,
 ) -> Chip:
     """Make a chip at ``manufacturer``'s fab: it creates its own device key; the manufacturer
     endorses the public half.
@@ -426,4 +555,5 @@ def fabricate(
         state_dir=Path(state_dir) if state_dir is not None else None,
         device_key=device_key,
         parts=parts,
+        model=model,
     )

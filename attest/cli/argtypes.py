@@ -76,6 +76,29 @@ def identifier(text: str) -> str:
     return text
 
 
+def hex_bytes(text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not hexadecimal") from None
+
+
+def ueid(text: str) -> bytes:
+    """A RAND-type UEID in hex: 0x01 and 16, 24 or 32 random bytes (SPEC §3.2)."""
+    value = hex_bytes(text)
+    if len(value) not in (17, 25, 33) or value[0] != 0x01:
+        raise argparse.ArgumentTypeError("a UEID is 01 followed by 16, 24 or 32 bytes, in hex")
+    return value
+
+
+def digest(text: str) -> bytes:
+    """A SHA-256 digest in hex."""
+    value = hex_bytes(text)
+    if len(value) != 32:
+        raise argparse.ArgumentTypeError("must be 64 hex digits (a SHA-256 digest)")
+    return value
+
+
 def tier_name(value: int) -> str:
     """The name of a tier, or the number if this build does not know it."""
     try:

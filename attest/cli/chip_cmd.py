@@ -9,7 +9,9 @@ processes from driving the same chip at once, which would race its counters.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -22,6 +24,7 @@ import trio
 from attest import files
 from attest.chip.device import Chip, fabricate
 from attest.chip.runner import GrantOutcome, Workload, attest
+from attest.chip.signers import CommandSigner
 from attest.cli import argtypes
 from attest.cli.common import (
     EXIT_CHECK_FAILED,
@@ -33,10 +36,14 @@ from attest.cli.common import (
     read_file,
 )
 from attest.errors import AttestError, ChipRefusal, ConfigError
-from attest.hardware import DEFAULT_MODELS
+from attest.hardware import DEFAULT_MODELS, ChipModel
+from attest.identity import EndorsementRequest, new_ueid
+from attest.keys import Signer, parse_public_key
 from attest.messages.attestation import AttestationResult
 from attest.net import parse_hostport
+from attest.verify.chain import TrustAnchors
 from attest.verify.reasons import Tier, reason_name
+from attest.verify.references import open_reference_values
 
 #: rounds per connection when running forever (then it reconnects)
 _FOREVER_BATCH = 1000
@@ -89,6 +96,81 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         if hasattr(module, "add_fabricate_options"):
             module.add_fabricate_options(p)
     p.set_defaults(func=cmd_fabricate)
+
+    p = sub.add_parser(
+        "create",
+        help="make one chip that is not yet endorsed (bring your own key or model)",
+        description=(
+            "Make a chip in DIR that has no device certificate yet, and print its endorsement "
+            "request (one JSON line, format attest-endorsement-request-v1: UEID, public key, "
+            "model) for `attest manufacturer endorse --batch`; then give the chip its "
+            "certificate with `attest chip install-cert`. The chip generates its own key, or "
+            "signs through --signer-cmd with a key held elsewhere (an HSM, `openssl pkeyutl`)."
+        ),
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="state folder")
+    p.add_argument(
+        "--anchors",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the authority's anchors.json (its key is fused into the chip)",
+    )
+    p.add_argument("--model", required=True, help="chip model (hwmodel)")
+    p.add_argument(
+        "--reference-values",
+        type=Path,
+        metavar="FILE",
+        help="the vendor's signed reference values, for a model that is not built in (the "
+        "chip's simulated workload takes its peak rates from there)",
+    )
+    _firmware_options(p, default="1.2.0")
+    p.add_argument("--ueid", type=argtypes.ueid, help="the chip's UEID, hex (default: random)")
+    p.add_argument(
+        "--pod-class",
+        type=argtypes.positive_int,
+        help="pod class to request (default: the manufacturer's default for the model)",
+    )
+    p.add_argument(
+        "--signer-cmd",
+        metavar="CMD",
+        help="sign with an external command instead of a key inside the chip; {message} in CMD "
+        "is replaced by the path of a file holding the bytes to sign, and the command prints "
+        "the 64-byte signature, e.g. 'openssl pkeyutl -sign -rawin -inkey dev.pem -in {message}'",
+    )
+    p.add_argument(
+        "--public-key",
+        metavar="PUB",
+        help="the public key of --signer-cmd's key: PEM/DER file or 64 hex digits",
+    )
+    for module in mechanism_cli_modules():
+        if hasattr(module, "add_fabricate_options"):
+            module.add_fabricate_options(p)
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser(
+        "install-cert",
+        help="give a created chip its device certificate from the manufacturer",
+        description=(
+            "The chip takes the endorsement for its UEID from FILE (JSON Lines, format "
+            "attest-endorsement-v1, as `attest manufacturer endorse` writes) after checking that "
+            "it chains to its fused authority key and names its own UEID, key and model. Exit "
+            "status 0 if installed, 1 if refused (the reason is printed)."
+        ),
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
+    p.add_argument("file", type=Path, metavar="FILE", help="endorsements file")
+    p.set_defaults(func=cmd_install_cert)
+
+    p = sub.add_parser(
+        "update-firmware",
+        help="install another firmware version (it runs from the next boot)",
+        description="Replace the chip's firmware version and, optionally, the measurement it "
+        "reports (by default the simulated image's digest).",
+    )
+    p.add_argument("--state", required=True, type=Path, metavar="DIR", help="chip state folder")
+    _firmware_options(p, default=None)
+    p.set_defaults(func=cmd_update_firmware)
 
     p = sub.add_parser(
         "run",
@@ -155,7 +237,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
     return sub
 
 
-# -- argument types --------------------------------------------------------------------------
+def _firmware_options(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    p.add_argument(
+        "--firmware",
+        required=default is None,
+        default=default,
+        type=argtypes.version,
+        help="firmware version" + (f" (default: {default})" if default else ""),
+    )
+    p.add_argument(
+        "--firmware-measurement",
+        type=argtypes.digest,
+        metavar="HEX",
+        help="SHA-256 of the firmware image the chip reports (default: the simulated image's)",
+    )
 
 
 # -- fabricate -------------------------------------------------------------------------------
@@ -191,8 +286,103 @@ def cmd_fabricate(args: argparse.Namespace) -> int:
             firmware_version=args.firmware,
             state_dir=target,
             parts=parts,
-        )
+        )  # create, endorse the public key, install: as `chip create` and its peers do
         print(f"{chip.ueid.hex()} {chip.hwmodel} {target}")
+    return EXIT_OK
+
+
+# -- create, install-cert, update-firmware -----------------------------------------------------
+def cmd_create(args: argparse.Namespace) -> int:
+    state: Path = args.state
+    if files.is_chip_dir(state):
+        raise ConfigError(f"{state} already holds a chip; refusing to replace its identity")
+    anchors = files.read_anchors(args.anchors)
+    model = _model(args.model, args.reference_values, anchors)
+    signer: Signer | None = None
+    if args.signer_cmd is not None:
+        if args.public_key is None:
+            raise ConfigError("--signer-cmd needs --public-key (the key it signs with)")
+        try:
+            public_key = parse_public_key(_key_text(args.public_key))
+            signer = CommandSigner(shlex.split(args.signer_cmd), public_key)
+            signer.sign(b"attest: signer self-test")  # fail here, not at the first session
+        except (AttestError, ValueError) as exc:
+            raise ConfigError(f"--signer-cmd: {exc}") from None
+    elif args.public_key is not None:
+        raise ConfigError("--public-key goes with --signer-cmd")
+    parts: dict[str, Any] = {}
+    for module in mechanism_cli_modules():
+        if hasattr(module, "fabricate_parts"):
+            parts.update(module.fabricate_parts(args))
+    chip = Chip.create(
+        anchors=anchors,
+        ueid=args.ueid or new_ueid(),
+        hwmodel=model.name,
+        model=model,
+        firmware_version=args.firmware,
+        firmware_measurement=args.firmware_measurement,
+        state_dir=state,
+        signer=signer,
+        parts=parts,
+    )
+    request = EndorsementRequest(chip.ueid, chip.public_key, chip.hwmodel, args.pod_class)
+    print(json.dumps(files.endorsement_request_json(request), sort_keys=True))
+    return EXIT_OK
+
+
+def _model(name: str, reference_values: Path | None, anchors: TrustAnchors) -> ChipModel:
+    if reference_values is None:
+        if name not in DEFAULT_MODELS:
+            raise ConfigError(
+                f"model {name!r} is not built in: give the vendor's --reference-values"
+            )
+        return DEFAULT_MODELS[name]
+    token = read_file(reference_values, "reference values")
+    try:
+        doc = open_reference_values(token, anchors, now_s=int(time.time()))
+    except AttestError as exc:
+        raise ConfigError(f"{reference_values}: {exc}") from None
+    for m in doc.models:
+        if m.name == name:
+            return m
+    raise ConfigError(f"{reference_values}: {doc.issuer!r} declares no model {name!r}")
+
+
+def _key_text(text: str) -> bytes:
+    path = Path(text)
+    return read_file(path, "public key") if path.exists() else text.encode()
+
+
+def cmd_install_cert(args: argparse.Namespace) -> int:
+    chip, fd = load_locked_chip(args.state)
+    try:
+        ueid = chip.ueid
+        found = [
+            files.parse_endorsement(doc, where)
+            for where, doc in files.read_json_lines(args.file, "endorsements")
+            if isinstance(doc, dict) and doc.get("ueid") == ueid.hex()
+        ]
+        if not found:
+            raise ConfigError(f"{args.file}: no endorsement for chip {ueid.hex()}")
+        try:
+            chip.install_endorsement(found[0].device_cert, found[0].manufacturer_cert)
+        except ChipRefusal as exc:
+            print(f"{ueid.hex()} REFUSED {exc}")
+            return EXIT_CHECK_FAILED
+    finally:
+        os.close(fd)
+    print(f"{ueid.hex()} {chip.hwmodel} endorsed")
+    return EXIT_OK
+
+
+def cmd_update_firmware(args: argparse.Namespace) -> int:
+    chip, fd = load_locked_chip(args.state)
+    try:
+        chip.install_firmware(args.firmware, args.firmware_measurement)
+    finally:
+        os.close(fd)
+    version = ".".join(map(str, chip.firmware_version))
+    print(f"{chip.ueid.hex()} firmware {version} {chip.firmware_measurement.hex()}")
     return EXIT_OK
 
 

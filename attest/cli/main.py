@@ -28,6 +28,7 @@ _SUBCOMMANDS = (
     "attest.cli.demo_cmd",
     "attest.cli.vectors_cmd",
     "attest.cli.authority_cmd",
+    "attest.cli.manufacturer_cmd",
     "attest.cli.verifier_cmd",
     "attest.cli.chip_cmd",
     "attest.cli.audit_cmd",

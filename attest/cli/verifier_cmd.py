@@ -18,10 +18,16 @@ import trio
 
 from attest import files
 from attest.chip.device import Chip
-from attest.cli.common import EXIT_OK, EXIT_RUNTIME
+from attest.cli.common import EXIT_OK, EXIT_RUNTIME, read_file
 from attest.durable import atomic_write
-from attest.errors import AttestError, ConfigError
-from attest.node.app import build_node, load_identity, open_store, policy_from
+from attest.errors import AttestError, CertificateError, ConfigError, StoreError
+from attest.node.app import (
+    appraisal_policy,
+    build_node,
+    load_identity,
+    open_store,
+    provision,
+)
 from attest.node.config import NodeConfig, example_toml, load_config
 from attest.node.logs import configure_logging
 from attest.node.server import NodeAddress, VerifierNode, run_until_signalled
@@ -85,12 +91,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         description=(
             "Register chips in the node's store after checking their certificate chain against "
             "the trust anchors. Each CHIP is a chip state folder, a folder of chip-* state "
-            "folders, or a pair of files DEVICE_CERT MANUFACTURER_CERT (raw COSE)."
+            "folders, an endorsements file (*.jsonl, from `attest manufacturer endorse`), or a "
+            "pair of files DEVICE_CERT MANUFACTURER_CERT (raw COSE)."
         ),
     )
     _config_arg(p)
     p.add_argument("chips", nargs="+", metavar="CHIP", help="chip folder(s) or certificate pairs")
     p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser(
+        "provision",
+        help="load a vendor's signed reference values (its models and firmware) into the node",
+        description=(
+            "Verify a manufacturer's reference-values document (signed by the manufacturer, "
+            "whose certificate the Authority signed; see `attest manufacturer reference-values`) "
+            "and keep it in the node's store. The node appraises that vendor's chips against it "
+            "from its next start or SIGHUP. A document must have a higher number than the one "
+            "held for the vendor, and may not declare a model another vendor declares. Exit "
+            "status 0 if provisioned, 2 if refused (the reason is printed)."
+        ),
+    )
+    _config_arg(p)
+    p.add_argument("file", type=Path, metavar="FILE", help="signed reference-values document")
+    p.set_defaults(func=cmd_provision)
 
     return sub
 
@@ -200,6 +223,12 @@ def _chains(items: list[str]) -> list[tuple[str, DeviceChain]]:
             if pending:
                 raise ConfigError(f"{pending[0]}: a device certificate needs its manufacturer's")
             out.extend((str(d), Chip.load(d).chain) for d in files.expand_chip_dirs([path]))
+        elif path.is_file() and path.suffix == ".jsonl":  # `attest manufacturer endorse` output
+            if pending:
+                raise ConfigError(f"{pending[0]}: a device certificate needs its manufacturer's")
+            for where, doc in files.read_json_lines(path, "endorsements"):
+                e = files.parse_endorsement(doc, where)
+                out.append((where, DeviceChain(e.device_cert, e.manufacturer_cert)))
         elif path.is_file():
             pending.append(path)
             if len(pending) == 2:
@@ -221,7 +250,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     with open_store(config, identity) as store:
         # enrolment needs no mechanism: a service without parts
         service = VerifierService(
-            identity=identity, anchors=anchors, store=store, policy=policy_from(config)
+            identity=identity,
+            anchors=anchors,
+            store=store,
+            policy=appraisal_policy(config, anchors, store),
         )
         for label, chain in chains:
             certs = verify_device_chain(chain, anchors)
@@ -245,3 +277,19 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             print(f"{ueid} {certs[0].hwmodel} {'enrolled' if new else 'already known'}")
     print(f"enrolled {enrolled}, already known {known}, failed {failed}")
     return EXIT_RUNTIME if failed else EXIT_OK
+
+
+# -- provision -------------------------------------------------------------------------------
+def cmd_provision(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    token = read_file(args.file, "reference-values document")
+    try:
+        doc = provision(config, token)
+    except (CertificateError, StoreError) as exc:
+        raise ConfigError(f"{args.file}: {exc}") from None
+    versions = sorted({".".join(map(str, f.version)) for f in doc.firmware})
+    print(
+        f"provisioned reference values {doc.number} of {doc.issuer}: models "
+        f"{', '.join(m.name for m in doc.models) or '-'}; firmware {', '.join(versions) or '-'}"
+    )
+    return EXIT_OK

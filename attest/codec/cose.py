@@ -28,7 +28,7 @@ from typing import Any
 
 from attest.codec.cbor import MAX_MESSAGE_BYTES, decode, encode
 from attest.errors import ContentTypeError, DecodeError, SignatureError
-from attest.keys import PublicKey, SigningKey, ed25519_verify
+from attest.keys import PublicKey, Signer, ed25519_verify
 
 COSE_SIGN1_TAG = 18
 TAG18 = b"\xd2"  # CBOR head of tag 18: major type 6, value 18
@@ -79,7 +79,7 @@ class Sign1:
         return sig_structure(self.protected, self.payload, external_aad)
 
 
-def sign1(key: SigningKey, content_type: str, payload: bytes) -> bytes:
+def sign1(key: Signer, content_type: str, payload: bytes) -> bytes:
     """Sign ``payload`` (already deterministic CBOR) as a tagged COSE_Sign1 of ``content_type``."""
     protected = protected_header(content_type)
     signature = key.sign(sig_structure(protected, payload))

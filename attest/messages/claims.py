@@ -66,6 +66,11 @@ HEM_REVOKED_VERIFIERS = -70014
 HEM_REVOKED_PODS = -70015
 HEM_AUDIT_SEQ = -70016
 HEM_AUDIT_HEAD = -70017
+# ReferenceValues (a manufacturer's models and firmware reference values)
+HEM_RV_NUMBER = -70020
+HEM_RV_ISSUER_CERT = -70021
+HEM_RV_MODELS = -70022
+HEM_RV_FIRMWARE = -70023
 
 #: RevocationList: revoked delegation ids (Offline Licensing's delegations; the authority's list
 #: is one list for every kind of thing it revokes)

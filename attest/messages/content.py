@@ -22,3 +22,4 @@ class ContentType(enum.StrEnum):
     EVIDENCE = "application/vnd.attest.evidence+cbor"
     RESULT = "application/vnd.attest.result+cbor"
     AUDIT_CHECKPOINT = "application/vnd.attest.audit-checkpoint+cbor"
+    REFERENCE_VALUES = "application/vnd.attest.reference-values+cbor"

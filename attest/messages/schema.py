@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Self
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import register_content_type, sign1, verify1
 from attest.errors import DecodeError
-from attest.keys import PublicKey, SigningKey
+from attest.keys import PublicKey, Signer
 from attest.messages import claims as C
 
 _U64_MAX = (1 << 64) - 1
@@ -385,7 +385,7 @@ class SignedMessage:
                 return parsed  # type: ignore[no-any-return]
         return cls.from_claims(decode(payload))
 
-    def sign(self, key: SigningKey) -> bytes:
+    def sign(self, key: Signer) -> bytes:
         """This message as a tagged COSE_Sign1 signed by ``key``."""
         return sign1(key, self.CONTENT_TYPE, self.payload())
 

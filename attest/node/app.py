@@ -17,6 +17,7 @@ verifier the authority has revoked.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from attest import files
 from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
 from attest.mechanism import NodeContext, VerifierPart
+from attest.messages.reference import ReferenceValues
 from attest.messages.revocation import Revocations
 from attest.node.config import NodeConfig
 from attest.node.metrics import NodeMetrics
@@ -36,6 +38,7 @@ from attest.store.base import Store
 from attest.store.sqlite import SqliteStore
 from attest.verify.chain import TrustAnchors
 from attest.verify.policy import Policy, parse_version
+from attest.verify.references import open_reference_values, with_reference_values
 
 log = logging.getLogger("attest.node")
 
@@ -69,6 +72,40 @@ def policy_from(config: NodeConfig) -> Policy:
         min_firmware=parse_version(config.policy.min_firmware),
         allow_unknown_chips=config.policy.auto_enroll,
     )
+
+
+def appraisal_policy(config: NodeConfig, anchors: TrustAnchors, store: Store) -> Policy:
+    """The configured policy with every vendor's provisioned reference values folded in.
+
+    A stored document that no longer verifies (e.g. its manufacturer certificate expired) is
+    left out with an error in the log: that vendor's chips then get their ordinary reasons.
+    """
+    docs = []
+    for vendor, _, token in store.reference_values():
+        try:
+            docs.append(open_reference_values(token, anchors, now_s=int(time.time())))
+        except CertificateError as exc:
+            log.error(
+                "stored reference values rejected",
+                extra={"fields": {"vendor": vendor, "error": str(exc)}},
+            )
+    return with_reference_values(policy_from(config), docs)
+
+
+def provision(config: NodeConfig, token: bytes) -> ReferenceValues:
+    """Verify a vendor's reference-values document and keep it in the node's store (the node
+    reads it at start and on SIGHUP). Raises CertificateError or StoreError (not newer)."""
+    anchors, identity = load_identity(config)
+    doc = open_reference_values(token, anchors, now_s=int(time.time()))
+    with open_store(config, identity) as store:
+        current = [
+            open_reference_values(t, anchors, now_s=0)
+            for v, _, t in store.reference_values()
+            if v != doc.issuer
+        ]
+        with_reference_values(policy_from(config), [*current, doc])  # refuses a model clash
+        store.put_reference_values(doc.issuer, doc.number, token)
+    return doc
 
 
 def settings_from(config: NodeConfig, *, group_sync: bool = False) -> NodeSettings:
@@ -177,7 +214,7 @@ def service_from(config: NodeConfig, store: Store) -> VerifierService:
         identity=identity,
         anchors=anchors,
         store=store,
-        policy=policy_from(config),
+        policy=appraisal_policy(config, anchors, store),
         revocations=effective_revocations(config, anchors, store),
         sections=config.mechanisms,
         resolve=config.path,
@@ -202,7 +239,7 @@ def build_node(config: NodeConfig, *, reuse_port: bool = False) -> VerifierNode:
             identity=identity,
             anchors=anchors,
             store=store,
-            policy=policy_from(config),
+            policy=appraisal_policy(config, anchors, store),
             revocations=revocations,
             sections=config.mechanisms,
             resolve=config.path,

@@ -235,6 +235,15 @@ class Store(Protocol):
 
     def get_revocations(self) -> tuple[int, bytes] | None: ...
 
+    def put_reference_values(self, vendor: str, number: int, token: bytes) -> None:
+        """Keep a vendor's reference-values document ``number`` (verified by the caller); a
+        number <= the one stored for that vendor raises StoreError (anti-rollback)."""
+        ...
+
+    def reference_values(self) -> list[tuple[str, int, bytes]]:
+        """Every vendor's newest document: (vendor, number, token), by vendor."""
+        ...
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def sync(self) -> None:

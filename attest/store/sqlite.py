@@ -68,6 +68,8 @@ from attest.store.sqlite_db import SqliteDatabase
 from attest.verify.state import ChipState, ChipStatus
 
 SCHEMA_VERSION = 1
+#: meta keys of the vendors' reference-values documents ("reference_values:<vendor>")
+_RV_PREFIX = "reference_values:"
 DEFAULT_CHECKPOINT_EVERY = 100
 _PAGE = 1000
 
@@ -577,6 +579,41 @@ class SqliteStore(Store):
         if type(token) is not bytes:
             raise StoreError("corrupt revocation list in meta")
         return blob_to_u64(rows.get("revocations_number")), token  # type: ignore[arg-type]
+
+    def put_reference_values(self, vendor: str, number: int, token: bytes) -> None:
+        key = _RV_PREFIX + vendor
+
+        def run(txn: Transaction) -> None:
+            row = txn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                stored, _ = decode(row[0])
+                if number <= stored:
+                    raise StoreError(
+                        f"reference values {number} of {vendor!r} are not newer than the stored "
+                        f"document {stored}"
+                    )
+            txn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, encode([number, token])),
+            )
+
+        self._db.write(run)
+
+    def reference_values(self) -> list[tuple[str, int, bytes]]:
+        rows: list[Any] = self._db.read(
+            lambda t: t.execute(
+                "SELECT key, value FROM meta WHERE key LIKE ? ORDER BY key", (_RV_PREFIX + "%",)
+            ).fetchall()
+        )
+        out = []
+        for key, value in rows:
+            try:
+                number, token = decode(value)
+            except (AttestError, TypeError, ValueError) as exc:
+                raise StoreError(f"corrupt reference values in meta ({key}): {exc}") from None
+            out.append((key[len(_RV_PREFIX) :], number, token))
+        return out
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -22,13 +22,14 @@ from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp, crypto_scalarm
 from attest.chip.adversary import CompromisedChip
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import protected_header, sig_structure, sign1
-from attest.hardware import DEFAULT_MODELS
+from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
 from attest.keys import SigningKey
 from attest.messages import claims as C
 from attest.messages.attestation import Challenge, Evidence, Meters
 from attest.messages.certs import DeviceCert
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
+from attest.messages.reference import FirmwareReference, FirmwareStatus
 from attest.messages.revocation import Revocations
 from attest.testvectors.check import (
     EVIDENCE_ALGORITHM,
@@ -1212,9 +1213,72 @@ def _enrolled_only_cases(w: World, policy: Policy) -> list[AppraisalCase]:
     return cases
 
 
+def vendor_reference_policy() -> Policy:
+    """The default policy with mfr-a's reference values for HX100 folded in (SPEC §9.5).
+
+    1.2.0 is withdrawn, 1.1.0 superseded, and 1.3.0 (unknown to the version table) is current.
+    """
+    refs = {
+        version: FirmwareReference("HX100", version, simulated_firmware_measurement(version), st)
+        for version, st in (
+            ((1, 1, 0), FirmwareStatus.OUTDATED),
+            ((1, 2, 0), FirmwareStatus.REVOKED),
+            ((1, 3, 0), FirmwareStatus.CURRENT),
+        )
+    }
+    return Policy(
+        policy_id="attest-vendor-references-v1",
+        references=MappingProxyType({("HX100", v): r for v, r in refs.items()}),
+    )
+
+
+def _vendor_reference_cases(w: World, policy: Policy) -> list[AppraisalCase]:
+    cases = []
+    for chip, label, description, reasons in (
+        (
+            "hx100-a",
+            "references/revoked",
+            "honest HX100 on 1.2.0, which its vendor has withdrawn",
+            (Reason.FIRMWARE_REVOKED,),
+        ),
+        (
+            "hx100-betafw",
+            "references/current",
+            "honest HX100 on 1.3.0: unknown to the version table, current for its vendor",
+            (),
+        ),
+        (
+            "hx100-oldfw",
+            "references/unlisted",
+            "honest HX100 on 1.0.0: in the version table, but HX100's references do not list it",
+            (Reason.FIRMWARE_OUTDATED, Reason.FIRMWARE_UNKNOWN),
+        ),
+        (
+            "hx800-a",
+            "references/other-model",
+            "honest HX800 on 2.0.0: no reference for its model, so the version table applies",
+            (),
+        ),
+    ):
+        s = Session(w, chip, label, policy)
+        ch, token = s.challenge(1)
+        cases.append(
+            AppraisalCase(
+                description,
+                ("FirmwarePosture", "FirstContact"),
+                s.answer(ch),
+                token,
+                s.chain,
+                reasons,
+            )
+        )
+    return cases
+
+
 def appraisal_groups(w: World | None = None) -> list[AppraisalGroup]:
     w = w or build_world()
     datacentre, enrolled_only = datacentre_policy(), enrolled_only_policy()
+    vendor = vendor_reference_policy()
     return [
         AppraisalGroup("default policy", Policy(), tuple(_default_cases(w))),
         AppraisalGroup(
@@ -1226,6 +1290,11 @@ def appraisal_groups(w: World | None = None) -> list[AppraisalGroup]:
             "policy that requires enrolment",
             enrolled_only,
             tuple(_enrolled_only_cases(w, enrolled_only)),
+        ),
+        AppraisalGroup(
+            "policy with a vendor's firmware reference values",
+            vendor,
+            tuple(_vendor_reference_cases(w, vendor)),
         ),
     ]
 
@@ -1254,6 +1323,15 @@ def policy_json(p: Policy) -> dict[str, Any]:
             for name, m in p.models.items()
         },
         "allowUnknownChips": p.allow_unknown_chips,
+        "firmwareReferences": [
+            {
+                "hwmodel": r.hwmodel,
+                "version": _version_text(r.version),
+                "measurement": r.measurement.hex(),
+                "status": r.status.name.lower(),
+            }
+            for _, r in sorted(p.references.items())
+        ],
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from attest.keys import PublicKey
 from attest.messages.attestation import Meters
+from attest.messages.reference import FirmwareReference, FirmwareStatus
 from attest.messages.revocation import Revocations
 from attest.verify.policy import ChipModel, Policy
 from attest.verify.state import ChipState, ChipStatus
@@ -69,6 +70,17 @@ def policy_from_json(p: dict[str, Any]) -> Policy:
             {parse_version(v): hex_bytes(d) for v, d in p["firmwareMeasurements"].items()}
         ),
         allow_unknown_chips=p["allowUnknownChips"],
+        references=MappingProxyType(
+            {
+                (r["hwmodel"], parse_version(r["version"])): FirmwareReference(
+                    r["hwmodel"],
+                    parse_version(r["version"]),
+                    hex_bytes(r["measurement"]),
+                    FirmwareStatus[r["status"].upper()],
+                )
+                for r in p.get("firmwareReferences", [])
+            }
+        ),
     )
 
 

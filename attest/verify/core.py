@@ -42,7 +42,7 @@ from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
-from attest.verify.policy import ChipModel, Policy
+from attest.verify.policy import ChipModel, FirmwareStatus, Policy
 from attest.verify.reasons import Reason, ReasonCode, Tier, tier_of
 from attest.verify.state import ChipState, ChipStatus
 
@@ -180,8 +180,17 @@ def appraise(
     for new, old, peak in zip(new_meters, old_meters, model.peaks(), strict=True):
         meters_ok &= new >= old
         rate_ok &= (new - old) * 1000 <= elapsed_ms * peak
-    expected_measurement = policy.firmware_measurements.get(ev.firmware_version)
+    # a model with vendor references is judged by them alone; others by the version table
+    ref = policy.references.get((hwmodel, ev.firmware_version))
+    expected_measurement = (
+        ref.measurement
+        if ref is not None
+        else None
+        if hwmodel in policy.referenced_models
+        else policy.firmware_measurements.get(ev.firmware_version)
+    )
     fw_known = expected_measurement is not None
+    fw_status = ref.status if ref is not None else FirmwareStatus.CURRENT
 
     checks: tuple[tuple[Reason, bool], ...] = (
         (Reason.MALFORMED, not well_formed),
@@ -211,9 +220,13 @@ def appraise(
             Reason.FIRMWARE_MEASUREMENT_MISMATCH,
             fw_known & (not _eq(ev.firmware_measurement, expected_measurement or b"")),
         ),
-        (Reason.FIRMWARE_OUTDATED, ev.firmware_version < policy.min_firmware),
+        (
+            Reason.FIRMWARE_OUTDATED,
+            (ev.firmware_version < policy.min_firmware) | (fw_status is FirmwareStatus.OUTDATED),
+        ),
         (Reason.FIRMWARE_UNKNOWN, not fw_known),
         (Reason.DEBUG_ENABLED, ev.dbgstat == DBGSTAT_ENABLED),
+        (Reason.FIRMWARE_REVOKED, fw_status is FirmwareStatus.REVOKED),
     )
     # ``r in _ENVELOPE`` is evaluated for every failed check, authentic or not, so that masking
     # costs the same whichever check failed (the timing benchmark compares failure classes).

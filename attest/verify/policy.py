@@ -1,4 +1,8 @@
-"""Appraisal policy: which chip models a verifier knows and which firmware it trusts."""
+"""Appraisal policy: which chip models a verifier knows and which firmware it trusts.
+
+The built-in simulated models and firmware are the defaults; vendors add theirs through signed
+reference-values documents (attest.messages.reference, attest.verify.references).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from attest.hardware import (
     ChipModel,
     simulated_firmware_measurement,
 )
+from attest.messages.reference import FirmwareReference, FirmwareStatus
 
-__all__ = ["ChipModel", "Policy", "parse_version"]
+__all__ = ["ChipModel", "FirmwareReference", "FirmwareStatus", "Policy", "parse_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,19 @@ class Policy:
     challenge_ttl_s: int = 30
     #: appraise chips with no registry entry (first contact); if False they get NOT_ENROLLED
     allow_unknown_chips: bool = True
+    #: vendors' reference values by (model, firmware version): they take precedence over
+    #: ``firmware_measurements`` for that model and add a status (attest.verify.references)
+    references: Mapping[tuple[str, tuple[int, ...]], FirmwareReference] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    #: models with at least one reference: their firmware is known only from the references
+    #: (the version table ``firmware_measurements`` speaks for the other models)
+    referenced_models: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "referenced_models", frozenset(model for model, _ in self.references)
+        )
 
 
 def parse_version(text: str) -> tuple[int, ...]:

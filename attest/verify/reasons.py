@@ -70,6 +70,8 @@ class Reason(ReasonCode):
     FIRMWARE_OUTDATED = 81, Tier.WARNING
     FIRMWARE_UNKNOWN = 82, Tier.WARNING
     DEBUG_ENABLED = 83, Tier.WARNING
+    #: the vendor's reference values say this firmware is withdrawn (e.g. a known flaw)
+    FIRMWARE_REVOKED = 84
 
 
 #: the code range of each registered reason enum: (first, last) inclusive
