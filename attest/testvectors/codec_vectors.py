@@ -34,7 +34,7 @@ from attest.testvectors.evidence_vectors import (  # token-surgery helpers share
     _small_order_r,
     _with_signature,
 )
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.inputs import diagnostic
 from attest.testvectors.world import (
     AUTHORITY_ID,
@@ -235,13 +235,14 @@ def cbor_document() -> dict[str, Any]:
         "tests": tests,
     }
     used = {f for t in tests for f in t["flags"]}
-    return vector_document(
+    doc = vector_document(
         CBOR_ALGORITHM,
         len(tests),
         CBOR_HEADER,
         {k: v for k, v in CBOR_NOTES.items() if k in used},
         [group],
     )
+    return annotate(doc, {"CborDecode": ("result", "diagnostic")}, lambda g, t: ["4.1"])
 
 
 # ================================================================================================
@@ -609,10 +610,16 @@ def cose_document(w: World | None = None) -> dict[str, Any]:
         for name, tests in groups.items()
     ]
     used = {f for g in test_groups for t in g["tests"] for f in t["flags"]}
-    return vector_document(
+    doc = vector_document(
         COSE_ALGORITHM,
         tc,
         COSE_HEADER,
         {k: v for k, v in COSE_NOTES.items() if k in used},
         test_groups,
     )
+    return annotate(doc, {"CoseSign1Verify": ("result", "error", "payload")}, _cose_sections)
+
+
+def _cose_sections(g: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    flags = set(t["flags"])
+    return ["4.3", *(["4.4"] if flags & {"ContentType", "ValidToken"} else []), "4.5"]

@@ -33,7 +33,7 @@ from attest.messages.revocation import Revocations
 from attest.testvectors.check import (
     EVIDENCE_ALGORITHM,
 )
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.world import (
     CERTIFIED_S,
     NOW_S,
@@ -1368,7 +1368,7 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
     used = {f for g in groups for t in g["tests"] for f in t["flags"]}
     if used - set(notes):
         raise VectorError(f"flags without a note: {sorted(used - set(notes))}")
-    return vector_document(
+    doc = vector_document(
         EVIDENCE_ALGORITHM,
         tc,
         [
@@ -1378,3 +1378,23 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
         {k: v for k, v in notes.items() if k in used},
         groups,
     )
+    return annotate(doc, {"EvidenceAppraisal": EVIDENCE_OUTPUTS}, _evidence_sections)
+
+
+#: the expected-result fields of an EvidenceAppraisal test (SPEC §15.3)
+EVIDENCE_OUTPUTS = ("result", "tier", "reasons", "newState")
+#: flags that name a section beyond the appraisal procedure itself
+_FLAG_SECTIONS = {
+    "CertificateChain": "3.4",
+    "Ed25519Strict": "4.3",
+    "ContentType": "4.4",
+    "Malformed": "9.2",
+    "MeterBoundary": "9.6",
+    "Revocation": "12",
+}
+
+
+def _evidence_sections(g: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    extra = {_FLAG_SECTIONS[f] for f in t["flags"] if f in _FLAG_SECTIONS}
+    base = {"9.5", "9.7"} | ({"9.8"} if t["newState"] is not None else set())
+    return sorted(base | extra, key=lambda s: tuple(int(p) for p in s.split(".")))
