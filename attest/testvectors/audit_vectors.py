@@ -29,7 +29,14 @@ from attest.testvectors.audit_check import (
     entry_json,
 )
 from attest.testvectors.format import VectorError, vector_document
-from attest.testvectors.world import NOW_MS, World, build_world, vector_key, vector_nonce, vector_ueid
+from attest.testvectors.world import (
+    NOW_MS,
+    World,
+    build_world,
+    vector_key,
+    vector_nonce,
+    vector_ueid,
+)
 
 HEADER = [
     "The verifier's audit log (SPEC §11): a SHA-256 hash chain (rule audit-v1) plus signed",
@@ -102,7 +109,10 @@ def _log_cases(w: World) -> list[tuple[str, tuple[str, ...], dict[str, Any], set
     key = w.verifiers[VERIFIER_ID].key
     other = w.verifiers["sg-1"].key
     log = _chain(_entries())
-    cps = [sign_checkpoint(key, VERIFIER_ID, log[1]).token, sign_checkpoint(key, VERIFIER_ID, log[3]).token]
+    cps = [
+        sign_checkpoint(key, VERIFIER_ID, log[1]).token,
+        sign_checkpoint(key, VERIFIER_ID, log[3]).token,
+    ]
     pub = key.public_key.raw.hex()
     F = AuditFinding
 
@@ -145,40 +155,128 @@ def _log_cases(w: World) -> list[tuple[str, tuple[str, ...], dict[str, Any], set
     )
     return [
         case("six entries, checkpoints at seq 2 and 4", ("Intact",), log, cps, set()),
-        case("the same log audited without a key: checkpoints not checked", ("Intact",), log, cps,
-             set(), key_hex=None, vid=None),
+        case(
+            "the same log audited without a key: checkpoints not checked",
+            ("Intact",),
+            log,
+            cps,
+            set(),
+            key_hex=None,
+            vid=None,
+        ),
         case("an empty log", ("Intact",), [], [], set()),
-        case("entry 3 edited, its stored hash kept", ("Edit",), edited, cps,
-             {F.ENTRY_EDITED, F.CHECKPOINT_MISMATCH}),
-        case("entry 3 edited and every hash recomputed: only the checkpoint at 4 shows it",
-             ("Edit",), rewritten, cps, {F.CHECKPOINT_MISMATCH}),
-        case("entry 3 edited and every hash recomputed, audited without a key: undetected",
-             ("Edit", "Limitation"), rewritten, cps, set(), key_hex=None, vid=None),
-        case("entry 5's prevHash replaced and its hash recomputed", ("Edit",),
-             [*relinked[:4], dataclasses.replace(relinked[4], hash=_rehash(relinked[4])), relinked[5]],
-             cps, {F.BROKEN_LINK}),
-        case("entry 3 deleted", ("Delete",), [*log[:2], *log[3:]], cps,
-             {F.SEQ_GAP, F.BROKEN_LINK, F.CHECKPOINT_MISMATCH}),
-        case("entry 4 (a checkpointed one) deleted", ("Delete", "Checkpoint"), [*log[:3], *log[4:]],
-             cps, {F.SEQ_GAP, F.BROKEN_LINK, F.CHECKPOINT_ENTRY_MISSING}),
-        case("entries 5 and 6 swapped", ("Delete",), [*log[:4], log[5], log[4]], cps,
-             {F.SEQ_GAP, F.BROKEN_LINK}),
-        case("cut back to 3 entries, below the checkpoint at 4", ("Truncate",), log[:3], cps,
-             {F.TRUNCATED}),
-        case("cut back to 5 entries, above the newest checkpoint: undetected",
-             ("Truncate", "Limitation"), log[:5], cps, set()),
-        case("a checkpoint signed by another verifier's key", ("Checkpoint",), log, [cps[0], forged],
-             {F.CHECKPOINT_FORGED}),
-        case("a checkpoint in another verifier's name", ("Checkpoint",), log, [cps[0], misissued],
-             {F.CHECKPOINT_WRONG_ISSUER}),
-        case("a checkpoint in another verifier's name, no verifier id given: accepted",
-             ("Checkpoint", "Intact"), log, [cps[0], misissued], set(), vid=None),
-        case("two checkpoints at seq 4 with different heads (a fork)", ("Checkpoint",), log,
-             [*cps, fork], {F.CHECKPOINT_FORK, F.CHECKPOINT_MISMATCH}),
-        case("a checkpoint claiming seq 0 (malformed, validly signed)", ("Checkpoint",), log,
-             [*cps, seq0], {F.CHECKPOINT_FORGED}),
-        case("checkpoint claims signed as a Challenge (another content type)", ("Checkpoint",), log,
-             [cps[0], wrong_type], {F.CHECKPOINT_FORGED}),
+        case(
+            "entry 3 edited, its stored hash kept",
+            ("Edit",),
+            edited,
+            cps,
+            {F.ENTRY_EDITED, F.CHECKPOINT_MISMATCH},
+        ),
+        case(
+            "entry 3 edited and every hash recomputed: only the checkpoint at 4 shows it",
+            ("Edit",),
+            rewritten,
+            cps,
+            {F.CHECKPOINT_MISMATCH},
+        ),
+        case(
+            "entry 3 edited and every hash recomputed, audited without a key: undetected",
+            ("Edit", "Limitation"),
+            rewritten,
+            cps,
+            set(),
+            key_hex=None,
+            vid=None,
+        ),
+        case(
+            "entry 5's prevHash replaced and its hash recomputed",
+            ("Edit",),
+            [
+                *relinked[:4],
+                dataclasses.replace(relinked[4], hash=_rehash(relinked[4])),
+                relinked[5],
+            ],
+            cps,
+            {F.BROKEN_LINK},
+        ),
+        case(
+            "entry 3 deleted",
+            ("Delete",),
+            [*log[:2], *log[3:]],
+            cps,
+            {F.SEQ_GAP, F.BROKEN_LINK, F.CHECKPOINT_MISMATCH},
+        ),
+        case(
+            "entry 4 (a checkpointed one) deleted",
+            ("Delete", "Checkpoint"),
+            [*log[:3], *log[4:]],
+            cps,
+            {F.SEQ_GAP, F.BROKEN_LINK, F.CHECKPOINT_ENTRY_MISSING},
+        ),
+        case(
+            "entries 5 and 6 swapped",
+            ("Delete",),
+            [*log[:4], log[5], log[4]],
+            cps,
+            {F.SEQ_GAP, F.BROKEN_LINK},
+        ),
+        case(
+            "cut back to 3 entries, below the checkpoint at 4",
+            ("Truncate",),
+            log[:3],
+            cps,
+            {F.TRUNCATED},
+        ),
+        case(
+            "cut back to 5 entries, above the newest checkpoint: undetected",
+            ("Truncate", "Limitation"),
+            log[:5],
+            cps,
+            set(),
+        ),
+        case(
+            "a checkpoint signed by another verifier's key",
+            ("Checkpoint",),
+            log,
+            [cps[0], forged],
+            {F.CHECKPOINT_FORGED},
+        ),
+        case(
+            "a checkpoint in another verifier's name",
+            ("Checkpoint",),
+            log,
+            [cps[0], misissued],
+            {F.CHECKPOINT_WRONG_ISSUER},
+        ),
+        case(
+            "a checkpoint in another verifier's name, no verifier id given: accepted",
+            ("Checkpoint", "Intact"),
+            log,
+            [cps[0], misissued],
+            set(),
+            vid=None,
+        ),
+        case(
+            "two checkpoints at seq 4 with different heads (a fork)",
+            ("Checkpoint",),
+            log,
+            [*cps, fork],
+            {F.CHECKPOINT_FORK, F.CHECKPOINT_MISMATCH},
+        ),
+        case(
+            "a checkpoint claiming seq 0 (malformed, validly signed)",
+            ("Checkpoint",),
+            log,
+            [*cps, seq0],
+            {F.CHECKPOINT_FORGED},
+        ),
+        case(
+            "checkpoint claims signed as a Challenge (another content type)",
+            ("Checkpoint",),
+            log,
+            [cps[0], wrong_type],
+            {F.CHECKPOINT_FORGED},
+        ),
     ]
 
 
@@ -195,14 +293,27 @@ def _hash_cases() -> list[tuple[str, tuple[str, ...], int, AuditEntry, bytes]]:
         ("entry 1: prevHash is 32 zero bytes", ("EntryHash",), 1, base, GENESIS_HASH),
         ("entry 2 of the log", ("EntryHash",), 2, log[1].entry, log[0].hash),
         ("no validated chain: empty ueid", ("EntryHash",), 3, log[2].entry, log[1].hash),
-        ("no evidence digest (empty) and an empty nonce", ("EntryHash",), 7,
-         dataclasses.replace(base, evidence_digest=b"", nonce=b""), log[5].hash),
-        ("largest values: timeMs and tier 2^63 - 1, a reason code 2^64 - 1",
-         ("EntryHash", "Boundary"), 2**64 - 1,
-         dataclasses.replace(base, time_ms=2**63 - 1, tier=2**63 - 1, reasons=(1, 2**64 - 1)),
-         log[0].hash),
-        ("non-ASCII verifier id and another kind", ("EntryHash",), 1,
-         dataclasses.replace(base, verifier_id="kuala-lumpur-ü", kind="attestation-x"), GENESIS_HASH),
+        (
+            "no evidence digest (empty) and an empty nonce",
+            ("EntryHash",),
+            7,
+            dataclasses.replace(base, evidence_digest=b"", nonce=b""),
+            log[5].hash,
+        ),
+        (
+            "largest values: timeMs and tier 2^63 - 1, a reason code 2^64 - 1",
+            ("EntryHash", "Boundary"),
+            2**64 - 1,
+            dataclasses.replace(base, time_ms=2**63 - 1, tier=2**63 - 1, reasons=(1, 2**64 - 1)),
+            log[0].hash,
+        ),
+        (
+            "non-ASCII verifier id and another kind",
+            ("EntryHash",),
+            1,
+            dataclasses.replace(base, verifier_id="kuala-lumpur-ü", kind="attestation-x"),
+            GENESIS_HASH,
+        ),
     ]
 
 
@@ -224,8 +335,13 @@ def audit_document(w: World | None = None) -> dict[str, Any]:
     log_tests = []
     for comment, flags, fields, findings in _log_cases(w):
         tc += 1
-        t = {"tcId": tc, "comment": comment, "flags": list(flags), "sections": ["11.3", "11.4"],
-             **fields}
+        t = {
+            "tcId": tc,
+            "comment": comment,
+            "flags": list(flags),
+            "sections": ["11.3", "11.4"],
+            **fields,
+        }
         out = audit_log_outputs(t)
         if out["findings"] != sorted(findings):
             raise VectorError(f"audit case {comment!r}: meant {sorted(findings)}, got {out}")

@@ -124,7 +124,11 @@ def sample_claims(w: World) -> dict[str, dict[Any, Any]]:
         "VerifierCert": _claims(v.cert),
         "RevocationList": _claims(
             RevocationList(
-                AUTHORITY_ID, NOW_S, 3, devices=(vector_ueid("hx100-b"),), pods=(pod_id("B"),),
+                AUTHORITY_ID,
+                NOW_S,
+                3,
+                devices=(vector_ueid("hx100-b"),),
+                pods=(pod_id("B"),),
                 delegations=(2,),
             ).payload(),
             token=False,
@@ -151,9 +155,7 @@ def sample_claims(w: World) -> dict[str, dict[Any, Any]]:
         "License": _claims(ltoken),
         "PodCert": _claims(pod_cert("A")[0]),
         "LinkResponse": _claims(proof.payload(), token=False),
-        "LinkConfirm": _claims(
-            dataclasses.replace(proof, accept=False).payload(), token=False
-        ),
+        "LinkConfirm": _claims(dataclasses.replace(proof, accept=False).payload(), token=False),
     }
 
 
@@ -194,8 +196,12 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     for t in ("Challenge", "Evidence", "RevocationList"):
         out.append((t, "payload is an array, not a map", (CI,), [1, 2]))
     # identifiers (§1.4, §4.2)
-    add("VerifierCert", "region of 256 four-byte characters (1 024 bytes)", (V, E),
-        _set(C.HEM_REGION, "\U0001f600" * 256))
+    add(
+        "VerifierCert",
+        "region of 256 four-byte characters (1 024 bytes)",
+        (V, E),
+        _set(C.HEM_REGION, "\U0001f600" * 256),
+    )
     add("VerifierCert", "region of 257 characters", (CI,), _set(C.HEM_REGION, "r" * 257))
     add("VerifierCert", "empty verifier id", (CI,), _set(C.SUB, ""))
     add("ManufacturerCert", "iss is an integer", (CI,), _set(C.ISS, 1))
@@ -214,17 +220,37 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("Evidence", "ueid of 33 bytes", (V, E), _set(C.UEID, b"\x01" + bytes(32)))
     add("Evidence", "ueid of 25 bytes", (V, E), _set(C.UEID, b"\x01" + bytes(24)))
     add("Evidence", "ueid of 16 bytes", (CI,), _set(C.UEID, bytes(16)))
-    add("Evidence", "ueid of 17 bytes whose first byte is 0x02", (PI,),
-        _set(C.UEID, b"\x02" + bytes(16)))
-    add("Evidence", "firmware measurement of 33 bytes", (CI,),
-        _set(C.HEM_FW_MEASUREMENT, bytes(33)))
+    add(
+        "Evidence",
+        "ueid of 17 bytes whose first byte is 0x02",
+        (PI,),
+        _set(C.UEID, b"\x02" + bytes(16)),
+    )
+    add(
+        "Evidence", "firmware measurement of 33 bytes", (CI,), _set(C.HEM_FW_MEASUREMENT, bytes(33))
+    )
     # Evidence values
-    add("Evidence", "counters and meters at 2^64 - 1", (V, E), lambda c: {
-        **c, C.HEM_ATTEST_COUNTER: U64, C.BOOTCOUNT: U64, C.UPTIME: U64,
-        C.HEM_METERS: {1: U64, 2: U64, 3: U64}})
+    add(
+        "Evidence",
+        "counters and meters at 2^64 - 1",
+        (V, E),
+        lambda c: {
+            **c,
+            C.HEM_ATTEST_COUNTER: U64,
+            C.BOOTCOUNT: U64,
+            C.UPTIME: U64,
+            C.HEM_METERS: {1: U64, 2: U64, 3: U64},
+        },
+    )
     add("Evidence", "all meters zero", (V, E), _set(C.HEM_METERS, {1: 0, 2: 0, 3: 0}))
-    out.append(("Evidence", "counter 2^64 (a bignum tag)", (CI,),
-                cbor2.dumps({**s["Evidence"], C.HEM_ATTEST_COUNTER: 2**64}, canonical=True)))
+    out.append(
+        (
+            "Evidence",
+            "counter 2^64 (a bignum tag)",
+            (CI,),
+            cbor2.dumps({**s["Evidence"], C.HEM_ATTEST_COUNTER: 2**64}, canonical=True),
+        )
+    )
     add("Evidence", "meters without interconnect", (CI,), _set(C.HEM_METERS, {1: 0, 2: 0}))
     add("Evidence", "meters with a fourth key", (CI,), _set(C.HEM_METERS, {1: 0, 2: 0, 3: 0, 4: 0}))
     add("Evidence", "meters as an array", (CI,), _set(C.HEM_METERS, [0, 0, 0]))
@@ -232,8 +258,12 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("Evidence", "dbgstat 5", (CI,), _set(C.DBGSTAT, 5))
     add("Evidence", "dbgstat true (booleans are not integers)", (CI,), _set(C.DBGSTAT, True))
     add("Evidence", "swversion 01.2 (leading zero)", (V,), _set(C.SWVERSION, ["01.2", 1]))
-    add("Evidence", "swversion of four parts of six digits", (V, E),
-        _set(C.SWVERSION, ["999999.0.0.999999", 1]))
+    add(
+        "Evidence",
+        "swversion of four parts of six digits",
+        (V, E),
+        _set(C.SWVERSION, ["999999.0.0.999999", 1]),
+    )
     add("Evidence", "swversion of five parts", (CI,), _set(C.SWVERSION, ["1.2.3.4.5", 1]))
     add("Evidence", "swversion part of seven digits", (CI,), _set(C.SWVERSION, ["1234567", 1]))
     add("Evidence", "swversion with a letter", (CI,), _set(C.SWVERSION, ["1.2a", 1]))
@@ -246,43 +276,111 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     pa, pb = vector_ueid("pod-chip/a1"), vector_ueid("pod-chip/a2")
     ls = {1: 3, 2: 10**17, 3: 7200}
     add("Evidence", "license state with chip time", (V, M), _set(LC.HEM_LICENSE_STATE, ls))
-    add("Evidence", "license state without chip time", (V, M),
-        _set(LC.HEM_LICENSE_STATE, {1: 0, 2: 0}))
-    add("Evidence", "license state with a fourth key", (CI, M),
-        _set(LC.HEM_LICENSE_STATE, {**ls, 4: 0}))
-    add("Evidence", "license state null (absent is spelled by leaving it off)", (CI, M),
-        _set(LC.HEM_LICENSE_STATE, None))
+    add(
+        "Evidence",
+        "license state without chip time",
+        (V, M),
+        _set(LC.HEM_LICENSE_STATE, {1: 0, 2: 0}),
+    )
+    add(
+        "Evidence",
+        "license state with a fourth key",
+        (CI, M),
+        _set(LC.HEM_LICENSE_STATE, {**ls, 4: 0}),
+    )
+    add(
+        "Evidence",
+        "license state null (absent is spelled by leaving it off)",
+        (CI, M),
+        _set(LC.HEM_LICENSE_STATE, None),
+    )
     pod = {PC.HEM_POD_ID: pod_id("A"), PC.HEM_LINKS: sorted([pa, pb])}
     add("Evidence", "pod id and two links", (V, M), lambda c: {**c, **pod})
-    add("Evidence", "pod id and no links", (V, M),
-        lambda c: {**c, PC.HEM_POD_ID: pod_id("A"), PC.HEM_LINKS: []})
-    add("Evidence", "links without a pod id (a full link but no certificate)", (V, M),
-        _set(PC.HEM_LINKS, [pa]))
-    add("Evidence", "link refusals: one proof", (V, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b"\xd2" + bytes(99)]})
-    add("Evidence", "link refusals: an empty array", (V, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: []})
-    add("Evidence", "links not sorted (a set: order is not checked)", (V, M),
-        lambda c: {**c, **pod, PC.HEM_LINKS: sorted([pa, pb], reverse=True)})
-    add("Evidence", "a link listed twice (a set: repetition is not checked)", (V, M),
-        lambda c: {**c, **pod, PC.HEM_LINKS: [pa, pa]})
-    add("Evidence", "256 links (the most allowed)", (V, M, E),
-        lambda c: {**c, **pod, PC.HEM_LINKS: [b"\x01" + i.to_bytes(16, "big") for i in range(256)]})
-    add("Evidence", "257 links", (CI, M),
-        lambda c: {**c, **pod, PC.HEM_LINKS: [b"\x01" + i.to_bytes(16, "big") for i in range(257)]})
-    add("Evidence", "a link that is not a UEID (16 bytes)", (CI, M),
-        lambda c: {**c, **pod, PC.HEM_LINKS: [bytes(16)]})
+    add(
+        "Evidence",
+        "pod id and no links",
+        (V, M),
+        lambda c: {**c, PC.HEM_POD_ID: pod_id("A"), PC.HEM_LINKS: []},
+    )
+    add(
+        "Evidence",
+        "links without a pod id (a full link but no certificate)",
+        (V, M),
+        _set(PC.HEM_LINKS, [pa]),
+    )
+    add(
+        "Evidence",
+        "link refusals: one proof",
+        (V, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b"\xd2" + bytes(99)]},
+    )
+    add(
+        "Evidence",
+        "link refusals: an empty array",
+        (V, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: []},
+    )
+    add(
+        "Evidence",
+        "links not sorted (a set: order is not checked)",
+        (V, M),
+        lambda c: {**c, **pod, PC.HEM_LINKS: sorted([pa, pb], reverse=True)},
+    )
+    add(
+        "Evidence",
+        "a link listed twice (a set: repetition is not checked)",
+        (V, M),
+        lambda c: {**c, **pod, PC.HEM_LINKS: [pa, pa]},
+    )
+    add(
+        "Evidence",
+        "256 links (the most allowed)",
+        (V, M, E),
+        lambda c: {**c, **pod, PC.HEM_LINKS: [b"\x01" + i.to_bytes(16, "big") for i in range(256)]},
+    )
+    add(
+        "Evidence",
+        "257 links",
+        (CI, M),
+        lambda c: {**c, **pod, PC.HEM_LINKS: [b"\x01" + i.to_bytes(16, "big") for i in range(257)]},
+    )
+    add(
+        "Evidence",
+        "a link that is not a UEID (16 bytes)",
+        (CI, M),
+        lambda c: {**c, **pod, PC.HEM_LINKS: [bytes(16)]},
+    )
     add("Evidence", "pod id of 15 bytes", (CI, M), _set(PC.HEM_POD_ID, bytes(15)))
-    add("Evidence", "pod id of 16 zero bytes (only a PodCert forbids it)", (V, M),
-        _set(PC.HEM_POD_ID, bytes(16)))
-    add("Evidence", "a refusal proof of 2 049 bytes", (CI, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [bytes(2049)]})
-    add("Evidence", "an empty refusal proof", (CI, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b""]})
-    add("Evidence", "17 refusal proofs", (CI, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [bytes([i]) for i in range(17)]})
-    add("Evidence", "a refusal proof listed twice", (V, M),
-        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b"\xd2\x01", b"\xd2\x01"]})
+    add(
+        "Evidence",
+        "pod id of 16 zero bytes (only a PodCert forbids it)",
+        (V, M),
+        _set(PC.HEM_POD_ID, bytes(16)),
+    )
+    add(
+        "Evidence",
+        "a refusal proof of 2 049 bytes",
+        (CI, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [bytes(2049)]},
+    )
+    add(
+        "Evidence",
+        "an empty refusal proof",
+        (CI, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b""]},
+    )
+    add(
+        "Evidence",
+        "17 refusal proofs",
+        (CI, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [bytes([i]) for i in range(17)]},
+    )
+    add(
+        "Evidence",
+        "a refusal proof listed twice",
+        (V, M),
+        lambda c: {**c, **pod, PC.HEM_LINK_REFUSALS: [b"\xd2\x01", b"\xd2\x01"]},
+    )
     # certificates (§3.3, §6.2–§6.4)
     add("DeviceCert", "hwmodel of 32 ASCII bytes", (V, E), _set(C.HWMODEL, b"H" * 32))
     add("DeviceCert", "hwmodel of 33 bytes", (CI,), _set(C.HWMODEL, b"H" * 33))
@@ -292,63 +390,118 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("DeviceCert", "an exp claim (a DeviceCert has none)", (CI,), _set(C.EXP, NOW_S))
     cnf_x = s["DeviceCert"][C.CNF][1][-2]
     add("DeviceCert", "cnf key of 31 bytes", (CI,), _set(C.CNF, _cnf(cnf_x[:31])))
-    add("DeviceCert", "cnf with a kid label", (CI,),
-        _set(C.CNF, {1: {1: 1, -1: 6, -2: cnf_x, 2: b"k"}}))
+    add(
+        "DeviceCert",
+        "cnf with a kid label",
+        (CI,),
+        _set(C.CNF, {1: {1: 1, -1: 6, -2: cnf_x, 2: b"k"}}),
+    )
     add("DeviceCert", "cnf curve X25519 (4)", (CI,), _set(C.CNF, {1: {1: 1, -1: 4, -2: cnf_x}}))
-    add("DeviceCert", "cnf with a second member", (CI,),
-        _set(C.CNF, {1: {1: 1, -1: 6, -2: cnf_x}, 2: 0}))
+    add(
+        "DeviceCert",
+        "cnf with a second member",
+        (CI,),
+        _set(C.CNF, {1: {1: 1, -1: 6, -2: cnf_x}, 2: 0}),
+    )
     # revocation lists (§6.5)
-    add("RevocationList", "no revoked delegations (claim absent)", (V,),
-        _drop(C.HEM_REVOKED_DELEGATIONS))
+    add(
+        "RevocationList",
+        "no revoked delegations (claim absent)",
+        (V,),
+        _drop(C.HEM_REVOKED_DELEGATIONS),
+    )
     add("RevocationList", "revoked pod of 15 bytes", (CI,), _set(C.HEM_REVOKED_PODS, [bytes(15)]))
-    add("RevocationList", "revoked delegation id negative", (CI, M),
-        _set(C.HEM_REVOKED_DELEGATIONS, [-1]))
+    add(
+        "RevocationList",
+        "revoked delegation id negative",
+        (CI, M),
+        _set(C.HEM_REVOKED_DELEGATIONS, [-1]),
+    )
     add("RevocationList", "revoked verifier id empty", (CI,), _set(C.HEM_REVOKED_VERIFIERS, [""]))
     # results (§6.8)
     add("AttestationResult", "another eat_profile", (CI,), _set(C.EAT_PROFILE, "tag:other"))
-    add("AttestationResult", "submods with another name", (CI,),
-        lambda c: {**c, C.SUBMODS: {"other": c[C.SUBMODS]["hem"]}})
-    add("AttestationResult", "verifier-id without build", (CI,),
-        _set(C.EAR_VERIFIER_ID, {0: "attest"}))
-    add("AttestationResult", "256 reasons (the most allowed)", (V, E),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 256}}})
-    add("AttestationResult", "257 reasons", (CI,),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 257}}})
-    add("AttestationResult", "status 0 (schema admits any uint)", (V,),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.EAR_STATUS: 0}}})
+    add(
+        "AttestationResult",
+        "submods with another name",
+        (CI,),
+        lambda c: {**c, C.SUBMODS: {"other": c[C.SUBMODS]["hem"]}},
+    )
+    add(
+        "AttestationResult",
+        "verifier-id without build",
+        (CI,),
+        _set(C.EAR_VERIFIER_ID, {0: "attest"}),
+    )
+    add(
+        "AttestationResult",
+        "256 reasons (the most allowed)",
+        (V, E),
+        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 256}}},
+    )
+    add(
+        "AttestationResult",
+        "257 reasons",
+        (CI,),
+        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 257}}},
+    )
+    add(
+        "AttestationResult",
+        "status 0 (schema admits any uint)",
+        (V,),
+        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.EAR_STATUS: 0}}},
+    )
     add("AttestationResult", "the placeholder UEID", (V,), _set(C.UEID, b"\x01" + bytes(16)))
     # Offline Licensing (§13.2, §13.3)
     add("License", "serial 0", (CI, M), _set(LC.HEM_LICENSE_SERIAL, 0))
     add("License", "serial 2^64 - 1", (V, M, E), _set(LC.HEM_LICENSE_SERIAL, U64))
-    add("License", "without a delegation id (authority-issued)", (V, M),
-        _drop(LC.HEM_DELEGATION_ID))
+    add(
+        "License", "without a delegation id (authority-issued)", (V, M), _drop(LC.HEM_DELEGATION_ID)
+    )
     add("License", "budgets without flops", (CI, M), _set(LC.HEM_LICENSE_BUDGETS, {2: 1}))
-    add("License", "budgets with a fourth key", (CI, M),
-        _set(LC.HEM_LICENSE_BUDGETS, {1: 1, 4: 1}))
+    add("License", "budgets with a fourth key", (CI, M), _set(LC.HEM_LICENSE_BUDGETS, {1: 1, 4: 1}))
     add("License", "a nonce of 32 bytes", (V, M), _set(C.EAT_NONCE, bytes(32)))
-    add("Delegation", "quota with all three meters", (V, M),
-        _set(LC.HEM_DELEGATION_QUOTA, {1: U64, 2: 0, 3: 1}))
+    add(
+        "Delegation",
+        "quota with all three meters",
+        (V, M),
+        _set(LC.HEM_DELEGATION_QUOTA, {1: U64, 2: 0, 3: 1}),
+    )
     add("Delegation", "quota empty", (CI, M), _set(LC.HEM_DELEGATION_QUOTA, {}))
     # Fixed Set (§14.2, §14.3)
     pc = s["PodCert"][PC.HEM_POD_MEMBERS]
     add("PodCert", "pod id of 16 zero bytes", (CI, M), _set(PC.HEM_POD_ID, bytes(16)))
     add("PodCert", "no members", (CI, M), _set(PC.HEM_POD_MEMBERS, []))
     add("PodCert", "members not sorted by UEID", (PI, M), _set(PC.HEM_POD_MEMBERS, pc[::-1]))
-    add("PodCert", "a member listed twice", (PI, M),
-        _set(PC.HEM_POD_MEMBERS, sorted([pc[0], *pc])))
+    add("PodCert", "a member listed twice", (PI, M), _set(PC.HEM_POD_MEMBERS, sorted([pc[0], *pc])))
     add("PodCert", "more members than the size class", (PI, M), _set(PC.HEM_POD_SIZE_CLASS, 2))
     add("PodCert", "size class 0", (CI, M), _set(PC.HEM_POD_SIZE_CLASS, 0))
     add("PodCert", "size class 1 025", (CI, M), _set(PC.HEM_POD_SIZE_CLASS, 1025))
     add("PodCert", "size class 1 024", (V, M, E), _set(PC.HEM_POD_SIZE_CLASS, 1024))
-    add("PodCert", "a member key of 31 bytes", (CI, M),
-        _set(PC.HEM_POD_MEMBERS, [[pc[0][0], pc[0][1][:31]], *pc[1:]]))
-    add("PodCert", "a member of three elements", (CI, M),
-        _set(PC.HEM_POD_MEMBERS, [[*pc[0], 0], *pc[1:]]))
+    add(
+        "PodCert",
+        "a member key of 31 bytes",
+        (CI, M),
+        _set(PC.HEM_POD_MEMBERS, [[pc[0][0], pc[0][1][:31]], *pc[1:]]),
+    )
+    add(
+        "PodCert",
+        "a member of three elements",
+        (CI, M),
+        _set(PC.HEM_POD_MEMBERS, [[*pc[0], 0], *pc[1:]]),
+    )
     add("LinkResponse", "without a pod id", (V, M), _drop(PC.HEM_POD_ID))
-    add("LinkResponse", "accept as 1 (booleans are not integers)", (CI, M),
-        _set(PC.HEM_LINK_ACCEPT, 1))
-    add("LinkResponse", "initiator nonce of 31 bytes", (CI, M),
-        _set(PC.HEM_LINK_INITIATOR_NONCE, bytes(31)))
+    add(
+        "LinkResponse",
+        "accept as 1 (booleans are not integers)",
+        (CI, M),
+        _set(PC.HEM_LINK_ACCEPT, 1),
+    )
+    add(
+        "LinkResponse",
+        "initiator nonce of 31 bytes",
+        (CI, M),
+        _set(PC.HEM_LINK_INITIATOR_NONCE, bytes(31)),
+    )
     add("LinkConfirm", "responder is not a UEID", (CI, M), _set(PC.HEM_LINK_RESPONDER, bytes(17)))
     return out
 
@@ -363,7 +516,12 @@ def _frame_cases(w: World) -> list[tuple[str, str, tuple[str, ...], bytes]]:
         ("session", "EVIDENCE", (V,), encode([3, b"ev"])),
         ("session", "RESULT", (V,), encode([4, b"r"])),
         ("session", "RESULT with a grant", (V, M), encode([4, b"r", [b"l", None]])),
-        ("session", "RESULT with a grant and its delegation", (V, M), encode([4, b"r", [b"l", b"d"]])),
+        (
+            "session",
+            "RESULT with a grant and its delegation",
+            (V, M),
+            encode([4, b"r", [b"l", b"d"]]),
+        ),
         ("session", "NEXT", (V,), encode([5])),
         ("session", "BYE", (V,), encode([6])),
         ("session", "ERROR", (V,), encode([7, 3, "unexpected"])),
@@ -381,12 +539,21 @@ def _frame_cases(w: World) -> list[tuple[str, str, tuple[str, ...], bytes]]:
         ("link", "REFUSE", (V, M), encode([5, "LINK_NOT_MEMBER"])),
         ("link", "REFUSE with 64 characters", (V, M, E), encode([5, "R" * 64])),
         ("link", "BYE", (V, M), encode([6])),
-        ("link", "HELLO of another link version (judged by the handshake, not the frame)", (V, M),
-         encode([1, 2, ueid, n32, n32, b"", b""])),
+        (
+            "link",
+            "HELLO of another link version (judged by the handshake, not the frame)",
+            (V, M),
+            encode([1, 2, ueid, n32, n32, b"", b""]),
+        ),
         ("link", "REFUSE with an empty reason", (CI, M), encode([5, ""])),
         ("link", "REFUSE with 65 characters", (CI, M), encode([5, "R" * 65])),
         ("link", "HELLO nonce of 31 bytes", (CI, M), encode([1, 1, ueid, n32[:31], n32, b"", b""])),
-        ("link", "HELLO whose ueid is not a UEID", (CI, M), encode([1, 1, bytes(17), n32, n32, b"", b""])),
+        (
+            "link",
+            "HELLO whose ueid is not a UEID",
+            (CI, M),
+            encode([1, 1, bytes(17), n32, n32, b"", b""]),
+        ),
         ("link", "unknown frame type 7", (CI, M), encode([7])),
         ("link", "REPLY without its proof", (CI, M), encode([2, 1, ueid, n32, n32, b"", b""])),
     ]

@@ -17,7 +17,14 @@ from attest.messages.content import ContentType
 from attest.messages.revocation import RevocationList
 from attest.testvectors.format import VectorError, vector_document
 from attest.testvectors.revocation_check import REVOCATION_ALGORITHM, _adoption
-from attest.testvectors.world import AUTHORITY_ID, NOW_S, World, build_world, vector_key, vector_ueid
+from attest.testvectors.world import (
+    AUTHORITY_ID,
+    NOW_S,
+    World,
+    build_world,
+    vector_key,
+    vector_ueid,
+)
 
 HEADER = [
     "Adopting a revocation list (SPEC §12). A holder that holds list number heldNumber is given",
@@ -50,54 +57,147 @@ def _cases(w: World) -> list[tuple[str, tuple[str, ...], int, bytes, str | None]
     imp = vector_key("impostor-authority")
     dev = (vector_ueid("hx100-b"), vector_ueid("cx10-a"))
     pod = bytes.fromhex("00112233445566778899aabbccddeeff")
-    full = _list(7, devices=dev, manufacturers=("mfr-x",), verifiers=("sg-9",), pods=(pod,),
-                 delegations=(3, 9))
+    full = _list(
+        7,
+        devices=dev,
+        manufacturers=("mfr-x",),
+        verifiers=("sg-9",),
+        pods=(pod,),
+        delegations=(3, 9),
+    )
     base = full.to_claims()
     return [
         ("first list (held 0)", ("Numbering",), 0, _list(1, devices=dev[:1]).sign(auth), None),
         ("next list", ("Numbering", "Contents"), 6, full.sign(auth), None),
         ("same number again", ("Numbering",), 7, full.sign(auth), "REVOCATIONS_STALE"),
         ("an older list (rollback)", ("Numbering",), 8, full.sign(auth), "REVOCATIONS_STALE"),
-        ("list number 0 to a holder of nothing", ("Numbering", "Boundary"), 0,
-         _list(0).sign(auth), "REVOCATIONS_STALE"),
-        ("largest number after 2^64 - 2", ("Numbering", "Boundary"), 2**64 - 2,
-         _list(2**64 - 1).sign(auth), None),
-        ("largest number to a holder of it", ("Numbering", "Boundary"), 2**64 - 1,
-         _list(2**64 - 1).sign(auth), "REVOCATIONS_STALE"),
-        ("a much newer list (numbers need not be consecutive)", ("Numbering",), 1,
-         _list(1000).sign(auth), None),
-        ("signed by an impostor authority key", ("Signature",), 0, full.sign(imp),
-         "REVOCATIONS_INVALID"),
-        ("signed by the authority key with another iss", ("Signature",), 0,
-         RevocationList("other-authority", NOW_S, 9).sign(auth), "REVOCATIONS_INVALID"),
-        ("a VerifierCert token, not a RevocationList", ("Signature",), 0,
-         w.verifiers["kl-1"].cert, "REVOCATIONS_INVALID"),
-        ("forged and stale: the signature is checked first", ("Signature", "Numbering"), 9,
-         full.sign(imp), "REVOCATIONS_INVALID"),
+        (
+            "list number 0 to a holder of nothing",
+            ("Numbering", "Boundary"),
+            0,
+            _list(0).sign(auth),
+            "REVOCATIONS_STALE",
+        ),
+        (
+            "largest number after 2^64 - 2",
+            ("Numbering", "Boundary"),
+            2**64 - 2,
+            _list(2**64 - 1).sign(auth),
+            None,
+        ),
+        (
+            "largest number to a holder of it",
+            ("Numbering", "Boundary"),
+            2**64 - 1,
+            _list(2**64 - 1).sign(auth),
+            "REVOCATIONS_STALE",
+        ),
+        (
+            "a much newer list (numbers need not be consecutive)",
+            ("Numbering",),
+            1,
+            _list(1000).sign(auth),
+            None,
+        ),
+        (
+            "signed by an impostor authority key",
+            ("Signature",),
+            0,
+            full.sign(imp),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "signed by the authority key with another iss",
+            ("Signature",),
+            0,
+            RevocationList("other-authority", NOW_S, 9).sign(auth),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "a VerifierCert token, not a RevocationList",
+            ("Signature",),
+            0,
+            w.verifiers["kl-1"].cert,
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "forged and stale: the signature is checked first",
+            ("Signature", "Numbering"),
+            9,
+            full.sign(imp),
+            "REVOCATIONS_INVALID",
+        ),
         ("no revoked delegations (claim absent)", ("Contents",), 0, _list(2).sign(auth), None),
-        ("revoked delegations as an empty array (treated as absent)", ("Contents",), 0,
-         _raw({**_list(2).to_claims(), C.HEM_REVOKED_DELEGATIONS: []}), None),
-        ("unsorted lists with duplicates: adopted as sets", ("Contents",), 0,
-         _raw({**base, C.HEM_REVOKED_DEVICES: [dev[1], dev[0], dev[1]],
-               C.HEM_REVOKED_MANUFACTURERS: ["mfr-z", "mfr-a", "mfr-z"],
-               C.HEM_REVOKED_DELEGATIONS: [9, 3, 9]}), None),
-        ("4 096 revoked delegations (the most a list may hold)", ("Contents", "Boundary"), 0,
-         _list(3, delegations=tuple(range(4096))).sign(auth), None),
-        ("4 097 revoked delegations", ("Malformed", "Boundary"), 0,
-         _raw({**_list(3).to_claims(), C.HEM_REVOKED_DELEGATIONS: list(range(4097))}),
-         "REVOCATIONS_INVALID"),
-        ("a revoked pod id of 15 bytes", ("Malformed",), 0,
-         _raw({**base, C.HEM_REVOKED_PODS: [pod[:15]]}), "REVOCATIONS_INVALID"),
-        ("a revoked device that is not a UEID", ("Malformed",), 0,
-         _raw({**base, C.HEM_REVOKED_DEVICES: [b"\x02" + dev[0][1:]]}), "REVOCATIONS_INVALID"),
-        ("the revoked pods claim missing", ("Malformed",), 0,
-         _raw({k: v for k, v in base.items() if k != C.HEM_REVOKED_PODS}),
-         "REVOCATIONS_INVALID"),
-        ("an unknown claim (EAT location, 264)", ("Malformed",), 0,
-         _raw({**base, C.LOCATION: 0}),
-         "REVOCATIONS_INVALID"),
-        ("a revoked manufacturer id of 257 characters", ("Malformed", "Boundary"), 0,
-         _raw({**base, C.HEM_REVOKED_MANUFACTURERS: ["m" * 257]}), "REVOCATIONS_INVALID"),
+        (
+            "revoked delegations as an empty array (treated as absent)",
+            ("Contents",),
+            0,
+            _raw({**_list(2).to_claims(), C.HEM_REVOKED_DELEGATIONS: []}),
+            None,
+        ),
+        (
+            "unsorted lists with duplicates: adopted as sets",
+            ("Contents",),
+            0,
+            _raw(
+                {
+                    **base,
+                    C.HEM_REVOKED_DEVICES: [dev[1], dev[0], dev[1]],
+                    C.HEM_REVOKED_MANUFACTURERS: ["mfr-z", "mfr-a", "mfr-z"],
+                    C.HEM_REVOKED_DELEGATIONS: [9, 3, 9],
+                }
+            ),
+            None,
+        ),
+        (
+            "4 096 revoked delegations (the most a list may hold)",
+            ("Contents", "Boundary"),
+            0,
+            _list(3, delegations=tuple(range(4096))).sign(auth),
+            None,
+        ),
+        (
+            "4 097 revoked delegations",
+            ("Malformed", "Boundary"),
+            0,
+            _raw({**_list(3).to_claims(), C.HEM_REVOKED_DELEGATIONS: list(range(4097))}),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "a revoked pod id of 15 bytes",
+            ("Malformed",),
+            0,
+            _raw({**base, C.HEM_REVOKED_PODS: [pod[:15]]}),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "a revoked device that is not a UEID",
+            ("Malformed",),
+            0,
+            _raw({**base, C.HEM_REVOKED_DEVICES: [b"\x02" + dev[0][1:]]}),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "the revoked pods claim missing",
+            ("Malformed",),
+            0,
+            _raw({k: v for k, v in base.items() if k != C.HEM_REVOKED_PODS}),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "an unknown claim (EAT location, 264)",
+            ("Malformed",),
+            0,
+            _raw({**base, C.LOCATION: 0}),
+            "REVOCATIONS_INVALID",
+        ),
+        (
+            "a revoked manufacturer id of 257 characters",
+            ("Malformed", "Boundary"),
+            0,
+            _raw({**base, C.HEM_REVOKED_MANUFACTURERS: ["m" * 257]}),
+            "REVOCATIONS_INVALID",
+        ),
     ]
 
 
