@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-from typing import Any
+from typing import Any, ClassVar
 
 from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.keys import PublicKey

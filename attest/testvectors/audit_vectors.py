@@ -346,7 +346,7 @@ def audit_document(w: World | None = None) -> dict[str, Any]:
         if out["findings"] != sorted(findings):
             raise VectorError(f"audit case {comment!r}: meant {sorted(findings)}, got {out}")
         log_tests.append({**t, **out})
-    groups = [
+    groups: list[dict[str, Any]] = [
         {
             "type": "AuditEntryHash",
             "comment": "the audit-v1 body and hash of one entry",

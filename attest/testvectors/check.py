@@ -20,6 +20,7 @@ from attest.codec.cose import verify1
 from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.attestation import Challenge
+from attest.testvectors.audit_check import AUDIT_ALGORITHM, AUDIT_FILE, audit_groups
 from attest.testvectors.inputs import (
     diagnostic,
     hex_bytes,
@@ -27,7 +28,6 @@ from attest.testvectors.inputs import (
     revocations_from_json,
     state_from_json,
 )
-from attest.testvectors.audit_check import AUDIT_ALGORITHM, AUDIT_FILE, audit_groups
 from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
 from attest.testvectors.message_check import MESSAGE_ALGORITHM, MESSAGE_FILE, message_groups
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set

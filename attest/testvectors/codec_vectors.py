@@ -23,9 +23,9 @@ from attest.messages.revocation import RevocationList
 from attest.registry import content_types
 from attest.testvectors.check import CBOR_ALGORITHM, COSE_ALGORITHM
 from attest.testvectors.evidence_vectors import (  # token-surgery helpers shared by families
-    ED25519_L,
     _EVIDENCE_CT,
     _TAG18,
+    ED25519_L,
     _alg_last,
     _cose,
     _fields,

@@ -1262,7 +1262,7 @@ def _edge_cases(w: World) -> list[AppraisalCase]:
     ch, token = s.challenge(1)
     add(
         AppraisalCase(
-            "all meters at 2^64 - 1 on first contact: energy and interconnect exceed peak x 1.8e9 s",
+            "all meters at 2^64 - 1 on first contact: energy and interconnect exceed the bound",
             ("FirstContact", "EdgeValue", "MeterBoundary", "CompromisedChip"),
             s.forge(ch, meters=Meters(top, top, top)),
             token,

@@ -124,9 +124,14 @@ def compare_outputs(
         if have is _MISSING:
             problems.append(f"no {name!r} given")
         elif want is _MISSING or not json_equal(have, want):
-            shown = "absent" if want is _MISSING else json.dumps(want)
-            problems.append(f"{name} {json.dumps(have)}, expected {shown}")
+            shown = "absent" if want is _MISSING else _short(want)
+            problems.append(f"{name} {_short(have)}, expected {shown}")
     return problems
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 #: Runs one test; returns what is wrong with it (nothing when it passes).

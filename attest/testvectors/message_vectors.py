@@ -593,7 +593,7 @@ def messages_document(w: World | None = None) -> dict[str, Any]:
         if (out["result"] == "valid") != ("Valid" in flags):
             raise VectorError(f"frame case {comment!r}: the decoder says {out}")
         frame_tests.append({**t, **out})
-    groups = [
+    groups: list[dict[str, Any]] = [
         {
             "type": "MessageSchema",
             "comment": "the claims map of each message type",

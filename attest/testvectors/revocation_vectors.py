@@ -48,7 +48,7 @@ def _list(number: int, **kw: Any) -> RevocationList:
     return RevocationList(AUTHORITY_ID, NOW_S, number, **kw)
 
 
-def _raw(claims: dict[int, Any], signer: str = "authority") -> bytes:
+def _raw(claims: dict[Any, Any], signer: str = "authority") -> bytes:
     return sign1(vector_key(signer), ContentType.REVOCATION_LIST, encode(claims))
 
 
