@@ -502,12 +502,17 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
         (CI, M),
         _set(PC.HEM_LINK_INITIATOR_NONCE, bytes(31)),
     )
-    add("LinkConfirm", "responder is not a UEID", (CI, M), _set(PC.HEM_LINK_RESPONDER, bytes(17)))
+    add(
+        "LinkConfirm",
+        "responder of 17 bytes whose first byte is 0x00",
+        (PI, M),
+        _set(PC.HEM_LINK_RESPONDER, bytes(17)),
+    )
     return out
 
 
 def _frame_cases(w: World) -> list[tuple[str, str, tuple[str, ...], bytes]]:
-    V, E, M, CI = "Valid", "EdgeValue", "Mechanism", "CddlInvalid"
+    V, E, M, CI, PI = "Valid", "EdgeValue", "Mechanism", "CddlInvalid", "ProseInvalid"
     ueid, n32 = vector_ueid("pod-chip/a0"), bytes(range(32))
     return [
         ("session", "HELLO", (V,), encode([1, [1], b"dc", b"mc"])),
@@ -550,8 +555,8 @@ def _frame_cases(w: World) -> list[tuple[str, str, tuple[str, ...], bytes]]:
         ("link", "HELLO nonce of 31 bytes", (CI, M), encode([1, 1, ueid, n32[:31], n32, b"", b""])),
         (
             "link",
-            "HELLO whose ueid is not a UEID",
-            (CI, M),
+            "HELLO whose ueid starts with 0x00 (prose: RAND UEIDs start with 0x01)",
+            (PI, M),
             encode([1, 1, bytes(17), n32, n32, b"", b""]),
         ),
         ("link", "unknown frame type 7", (CI, M), encode([7])),
