@@ -183,7 +183,7 @@ class Cddl:
         )
 
     def token(self, data: bytes, content_type: str) -> bool:
-        """True iff ``data`` satisfies the ``…-token`` rule of ``content_type`` (workaround 1, 2)."""
+        """Whether ``data`` satisfies the token rule of ``content_type`` (workarounds 1, 2)."""
         if not data.startswith(b"\xd2"):
             return False
         try:

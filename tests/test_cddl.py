@@ -75,11 +75,11 @@ def test_schema_and_frame_vectors_agree_with_the_cddl(cddl: Cddl) -> None:
 def _valid_tokens() -> Iterator[tuple[str, str, bytes]]:
     """(where, content type, token) for every token a valid vector relies on."""
     ct = CONTENT_TYPES
-    for g, t in _tests("cose_sign1.json"):
+    for _g, t in _tests("cose_sign1.json"):
         if t["result"] == "valid":
             yield f"cose_sign1 {t['tcId']}", t["expectedContentType"], bytes.fromhex(t["token"])
     for name in ("evidence_appraisal.json", "license.json"):
-        for g, t in _tests(name):
+        for _g, t in _tests(name):
             if t.get("result") != "valid" or "context" not in t:
                 continue
             c = t["context"]
@@ -121,7 +121,7 @@ def _valid_tokens() -> Iterator[tuple[str, str, bytes]]:
         if g["type"] == "AuditLogVerify" and t["result"] == "valid" and t["verifierKey"]:
             for c in t["checkpoints"]:
                 yield f"audit {t['tcId']}", ct["AuditCheckpoint"], bytes.fromhex(c)
-    for g, t in _tests("revocation.json"):
+    for _g, t in _tests("revocation.json"):
         if t["result"] == "valid":
             yield f"revocation {t['tcId']}", ct["RevocationList"], bytes.fromhex(t["list"])
 
@@ -156,7 +156,7 @@ def test_a_token_of_one_type_fails_the_rule_of_another(cddl: Cddl) -> None:
 
 
 def test_sig_structures_and_link_transcripts_satisfy_their_rules(cddl: Cddl) -> None:
-    for g, t in _tests("cose_sign1.json"):
+    for _g, t in _tests("cose_sign1.json"):
         if t["result"] == "valid":
             protected, _, payload, _ = cbor2.loads(bytes.fromhex(t["token"])[1:])
             sig = cbor2.dumps(["Signature1", protected, b"", payload])
@@ -215,7 +215,7 @@ _ENCODING_ONLY = {
 
 def test_structurally_invalid_tokens_fail_the_token_rule(cddl: Cddl) -> None:
     checked = 0
-    for g, t in _tests("cose_sign1.json"):
+    for _g, t in _tests("cose_sign1.json"):
         if t["error"] != "DecodeError" or t["comment"] in _ENCODING_ONLY:
             continue
         checked += 1
@@ -226,7 +226,7 @@ def test_structurally_invalid_tokens_fail_the_token_rule(cddl: Cddl) -> None:
 def test_signed_malformed_evidence_fails_the_claims_rule(cddl: Cddl) -> None:
     rule = _claims_rule(cddl, "Evidence")
     checked = 0
-    for g, t in _tests("evidence_appraisal.json"):
+    for _g, t in _tests("evidence_appraisal.json"):
         if "SignedMalformed" not in t["flags"]:
             continue
         payload = cbor2.loads(bytes.fromhex(t["evidence"])[1:])[2]
