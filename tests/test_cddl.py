@@ -253,3 +253,49 @@ def test_pycddl_bugs_still_need_workarounds() -> None:
     assert accepts("root = bstr .ne h'0000'", b"\x00\x00")  # 5
     assert accepts("root = bstr .size 3", "abc")  # 8
     assert not accepts("root = [4, bstr, ? [bstr, bstr]]", [4, b""])  # 10
+
+
+def test_messages_of_a_real_session_satisfy_the_cddl(cddl: Cddl, tmp_path: Path) -> None:
+    """What a running verifier and chip put on the wire, not only what the vectors hold."""
+    from attest.node.service import VerifierService
+    from attest.protocol.events import ChallengeFrame, EvidenceFrame, Hello, ResultFrame
+    from attest.protocol.framing import encode_frame
+    from attest.store.audit import entry_body
+    from attest.store.sqlite import SqliteStore
+    from attest.testvectors.world import NOW_MS, build_world
+    from attest.verify.policy import Policy
+
+    w = build_world()
+    v = w.verifiers["kl-1"]
+    store = SqliteStore(tmp_path / "v.db", verifier_id="kl-1", signing_key=v.key)
+    clock = [NOW_MS]
+    service = VerifierService(
+        identity=v, anchors=w.anchors, store=store, policy=Policy(), clock_ms=lambda: clock[0]
+    )
+    chip = w.honest_chip("hx100-a")
+    ct = CONTENT_TYPES
+    wire: list[tuple[str, bytes]] = []
+    tokens = [(ct["DeviceCert"], chip.chain.device_cert), (ct["VerifierCert"], v.cert)]
+    tokens.append((ct["ManufacturerCert"], chip.chain.manufacturer_cert))
+    hello = Hello((1,), chip.chain.device_cert, chip.chain.manufacturer_cert)
+    wire.append(("frame", encode_frame(hello)[4:]))
+    for _ in range(3):
+        clock[0] += 60_000
+        challenge, token = service.new_challenge()
+        wire.append(("frame", encode_frame(ChallengeFrame(1, v.cert, token))[4:]))
+        evidence = chip.answer(
+            chip.accept_challenge(v.cert, token, clock[0] // 1000), clock[0] / 1000
+        )
+        wire.append(("frame", encode_frame(EvidenceFrame(evidence))[4:]))
+        outcome = service.conclude(chip.chain, challenge, evidence)
+        wire.append(("frame", encode_frame(ResultFrame(outcome.result))[4:]))
+        wire.append(("audit-entry-body", entry_body(outcome.audit.seq, outcome.audit.entry)))
+        tokens += [(ct["Challenge"], token), (ct["Evidence"], evidence)]
+        tokens.append((ct["AttestationResult"], outcome.result))
+    store.close()  # signs a checkpoint over the tail
+    reopened = SqliteStore(tmp_path / "v.db", readonly=True)
+    tokens += [(ct["AuditCheckpoint"], c.token) for c in reopened.audit_checkpoints()]
+    reopened.close()
+    assert len(tokens) >= 13
+    assert all(cddl.valid(rule, data) for rule, data in wire), wire
+    assert all(cddl.token(token, content_type) for content_type, token in tokens)
