@@ -419,29 +419,9 @@ class Chip:
             self._persist()
 
     # -- attestation ---------------------------------------------------------------------------
-    def _certified_verifier(self, verifier_cert: bytes) -> VerifierCert:
-        """The verifier certificate if it chains to the fused authority key, else a refusal."""
-        cert = verify_verifier_cert(verifier_cert, self._anchors)
-        if cert is None:
-            raise ChipRefusal(ChipCheck.VERIFIER_CERT_INVALID)
-        return cert
-
     def accept_challenge(self, verifier_cert: bytes, challenge: bytes, now_s: int) -> Challenge:
         """Check that a challenge comes from a certified, unexpired verifier; return it parsed."""
-        cert = self._certified_verifier(verifier_cert)
-        if now_s >= cert.expires_at:
-            raise ChipRefusal(ChipCheck.VERIFIER_CERT_EXPIRED)
-        try:
-            parsed = Challenge.verify(challenge, cert.public_key)
-        except AttestError as exc:
-            raise ChipRefusal(ChipCheck.CHALLENGE_INVALID, str(exc)) from None
-        if parsed.verifier_id != cert.verifier_id:
-            raise ChipRefusal(
-                ChipCheck.CHALLENGE_INVALID, "challenge issuer is not the certified verifier"
-            )
-        if now_s >= parsed.expires_at:
-            raise ChipRefusal(ChipCheck.CHALLENGE_EXPIRED)
-        return parsed
+        return check_challenge(verifier_cert, challenge, self._anchors, now_s)
 
     def answer(self, challenge: Challenge, now_s: float) -> bytes:
         """Sign Evidence for ``challenge``. The counter advance is durable before signing."""
@@ -475,18 +455,14 @@ class Chip:
         self, verifier_cert: bytes, result: bytes, challenge: Challenge
     ) -> AttestationResult:
         """Verify a signed attestation result that answers ``challenge`` for this chip."""
-        cert = self._certified_verifier(verifier_cert)
-        try:
-            parsed = AttestationResult.verify(result, cert.public_key)
-        except AttestError as exc:
-            raise ChipRefusal(ChipCheck.RESULT_INVALID, str(exc)) from None
-        if parsed.ueid != self._ueid:
-            raise ChipRefusal(ChipCheck.RESULT_INVALID, "result is for another chip")
-        if parsed.nonce != challenge.nonce or parsed.verifier_id != challenge.verifier_id:
-            raise ChipRefusal(
-                ChipCheck.RESULT_INVALID, "result does not answer this session's challenge"
-            )
-        return parsed
+        return check_result(
+            verifier_cert,
+            result,
+            self._anchors,
+            ueid=self._ueid,
+            nonce=challenge.nonce,
+            verifier_id=challenge.verifier_id,
+        )
 
     def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str:
         """Hand a grant from a RESULT to the part it is for; its account of what it did.
@@ -518,6 +494,65 @@ class Chip:
         if adopted is None:
             raise refusal or ChipRefusal(ChipCheck.MECHANISM_ABSENT, "no part keeps revocations")
         return adopted
+
+
+def _certified_verifier(verifier_cert: bytes, anchors: TrustAnchors) -> VerifierCert:
+    """The verifier certificate if it chains to the fused authority key, else a refusal."""
+    cert = verify_verifier_cert(verifier_cert, anchors)
+    if cert is None:
+        raise ChipRefusal(ChipCheck.VERIFIER_CERT_INVALID)
+    return cert
+
+
+def check_challenge(
+    verifier_cert: bytes, challenge: bytes, anchors: TrustAnchors, now_s: int
+) -> Challenge:
+    """SPEC §7.10: the challenge, parsed, if a certified, unexpired verifier issued it.
+
+    Pure (the chip's clock is ``now_s``), so the published vectors run exactly this; raises
+    ChipRefusal with the first failed check's name.
+    """
+    cert = _certified_verifier(verifier_cert, anchors)
+    if now_s >= cert.expires_at:
+        raise ChipRefusal(ChipCheck.VERIFIER_CERT_EXPIRED)
+    try:
+        parsed = Challenge.verify(challenge, cert.public_key)
+    except AttestError as exc:
+        raise ChipRefusal(ChipCheck.CHALLENGE_INVALID, str(exc)) from None
+    if parsed.verifier_id != cert.verifier_id:
+        raise ChipRefusal(
+            ChipCheck.CHALLENGE_INVALID, "challenge issuer is not the certified verifier"
+        )
+    if now_s >= parsed.expires_at:
+        raise ChipRefusal(ChipCheck.CHALLENGE_EXPIRED)
+    return parsed
+
+
+def check_result(
+    verifier_cert: bytes,
+    result: bytes,
+    anchors: TrustAnchors,
+    *,
+    ueid: bytes,
+    nonce: bytes,
+    verifier_id: str,
+) -> AttestationResult:
+    """SPEC §7.12: the result, parsed, if it answers this round's challenge for chip ``ueid``.
+
+    ``nonce`` and ``verifier_id`` are those of the round's Challenge; raises ChipRefusal.
+    """
+    cert = _certified_verifier(verifier_cert, anchors)
+    try:
+        parsed = AttestationResult.verify(result, cert.public_key)
+    except AttestError as exc:
+        raise ChipRefusal(ChipCheck.RESULT_INVALID, str(exc)) from None
+    if parsed.ueid != ueid:
+        raise ChipRefusal(ChipCheck.RESULT_INVALID, "result is for another chip")
+    if parsed.nonce != nonce or parsed.verifier_id != verifier_id:
+        raise ChipRefusal(
+            ChipCheck.RESULT_INVALID, "result does not answer this session's challenge"
+        )
+    return parsed
 
 
 def fabricate(

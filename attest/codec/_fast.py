@@ -16,7 +16,7 @@ check); the bytes are those of the reference encoder, also checked differentiall
 from __future__ import annotations
 
 from attest.codec import cose
-from attest.codec.cbor import encode
+from attest.codec.cbor import MAX_MESSAGE_BYTES, encode
 from attest.codec.cose import ALG_EDDSA, TAG18, Sign1
 
 #: deterministic CBOR heads of byte strings of 0..255 bytes
@@ -100,7 +100,9 @@ def parse_profile(data: bytes) -> Sign1 | None:
     string with a shortest-form head and ends with a 64-byte signature is exactly what the
     general parser accepts for those bytes (the payload is not decoded at this layer either).
     """
-    if len(data) < 4 or data[2] != 0x58 or data[3] not in _PROTECTED_LENGTHS:
+    if not 4 <= len(data) <= MAX_MESSAGE_BYTES or data[2] != 0x58:
+        return None  # (the size limit is the general parser's too: never accept more, §4.3)
+    if data[3] not in _PROTECTED_LENGTHS:
         return None
     start = 5 + data[3]
     known = _ENVELOPES.get(data[:start])

@@ -25,6 +25,7 @@ from attest.messages.content import ContentType
 from attest.messages.schema import (
     BSTR,
     DIGEST,
+    HWMODEL,
     TSTR,
     UINT,
     Field,
@@ -60,12 +61,6 @@ class FirmwareReference:
     status: FirmwareStatus
 
 
-def _hwmodel_text(v: Any) -> str:
-    if type(v) is not str or not 1 <= len(v) <= 32 or not v.isascii() or not v.isprintable():
-        raise DecodeError("a model name is 1..32 printable ASCII characters")
-    return v
-
-
 def _positive(v: Any) -> int:
     if type(v) is not int or not 1 <= v <= (1 << 64) - 1:
         raise DecodeError("expected an integer >= 1")
@@ -90,14 +85,14 @@ def _status(v: Any) -> FirmwareStatus:
 
 
 _MODEL_FIELDS = (
-    Field("name", 1, Kind(_hwmodel_text)),
+    Field("name", 1, HWMODEL),
     Field("peak_flops_per_s", 2, Kind(_positive)),
     Field("peak_power_mw", 3, Kind(_positive)),
     Field("peak_interconnect_bytes_per_s", 4, Kind(_positive)),
     Field("max_pod_size", 5, Kind(_positive)),
 )
 _FIRMWARE_FIELDS = (
-    Field("hwmodel", 1, Kind(_hwmodel_text)),
+    Field("hwmodel", 1, HWMODEL),
     Field("version", 2, Kind(_version, lambda v: ".".join(str(p) for p in v))),
     Field("measurement", 3, DIGEST),
     Field("status", 4, Kind(_status, int)),

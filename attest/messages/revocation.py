@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from attest.errors import AttestError, ChipRefusal
+from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.keys import PublicKey
 from attest.messages import claims as C
 from attest.messages.content import ContentType
 from attest.messages.schema import (
-    BSTR_LIST,
     TSTR,
     TSTR_LIST,
     UEID_LIST,
@@ -30,6 +29,16 @@ from attest.messages.schema import (
 DELEGATION_ID_LIST = Kind(list_of(UINT.parse, 4096), list)
 
 
+def _pod_id(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != 16:
+        raise DecodeError("a revoked pod id must be 16 bytes (SPEC §14.1)")
+    return v
+
+
+#: Fixed Set: revoked pod ids (``[0*4096 pod-id]``; carried by every implementation)
+POD_ID_LIST = Kind(list_of(_pod_id, 4096), list)
+
+
 @dataclass(frozen=True, slots=True)
 class RevocationList(SignedMessage):
     CONTENT_TYPE: ClassVar[str] = ContentType.REVOCATION_LIST
@@ -40,7 +49,7 @@ class RevocationList(SignedMessage):
         Field("devices", C.HEM_REVOKED_DEVICES, UEID_LIST),
         Field("manufacturers", C.HEM_REVOKED_MANUFACTURERS, TSTR_LIST),
         Field("verifiers", C.HEM_REVOKED_VERIFIERS, TSTR_LIST),
-        Field("pods", C.HEM_REVOKED_PODS, BSTR_LIST),
+        Field("pods", C.HEM_REVOKED_PODS, POD_ID_LIST),
         Field("delegations", C.HEM_REVOKED_DELEGATIONS, DELEGATION_ID_LIST, optional=True),
     )
 

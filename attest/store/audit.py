@@ -37,6 +37,7 @@ also defeats an attacker who deletes checkpoint rows along with the tail.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from typing import Any, Protocol
 
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import register_content_type, sign1, verify1
-from attest.errors import AttestError, StoreError
+from attest.errors import AttestError, DecodeError, StoreError
 from attest.keys import PublicKey, SigningKey
 from attest.messages import claims as C
 from attest.messages.content import ContentType
@@ -124,15 +125,34 @@ class Checkpoint:
     token: bytes
 
 
+class AuditFinding(enum.StrEnum):
+    """What an audit found wrong (SPEC §11.4); stable names for reports and the vectors."""
+
+    CHECKPOINT_FORGED = "CHECKPOINT_FORGED"  # does not verify as an AuditCheckpoint
+    CHECKPOINT_WRONG_ISSUER = "CHECKPOINT_WRONG_ISSUER"  # iss is not the verifier id
+    CHECKPOINT_COLUMNS = "CHECKPOINT_COLUMNS"  # a store's copy differs from the signed claims
+    CHECKPOINT_FORK = "CHECKPOINT_FORK"  # two signed heads for one seq
+    SEQ_GAP = "SEQ_GAP"  # seq does not count up by one: entries missing or reordered
+    BROKEN_LINK = "BROKEN_LINK"  # prev_hash is not the previous entry's hash
+    ENTRY_EDITED = "ENTRY_EDITED"  # the stored hash does not match the entry's content
+    CHECKPOINT_MISMATCH = "CHECKPOINT_MISMATCH"  # recomputed chain differs from a signed head
+    TRUNCATED = "TRUNCATED"  # a signed seq lies beyond the last entry
+    CHECKPOINT_ENTRY_MISSING = "CHECKPOINT_ENTRY_MISSING"  # no entry with a signed seq
+
+
 @dataclass(frozen=True, slots=True)
 class AuditReport:
-    """Outcome of :func:`verify_audit`. ``ok`` is true iff ``problems`` is empty."""
+    """Outcome of :func:`verify_audit`. ``ok`` is true iff ``problems`` is empty.
+
+    ``findings`` names what each problem is, in the order found (not capped).
+    """
 
     entries: int
     head_hash: bytes
     checkpoints_verified: int
     ok: bool
     problems: tuple[str, ...]
+    findings: tuple[AuditFinding, ...] = ()
 
 
 def entry_body(seq: int, entry: AuditEntry) -> bytes:
@@ -186,15 +206,23 @@ def open_checkpoint(token: bytes, public_key: PublicKey) -> tuple[str, int, int,
 
     Raises an :class:`AttestError` subclass if the signature, content type or claims are bad.
     """
-    claims = decode(verify1(token, public_key, ContentType.AUDIT_CHECKPOINT))
+    return checkpoint_claims(verify1(token, public_key, ContentType.AUDIT_CHECKPOINT))
+
+
+def checkpoint_claims(payload: bytes) -> tuple[str, int, int, bytes]:
+    """The (verifier_id, iat, seq, head_hash) of a checkpoint payload (SPEC §6.9).
+
+    Raises DecodeError unless it is exactly iss, iat, seq ≥ 1 and a 32-byte head.
+    """
+    claims = decode(payload)
     keys = {C.ISS, C.IAT, C.HEM_AUDIT_SEQ, C.HEM_AUDIT_HEAD}
     if type(claims) is not dict or set(claims) != keys:
-        raise AttestError("checkpoint claims must be exactly iss, iat, seq and head")
+        raise DecodeError("checkpoint claims must be exactly iss, iat, seq and head")
     iss, iat, seq, head = (claims[k] for k in (C.ISS, C.IAT, C.HEM_AUDIT_SEQ, C.HEM_AUDIT_HEAD))
     if type(iss) is not str or type(iat) is not int or iat < 0 or type(seq) is not int or seq < 1:
-        raise AttestError("checkpoint claims have the wrong types")
+        raise DecodeError("checkpoint claims have the wrong types")
     if type(head) is not bytes or len(head) != HASH_BYTES:
-        raise AttestError("checkpoint head must be a 32-byte hash")
+        raise DecodeError("checkpoint head must be a 32-byte hash")
     return iss, iat, seq, head
 
 
@@ -203,10 +231,12 @@ class _Problems:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.kinds: list[AuditFinding] = []
         self.count = 0
 
-    def add(self, text: str) -> None:
+    def add(self, kind: AuditFinding, text: str) -> None:
         self.count += 1
+        self.kinds.append(kind)
         if len(self.items) < MAX_PROBLEMS:
             self.items.append(text)
 
@@ -230,6 +260,7 @@ def verify_chain(
     the recomputed hash there, which catches re-hashed edits and truncation below it. Without
     a public key checkpoints are not checked at all (they would prove nothing).
     """
+    F = AuditFinding
     problems = _Problems()
     expected: dict[int, bytes] = {}  # seq -> signed head hash
     verified = 0
@@ -239,15 +270,26 @@ def verify_chain(
             try:
                 iss, _iat, seq, head = open_checkpoint(cp.token, verifier_public_key)
             except AttestError as exc:
-                problems.add(f"checkpoint #{i + 1} (seq {cp.seq}): forged or corrupt: {exc}")
+                problems.add(
+                    F.CHECKPOINT_FORGED,
+                    f"checkpoint #{i + 1} (seq {cp.seq}): forged or corrupt: {exc}",
+                )
                 continue
             if verifier_id is not None and iss != verifier_id:
-                problems.add(f"checkpoint at seq {seq} was issued by {iss!r}, not {verifier_id!r}")
+                problems.add(
+                    F.CHECKPOINT_WRONG_ISSUER,
+                    f"checkpoint at seq {seq} was issued by {iss!r}, not {verifier_id!r}",
+                )
                 continue
             if (seq, head) != (cp.seq, cp.head_hash):
-                problems.add(f"checkpoint at seq {seq}: stored columns differ from signed claims")
+                problems.add(
+                    F.CHECKPOINT_COLUMNS,
+                    f"checkpoint at seq {seq}: stored columns differ from signed claims",
+                )
             if expected.get(seq, head) != head:
-                problems.add(f"two signed checkpoints at seq {seq} disagree (fork)")
+                problems.add(
+                    F.CHECKPOINT_FORK, f"two signed checkpoints at seq {seq} disagree (fork)"
+                )
             expected[seq] = head
             verified += 1
 
@@ -259,27 +301,39 @@ def verify_chain(
         n += 1
         if rec.seq != last_seq + 1:
             problems.add(
-                f"entry seq {rec.seq} follows seq {last_seq}: entries missing or reordered"
+                F.SEQ_GAP,
+                f"entry seq {rec.seq} follows seq {last_seq}: entries missing or reordered",
             )
         if rec.prev_hash != prev_stored:
-            problems.add(f"entry seq {rec.seq}: prev_hash does not link to the previous entry")
+            problems.add(
+                F.BROKEN_LINK, f"entry seq {rec.seq}: prev_hash does not link to the previous entry"
+            )
         if entry_hash(rec.prev_hash, rec.seq, rec.entry) != rec.hash:
-            problems.add(f"entry seq {rec.seq}: content does not match its hash (edited)")
+            problems.add(
+                F.ENTRY_EDITED, f"entry seq {rec.seq}: content does not match its hash (edited)"
+            )
         chain = entry_hash(chain, rec.seq, rec.entry)
         signed = expected.pop(rec.seq, None)
         if signed is not None and signed != chain:
-            problems.add(f"entry seq {rec.seq}: log up to here differs from the signed checkpoint")
+            problems.add(
+                F.CHECKPOINT_MISMATCH,
+                f"entry seq {rec.seq}: log up to here differs from the signed checkpoint",
+            )
         prev_stored = rec.hash
         last_seq = rec.seq
     for seq in sorted(expected):
         if seq > last_seq:
             problems.add(
-                f"signed checkpoint at seq {seq} but the log ends at seq {last_seq}: truncated"
+                F.TRUNCATED,
+                f"signed checkpoint at seq {seq} but the log ends at seq {last_seq}: truncated",
             )
         else:
-            problems.add(f"signed checkpoint at seq {seq} names an entry that is missing")
+            problems.add(
+                F.CHECKPOINT_ENTRY_MISSING,
+                f"signed checkpoint at seq {seq} names an entry that is missing",
+            )
     result = problems.result()
-    return AuditReport(n, chain, verified, not result, result)
+    return AuditReport(n, chain, verified, not result, result, tuple(problems.kinds))
 
 
 class AuditSource(Protocol):
@@ -313,5 +367,10 @@ def verify_store(store: AuditSource, verifier_public_key: PublicKey | None) -> A
         return report
     problems = (*read_error, *report.problems)
     return AuditReport(
-        report.entries, report.head_hash, report.checkpoints_verified, False, problems
+        report.entries,
+        report.head_hash,
+        report.checkpoints_verified,
+        False,
+        problems,
+        report.findings,
     )

@@ -20,6 +20,7 @@ from attest.codec.cose import verify1
 from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.attestation import Challenge
+from attest.testvectors.audit_check import AUDIT_ALGORITHM, AUDIT_FILE, audit_groups
 from attest.testvectors.inputs import (
     diagnostic,
     hex_bytes,
@@ -28,7 +29,14 @@ from attest.testvectors.inputs import (
     state_from_json,
 )
 from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
+from attest.testvectors.message_check import MESSAGE_ALGORITHM, MESSAGE_FILE, message_groups
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
+from attest.testvectors.revocation_check import (
+    REVOCATION_ALGORITHM,
+    REVOCATION_FILE,
+    revocation_groups,
+)
+from attest.testvectors.session_check import SESSION_ALGORITHM, SESSION_FILE, session_groups
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 from attest.verify.core import appraise
 from attest.verify.policy import Policy
@@ -37,8 +45,6 @@ from attest.verify.reasons import Tier
 EVIDENCE_FILE = "evidence_appraisal.json"
 CBOR_FILE = "cbor_decoding.json"
 COSE_FILE = "cose_sign1.json"
-#: Every file a vector directory must hold, in the order they are generated and reported.
-FILES = (EVIDENCE_FILE, CBOR_FILE, COSE_FILE, LICENSE_FILE, POD_FILE)
 
 EVIDENCE_ALGORITHM = "attest-evidence-appraisal"
 CBOR_ALGORITHM = "attest-deterministic-cbor"
@@ -53,10 +59,23 @@ class FileReport:
     passed: int
     failed: int
     failures: tuple[str, ...]
+    #: tests an implementation run with ``--impl`` declared unsupported
+    skipped: int = 0
 
 
 #: Runs one test; returns what is wrong with it (nothing when it passes).
 _Run = Callable[[dict[str, Any]], list[str]]
+#: A family's built-in checker: (group, test runner) for every group of a parsed file.
+Groups = Callable[[dict[str, Any]], Iterator[tuple[dict[str, Any], _Run]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One vector file: its name, its ``algorithm`` and the checker that runs its tests."""
+
+    file: str
+    algorithm: str
+    groups: Groups
 
 
 # -- per-family checks ---------------------------------------------------------------------------
@@ -80,7 +99,7 @@ def _evidence_test(anchors: TrustAnchors, policy: Policy) -> _Run:
             now_ms=ctx["nowMs"],
         )
         result = "invalid" if verdict.tier is Tier.CONTRAINDICATED else "valid"
-        reasons = [r.name for r in sorted(verdict.reasons)]
+        reasons = [r.name for r in verdict.reasons]  # in the order reported (ascending code)
         problems = []
         if result != t["result"]:
             problems.append(f"result {result!r}, expected {t['result']!r}")
@@ -136,25 +155,46 @@ def _cose_test(group: dict[str, Any]) -> _Run:
     return run
 
 
-def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
-    algorithm = doc["algorithm"]
-    if algorithm == LICENSE_ALGORITHM:  # Offline Licensing: its own checker
-        yield from license_groups(doc)
-        return
-    if algorithm == POD_ALGORITHM:  # Fixed Set: its own checker
-        yield from pod_groups(doc)
-        return
+def _evidence_groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
     for g in doc["testGroups"]:
-        if algorithm == EVIDENCE_ALGORITHM:
-            ta = g["trustAnchors"]
-            anchors = TrustAnchors(ta["authorityId"], PublicKey(hex_bytes(ta["authorityKey"])))
-            yield g, _evidence_test(anchors, policy_from_json(g["policy"]))
-        elif algorithm == CBOR_ALGORITHM:
-            yield g, _cbor_test()
-        elif algorithm == COSE_ALGORITHM:
-            yield g, _cose_test(g)
-        else:
-            raise ValueError(f"unknown algorithm {algorithm!r}")
+        ta = g["trustAnchors"]
+        anchors = TrustAnchors(ta["authorityId"], PublicKey(hex_bytes(ta["authorityKey"])))
+        yield g, _evidence_test(anchors, policy_from_json(g["policy"]))
+
+
+def _cbor_groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
+    for g in doc["testGroups"]:
+        yield g, _cbor_test()
+
+
+def _cose_groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
+    for g in doc["testGroups"]:
+        yield g, _cose_test(g)
+
+
+#: Every vector family, in the order files are generated and reported. A new family (a
+#: mechanism's file) is one more line here and one in attest.testvectors.generate.
+FAMILIES: tuple[Family, ...] = (
+    Family(EVIDENCE_FILE, EVIDENCE_ALGORITHM, _evidence_groups),
+    Family(CBOR_FILE, CBOR_ALGORITHM, _cbor_groups),
+    Family(COSE_FILE, COSE_ALGORITHM, _cose_groups),
+    Family(LICENSE_FILE, LICENSE_ALGORITHM, license_groups),  # Offline Licensing
+    Family(POD_FILE, POD_ALGORITHM, pod_groups),  # Fixed Set
+    Family(SESSION_FILE, SESSION_ALGORITHM, session_groups),
+    Family(AUDIT_FILE, AUDIT_ALGORITHM, audit_groups),
+    Family(REVOCATION_FILE, REVOCATION_ALGORITHM, revocation_groups),
+    Family(MESSAGE_FILE, MESSAGE_ALGORITHM, message_groups),
+)
+#: Every file a vector directory must hold, in the order they are generated and reported.
+FILES: tuple[str, ...] = tuple(f.file for f in FAMILIES)
+_BY_ALGORITHM = {f.algorithm: f for f in FAMILIES}
+
+
+def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
+    family = _BY_ALGORITHM.get(doc.get("algorithm"))  # type: ignore[arg-type]
+    if family is None:
+        raise ValueError(f"unknown algorithm {doc.get('algorithm')!r}")
+    yield from family.groups(doc)
 
 
 def check_document(name: str, doc: dict[str, Any]) -> FileReport:
@@ -195,6 +235,35 @@ def check_file(path: Path) -> FileReport:
     return check_document(path.name, doc)
 
 
+def vector_files(directory: Path) -> list[Path]:
+    """The vector files in ``directory``: the expected ones first, then any other ``*.json``.
+
+    Another ``*.json`` counts when it is a JSON object with ``algorithm`` and ``testGroups``
+    (a family this build does not know, e.g. a newer mechanism's file).
+    """
+    directory = Path(directory)
+    found = [directory / name for name in FILES if (directory / name).is_file()]
+    for path in sorted(directory.glob("*.json")):
+        if path.name in FILES:
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and "algorithm" in doc and "testGroups" in doc:
+            found.append(path)
+    return found
+
+
 def check_dir(directory: Path) -> list[FileReport]:
-    """Check every vector file expected in ``directory`` (a missing file counts as a failure)."""
-    return [check_file(Path(directory) / name) for name in FILES]
+    """Check every vector file in ``directory``; an expected file that is missing fails."""
+    directory = Path(directory)
+    present = {p.name: p for p in vector_files(directory)}
+    reports = []
+    for name in FILES:
+        if name in present:
+            reports.append(check_file(present[name]))
+        else:
+            reports.append(FileReport(name, 0, 1, (f"{name}: missing",)))
+    reports += [check_file(p) for n, p in present.items() if n not in FILES]
+    return reports

@@ -25,6 +25,7 @@ from attest.testvectors.check import CBOR_ALGORITHM, COSE_ALGORITHM
 from attest.testvectors.evidence_vectors import (  # token-surgery helpers shared by families
     _EVIDENCE_CT,
     _TAG18,
+    ED25519_L,
     _alg_last,
     _cose,
     _fields,
@@ -34,8 +35,9 @@ from attest.testvectors.evidence_vectors import (  # token-surgery helpers share
     _small_order_r,
     _with_signature,
 )
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.inputs import diagnostic
+from attest.testvectors.message_vectors import sample_claims
 from attest.testvectors.world import (
     AUTHORITY_ID,
     NOW_S,
@@ -84,6 +86,7 @@ CBOR_NOTES = {
     "Depth": "Nesting depth at and one beyond maxDepth.",
     "Utf8": "Text strings must be valid UTF-8.",
     "Reserved": "Reserved additional-information values 28..30 and stray break codes.",
+    "Size": "Inputs at and one byte beyond maxBytes.",
 }
 
 
@@ -201,7 +204,51 @@ def cbor_cases() -> list[tuple[str, tuple[str, ...], bytes, bool]]:
         ("map value at depth 9", ("Depth",), _nest(7, b"\xa1\x01\x00")),
         ("nesting 200 deep", ("Depth",), _nest(200, b"\x00")),
     ]
-    return [(c, f, d, True) for c, f, d in valid] + [(c, f, d, False) for c, f, d in invalid]
+    # revision 3: cases appended after revision 2's, so their tcIds stay
+    added: list[tuple[str, tuple[str, ...], bytes, bool]] = [
+        (
+            "input of exactly maxBytes (65 536): a byte string of 65 533 bytes",
+            ("String", "Size"),
+            b"\x59\xff\xfd" + bytes(65533),
+            True,
+        ),
+        (
+            "input of maxBytes + 1 (65 537): a byte string of 65 534 bytes",
+            ("String", "Size"),
+            b"\x59\xff\xfe" + bytes(65534),
+            False,
+        ),
+        ("map at depth 8 holding an empty map", ("Depth",), _nest(6, b"\xa1\x01\xa0"), True),
+        (
+            "map key at depth 9 (keys count for depth too)",
+            ("Depth",),
+            _nest(7, b"\xa1\x81\x00\x00"),
+            False,
+        ),
+        ("text string of 4-byte characters", ("String", "Utf8"), h("64f09f9880"), True),
+        (
+            "text string with an overlong UTF-8 encoding of '/'",
+            ("String", "Utf8"),
+            h("62c0af"),
+            False,
+        ),
+        ("-2^63 - 1 (needs the eight-byte argument)", ("Integer",), h("3b8000000000000000"), True),
+        (
+            "byte string map keys out of order",
+            ("Container", "KeyOrder"),
+            h("a2410100410001"),
+            False,
+        ),
+        (
+            "map keys: byte strings ordered by length, then content",
+            ("Container", "KeyOrder"),
+            h("a2410001420000" + "02"),
+            True,
+        ),
+    ]
+    return (
+        [(c, f, d, True) for c, f, d in valid] + [(c, f, d, False) for c, f, d in invalid] + added
+    )
 
 
 def cbor_document() -> dict[str, Any]:
@@ -235,13 +282,14 @@ def cbor_document() -> dict[str, Any]:
         "tests": tests,
     }
     used = {f for t in tests for f in t["flags"]}
-    return vector_document(
+    doc = vector_document(
         CBOR_ALGORITHM,
         len(tests),
         CBOR_HEADER,
         {k: v for k, v in CBOR_NOTES.items() if k in used},
         [group],
     )
+    return annotate(doc, {"CborDecode": ("result", "diagnostic")}, lambda g, t: ["4.1"])
 
 
 # ================================================================================================
@@ -277,6 +325,11 @@ COSE_NOTES = {
         "merely have a low-order component are not rejected (libsodium accepts 43 of the 914 "
         "C2SP/CCTV ed25519 edge cases, all flagged only low_order_component_R/A). An "
         "implementation on another Ed25519 library must give the same answers on these vectors."
+    ),
+    "MaxSize": "A token at, or one byte over, the 65 536-byte limit of §4.1 and §4.3.",
+    "SmallOrderKey": (
+        "The public key is of small order or not canonically encoded: no signature verifies "
+        "under it (§4.3 rule 4), whatever the equation says."
     ),
     "ErrorPrecedence": (
         "When several checks fail, the first in this order decides the error: structure "
@@ -319,7 +372,25 @@ def _sample_payloads(w: World) -> dict[str, bytes]:
             evidence_digest=hashlib.sha256(b"evidence").digest(),
         ).payload(),
     }
-    return {str(ct): samples.get(ct, encode({1: "kl-1", 6: NOW_S})) for ct in content_types()}
+    # every other type (the mechanisms' and the audit checkpoint): a real claims map of its type
+    # (revision 2 used {1: "kl-1", 6: NOW_S} here, a payload no schema of §6 admits)
+    real = sample_claims(w)
+    by_ct = {
+        str(ContentType.AUDIT_CHECKPOINT): "AuditCheckpoint",
+        "application/vnd.attest.delegation+cbor": "Delegation",
+        "application/vnd.attest.license+cbor": "License",
+        "application/vnd.attest.pod-cert+cbor": "PodCert",
+        "application/vnd.attest.link-response+cbor": "LinkResponse",
+        "application/vnd.attest.link-confirm+cbor": "LinkConfirm",
+        str(ContentType.REFERENCE_VALUES): "ReferenceValues",
+    }
+    out = {}
+    for ct in content_types():
+        if ct in samples:
+            out[str(ct)] = samples[ct]
+        else:
+            out[str(ct)] = encode(real[by_ct[str(ct)]])
+    return out
 
 
 def cose_cases(w: World) -> list[dict[str, Any]]:
@@ -572,7 +643,120 @@ def cose_cases(w: World) -> list[dict[str, Any]]:
         "SignatureError",
         group="identity",
     )
+    # -- revision 3: further traps, in groups after the revision-2 ones -------------------------
+    add(
+        "signature made over the License header, token carries the Evidence header",
+        ("BadSignature", "ContentType"),
+        _cose(protected, {}, payload, key.sign(sig_structure(protected_header(types[9]), payload))),
+        ct,
+        "SignatureError",
+        group="traps",
+    )
+    add(
+        "token of another type re-labelled: header replaced, signature kept",
+        ("BadSignature", "ContentType"),
+        _cose(protected, {}, payload, _fields(sign1(key, types[9], payload))[3]),
+        ct,
+        "SignatureError",
+        group="traps",
+    )
+    add(
+        "untagged token of another content type: the tag is checked first",
+        ("Structure", "ErrorPrecedence"),
+        sign1(key, types[0], payload)[1:],
+        ct,
+        "DecodeError",
+        group="traps",
+    )
+    big = _sized_revocation_payload(MAX_MESSAGE_BYTES, key)
+    rl_ct = str(ContentType.REVOCATION_LIST)
+    add(
+        "token of exactly 65 536 bytes",
+        ("ValidToken", "MaxSize"),
+        sign1(key, rl_ct, big),
+        rl_ct,
+        None,
+        big,
+        group="traps",
+    )
+    bigger = _sized_revocation_payload(MAX_MESSAGE_BYTES + 1, key)
+    add(
+        "token of 65 537 bytes",
+        ("Structure", "MaxSize"),
+        sign1(key, rl_ct, bigger),
+        rl_ct,
+        "DecodeError",
+        group="traps",
+    )
+    for name, point in SMALL_ORDER_KEYS.items():
+        forged = _small_order_forgery(point, protected, payload)
+        add(
+            f"public key {name}; R is the identity, S = 0 and [k]A is the identity: the "
+            "cofactorless equation holds",
+            ("BadSignature", "Ed25519Strict", "SmallOrderKey"),
+            forged,
+            ct,
+            "SignatureError",
+            group=name,
+        )
     return cases
+
+
+def _small_order_forgery(public: bytes, protected: bytes, payload: bytes) -> bytes:
+    """A token that satisfies [S]B = R + [k]A for a small-order A: R = identity, S = 0.
+
+    With ``8 | k`` the term [k]A vanishes for every point of order dividing 8, so only the
+    small-order check on A rejects it. ``k`` depends on the message, so the Evidence payload's
+    ``uptime`` is varied until ``k mod 8 = 0`` (one try in eight on average).
+    """
+    claims = decode(payload)
+    r = b"\x01" + bytes(31)
+    for uptime in range(1, 10_000):
+        p = encode({**claims, 261: uptime})
+        k = int.from_bytes(
+            hashlib.sha512(r + public + sig_structure(protected, p)).digest(), "little"
+        )
+        if k % ED25519_L % 8 == 0:
+            return _cose(protected, {}, p, r + bytes(32))
+    raise VectorError("no message with 8 | k found")
+
+
+#: Public keys an Ed25519 verifier must reject (§4.3 rule 4): points of small order, and a
+#: non-canonical encoding (y = p + 1, i.e. the identity's y-coordinate 1 written as p + 1).
+SMALL_ORDER_KEYS: dict[str, bytes] = {
+    "of order 2 (y = -1)": bytes.fromhex(
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"
+    ),
+    "of order 4 (y = 0)": bytes(32),
+    "of order 4 (y = 0, sign bit set)": bytes(31) + b"\x80",
+    "of order 8": bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    "of order 8 (the other one)": bytes.fromhex(
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"
+    ),
+    "not canonical (y = p + 1)": bytes.fromhex(
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"
+    ),
+}
+
+
+def _sized_revocation_payload(token_bytes: int, key: Any) -> bytes:
+    """A RevocationList payload whose signed token is exactly ``token_bytes`` long."""
+    ct = str(ContentType.REVOCATION_LIST)
+
+    def size(n: int, pad: int) -> tuple[int, bytes]:
+        devices = tuple(b"\x01" + i.to_bytes(16, "big") for i in range(n))
+        p = RevocationList(
+            AUTHORITY_ID, NOW_S, 1, devices=devices, manufacturers=("m" * pad,)
+        ).payload()
+        return len(sign1(key, ct, p)), p
+
+    base, _ = size(300, 30)
+    n = 300 + (token_bytes - base) // 18 - 5  # UEIDs of 17 bytes take 18 each
+    for pad in range(30, 250):
+        got, p = size(n, pad)
+        if got == token_bytes:
+            return p
+    raise VectorError(f"cannot build a token of {token_bytes} bytes")
 
 
 def cose_document(w: World | None = None) -> dict[str, Any]:
@@ -580,8 +764,10 @@ def cose_document(w: World | None = None) -> dict[str, Any]:
     keys = {
         "main": vector_key("cose/signer").public_key,
         "identity": PublicKey(b"\x01" + bytes(31)),
+        "traps": vector_key("cose/signer").public_key,
+        **{name: PublicKey(raw) for name, raw in SMALL_ORDER_KEYS.items()},
     }
-    groups: dict[str, list[dict[str, Any]]] = {"main": [], "identity": []}
+    groups: dict[str, list[dict[str, Any]]] = {name: [] for name in keys}
     tc = 0
     for c in cose_cases(w):
         tc += 1
@@ -609,10 +795,16 @@ def cose_document(w: World | None = None) -> dict[str, Any]:
         for name, tests in groups.items()
     ]
     used = {f for g in test_groups for t in g["tests"] for f in t["flags"]}
-    return vector_document(
+    doc = vector_document(
         COSE_ALGORITHM,
         tc,
         COSE_HEADER,
         {k: v for k, v in COSE_NOTES.items() if k in used},
         test_groups,
     )
+    return annotate(doc, {"CoseSign1Verify": ("result", "error", "payload")}, _cose_sections)
+
+
+def _cose_sections(g: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    flags = set(t["flags"])
+    return ["4.3", *(["4.4"] if flags & {"ContentType", "ValidToken"} else []), "4.5"]

@@ -34,7 +34,7 @@ from attest.messages.revocation import Revocations
 from attest.testvectors.check import (
     EVIDENCE_ALGORITHM,
 )
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.world import (
     CERTIFIED_S,
     NOW_S,
@@ -112,6 +112,7 @@ EVIDENCE_NOTES: dict[str, str] = {
         "payload-derived reason: claims that are not authentic are neither reported nor trusted."
     ),
     "TierArithmetic": "Several reasons of different tiers: the tier is the worst of them.",
+    "EdgeValue": "Largest integers (2^64 - 1), zero meters, or every optional claim present.",
 }
 
 EVIDENCE_HEADER = [
@@ -1275,6 +1276,102 @@ def _vendor_reference_cases(w: World, policy: Policy) -> list[AppraisalCase]:
     return cases
 
 
+def _edge_cases(w: World) -> list[AppraisalCase]:
+    """Encoding edges (revision 3): largest integers, zero meters, every optional claim."""
+    cases: list[AppraisalCase] = []
+    add = cases.append
+    R = Reason
+    top = 2**64 - 1
+
+    s = Session(w, "hx100-a", "edge/max-counters")
+    ch, token = s.challenge(1)
+    add(
+        AppraisalCase(
+            "attestation counter, boot count and uptime at 2^64 - 1, first contact",
+            ("FirstContact", "EdgeValue", "CompromisedChip"),
+            s.forge(ch, attest_counter=top, bootcount=top, uptime_s=top),
+            token,
+            s.chain,
+            (),
+        )
+    )
+    s = Session(w, "hx100-a", "edge/counter-exhausted")
+    state, ch, token = s.round2()
+    add(
+        AppraisalCase(
+            "stored counter 2^64 - 1: no later Evidence can exceed it",
+            ("SecondRound", "EdgeValue", "Rollback", "CompromisedChip"),
+            s.forge(ch, 2, attest_counter=top),
+            token,
+            s.chain,
+            (R.COUNTER_ROLLBACK,),
+            prior=dataclasses.replace(state, attest_counter=top),
+            now_ms=ROUND2_MS,
+        )
+    )
+    s = Session(w, "hx100-a", "edge/zero-meters")
+    ch, token = s.challenge(1)
+    add(
+        AppraisalCase(
+            "all meters zero (a chip that never ran), first contact",
+            ("FirstContact", "EdgeValue", "CompromisedChip"),
+            s.forge(ch, meters=Meters(0, 0, 0)),
+            token,
+            s.chain,
+            (),
+        )
+    )
+    s = Session(w, "hx100-a", "edge/max-meters-first")
+    ch, token = s.challenge(1)
+    add(
+        AppraisalCase(
+            "all meters at 2^64 - 1 on first contact: energy and interconnect exceed the bound",
+            ("FirstContact", "EdgeValue", "MeterBoundary", "CompromisedChip"),
+            s.forge(ch, meters=Meters(top, top, top)),
+            token,
+            s.chain,
+            (R.METER_RATE_EXCEEDED,),
+        )
+    )
+    s = Session(w, "hx100-a", "edge/max-meters-stay")
+    state, ch, token = s.round2()
+    add(
+        AppraisalCase(
+            "meters stay at 2^64 - 1 (no growth: no bound to exceed)",
+            ("SecondRound", "EdgeValue", "CompromisedChip"),
+            s.forge(ch, 2, meters=Meters(top, top, top)),
+            token,
+            s.chain,
+            (),
+            prior=dataclasses.replace(state, meters=Meters(top, top, top)),
+            now_ms=ROUND2_MS,
+        )
+    )
+    s = Session(w, "hx100-a", "edge/optional-claims")
+    ch, token = s.challenge(1)
+    claims = s.claims(ch).to_claims()
+    peer = vector_ueid("hx100-b")
+    claims.update(
+        {
+            -70004: {1: 2, 2: 10**17, 3: 3600},  # hem-license-state
+            -70005: hashlib.sha256(b"edge/pod").digest()[:16],  # hem-pod-id
+            -70006: [peer],  # hem-links
+            -70211: [b"\xd2" + bytes(40)],  # hem-link-refusals (opaque to the core)
+        }
+    )
+    add(
+        AppraisalCase(
+            "Evidence carrying every optional mechanism claim: the core appraisal reads none",
+            ("FirstContact", "EdgeValue"),
+            sign1(w.device_key("hx100-a"), _EVIDENCE_CT, encode(claims)),
+            token,
+            s.chain,
+            (),
+        )
+    )
+    return cases
+
+
 def appraisal_groups(w: World | None = None) -> list[AppraisalGroup]:
     w = w or build_world()
     datacentre, enrolled_only = datacentre_policy(), enrolled_only_policy()
@@ -1291,6 +1388,7 @@ def appraisal_groups(w: World | None = None) -> list[AppraisalGroup]:
             enrolled_only,
             tuple(_enrolled_only_cases(w, enrolled_only)),
         ),
+        AppraisalGroup("edge values, default policy", Policy(), tuple(_edge_cases(w))),
         AppraisalGroup(
             "policy with a vendor's firmware reference values",
             vendor,
@@ -1446,7 +1544,7 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
     used = {f for g in groups for t in g["tests"] for f in t["flags"]}
     if used - set(notes):
         raise VectorError(f"flags without a note: {sorted(used - set(notes))}")
-    return vector_document(
+    doc = vector_document(
         EVIDENCE_ALGORITHM,
         tc,
         [
@@ -1456,3 +1554,23 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
         {k: v for k, v in notes.items() if k in used},
         groups,
     )
+    return annotate(doc, {"EvidenceAppraisal": EVIDENCE_OUTPUTS}, _evidence_sections)
+
+
+#: the expected-result fields of an EvidenceAppraisal test (SPEC §15.3)
+EVIDENCE_OUTPUTS = ("result", "tier", "reasons", "newState")
+#: flags that name a section beyond the appraisal procedure itself
+_FLAG_SECTIONS = {
+    "CertificateChain": "3.4",
+    "Ed25519Strict": "4.3",
+    "ContentType": "4.4",
+    "Malformed": "9.2",
+    "MeterBoundary": "9.6",
+    "Revocation": "12",
+}
+
+
+def _evidence_sections(g: dict[str, Any], t: dict[str, Any]) -> list[str]:
+    extra = {_FLAG_SECTIONS[f] for f in t["flags"] if f in _FLAG_SECTIONS}
+    base = {"9.5", "9.7"} | ({"9.8"} if t["newState"] is not None else set())
+    return sorted(base | extra, key=lambda s: tuple(int(p) for p in s.split(".")))

@@ -5,8 +5,10 @@ on it and refuses to write a file if the two disagree, so a vector can never sil
 bug. The output is byte-identical across runs: keys and times are fixed, Ed25519 is
 deterministic, cases are listed in a fixed order and JSON is written with a fixed layout.
 
-One module per family: ``evidence_vectors``, ``codec_vectors`` (CBOR and COSE_Sign1); later
-mechanisms add theirs to :func:`documents`.
+One module per family (``evidence_vectors``, ``codec_vectors`` for CBOR and COSE_Sign1,
+``license_vectors``, ``pod_vectors``, ``session_vectors``, ``audit_vectors``,
+``revocation_vectors``, ``message_vectors``), each with its checker module (``*_check``); a
+new family is one line in :func:`documents` and one in ``attest.testvectors.check.FAMILIES``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from attest.testvectors.audit_check import AUDIT_FILE
+from attest.testvectors.audit_vectors import audit_document
 from attest.testvectors.check import CBOR_FILE, COSE_FILE, EVIDENCE_FILE, FILES
 from attest.testvectors.codec_vectors import cbor_document, cose_document
 from attest.testvectors.evidence_vectors import evidence_document
 from attest.testvectors.format import render
 from attest.testvectors.license_vectors import LICENSE_FILE, license_document
+from attest.testvectors.message_check import MESSAGE_FILE
+from attest.testvectors.message_vectors import messages_document
 from attest.testvectors.pod_vectors import pod_documents  # Fixed Set
+from attest.testvectors.revocation_check import REVOCATION_FILE
+from attest.testvectors.revocation_vectors import revocation_document
+from attest.testvectors.session_check import SESSION_FILE
+from attest.testvectors.session_vectors import session_document
 from attest.testvectors.world import build_world
 
 
@@ -32,6 +42,10 @@ def documents() -> dict[str, dict[str, Any]]:
         COSE_FILE: cose_document(w),
         LICENSE_FILE: license_document(w),
         **pod_documents(w),  # Fixed Set
+        SESSION_FILE: session_document(w),
+        AUDIT_FILE: audit_document(w),
+        REVOCATION_FILE: revocation_document(w),
+        MESSAGE_FILE: messages_document(w),
     }
     return {name: docs[name] for name in FILES}
 

@@ -31,7 +31,7 @@ from attest.messages.attestation import Challenge
 from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.testvectors.evidence_vectors import policy_json, revocations_json
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.license_check import (
     LICENSE_ALGORITHM,
     LICENSE_FILE,
@@ -611,4 +611,20 @@ def license_document(w: World | None = None) -> dict[str, Any]:
         + ", ".join(f"{r.name} {int(r)} ({r.tier.name.lower()})" for r in LicenseReason),
     ]
     notes = {k: v for k, v in LICENSE_NOTES.items() if k in used}
-    return vector_document(LICENSE_ALGORITHM, tc, header, notes, groups)
+    doc = vector_document(LICENSE_ALGORITHM, tc, header, notes, groups)
+    return annotate(doc, LICENSE_OUTPUTS, lambda g, t: list(LICENSE_SECTIONS[g["type"]]))
+
+
+#: the expected-result fields of each group type (SPEC §15.6)
+LICENSE_OUTPUTS = {
+    "LicenseAcceptance": ("result", "refusal", "after"),
+    "LicenseStateAppraisal": ("result", "tier", "reasons"),
+    "LicenseRenewal": ("outcome", "serial", "expiryS"),
+    "LicenseQuota": ("result", "meter", "issuedAfter"),
+}
+LICENSE_SECTIONS = {
+    "LicenseAcceptance": ("13.5", "13.6", "13.7"),
+    "LicenseStateAppraisal": ("9.5", "13.10"),
+    "LicenseRenewal": ("13.11", "13.12"),
+    "LicenseQuota": ("13.9",),
+}

@@ -36,7 +36,7 @@ from attest.pods.messages import (
     PodCert,
     pod_cert_digest,
 )
-from attest.testvectors.format import VectorError, vector_document
+from attest.testvectors.format import VectorError, annotate, vector_document
 from attest.testvectors.pod_check import (
     POD_ALGORITHM,
     POD_FILE,
@@ -846,12 +846,26 @@ def pod_document(w: World | None = None) -> dict[str, Any]:
         },
         groups,
     )
+    doc = annotate(doc, POD_OUTPUTS, lambda g, t: list(POD_SECTIONS[g["type"]]))
     for group, run in pod_groups(doc):
         for t in group["tests"]:
             problems = run(t)
             if problems:
                 raise VectorError(f"{POD_FILE} tcId {t['tcId']} ({t['comment']}): {problems}")
     return doc
+
+
+#: the expected-result fields of each group type (SPEC §15.7)
+POD_OUTPUTS = {
+    "PodCertVerify": ("result", "refusal", "podId"),
+    "LinkProofVerify": ("result", "refusal", "accept", "podId", "sessionKey"),
+    "GraphAppraisal": ("result", "reasons", "chipReasons", "alerts", "componentSizes"),
+}
+POD_SECTIONS = {
+    "PodCertVerify": ("14.2",),
+    "LinkProofVerify": ("14.3", "14.4"),
+    "GraphAppraisal": ("14.8",),
+}
 
 
 def pod_documents(w: World) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,179 @@
+"""A second implementation of SPEC.md's token rules, written from the SPEC alone.
+
+It imports nothing from ``attest``: CBOR is cbor2, Ed25519 is the ``cryptography`` package
+(OpenSSL, not libsodium). OpenSSL's Ed25519 checks ``S < L`` but, like RFC 8032, accepts
+small-order points, so the extra rules of SPEC §4.3 (rules 3 and 4: no small-order ``R`` or
+``A``, canonical ``A``) are written here from the SPEC's text. tests/test_independent.py runs it
+over every vector file and compares with the outcomes the vectors state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+P = 2**255 - 19
+#: SPEC §4.3 rule 3/4: encodings (ignoring the sign bit) of points of order dividing 8, plus
+#: the non-canonical encodings p and p + 1 of y = 0 and y = 1
+SMALL_ORDER = {
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    bytes.fromhex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    bytes.fromhex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+}
+MAX_BYTES = 65536
+
+CONTENT_TYPES = {
+    name: f"application/vnd.attest.{suffix}+cbor"
+    for name, suffix in {
+        "ManufacturerCert": "manufacturer-cert",
+        "DeviceCert": "device-cert",
+        "VerifierCert": "verifier-cert",
+        "RevocationList": "revocation-list",
+        "Challenge": "challenge",
+        "Evidence": "evidence",
+        "AttestationResult": "result",
+        "AuditCheckpoint": "audit-checkpoint",
+        "Delegation": "delegation",
+        "License": "license",
+        "PodCert": "pod-cert",
+        "LinkResponse": "link-response",
+        "LinkConfirm": "link-confirm",
+    }.items()
+}
+
+
+class Invalid(Exception):
+    """A token fails; ``kind`` is the error class of SPEC §4.5 (DecodeError, ...)."""
+
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(f"{kind}: {why}")
+        self.kind = kind
+
+
+def protected_header(content_type: str) -> bytes:
+    """SPEC §4.4: a2 01 27 03 78 nn ‖ content type."""
+    ct = content_type.encode()
+    return bytes([0xA2, 0x01, 0x27, 0x03, 0x78, len(ct)]) + ct
+
+
+def _deterministic(data: bytes) -> Any:
+    """The single item of ``data`` if it is deterministic CBOR of the allowed kinds (§4.1)."""
+    try:
+        value = cbor2.loads(data)
+    except Exception as exc:
+        raise Invalid("DecodeError", f"not CBOR: {exc}") from None
+    if _bad_item(value) or cbor2.dumps(value, canonical=True) != data:
+        raise Invalid("DecodeError", "not deterministic CBOR of the allowed items")
+    return value
+
+
+def _bad_item(v: Any) -> bool:
+    if v is None or isinstance(v, (bool, bytes, str)):
+        return False
+    if isinstance(v, int):
+        return not -(2**64) <= v < 2**64
+    if isinstance(v, list):
+        return any(_bad_item(x) for x in v)
+    if isinstance(v, dict):
+        return any(
+            not isinstance(k, (int, bytes, str)) or isinstance(k, bool) or _bad_item(k) for k in v
+        ) or any(_bad_item(x) for x in v.values())
+    return True  # floats, tags, undefined, ...
+
+
+def ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
+    """SPEC §4.3 Ed25519 rules 1–5 (OpenSSL does 2 and 5, this adds 1, 3 and 4)."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    if int.from_bytes(public, "little") % 2**255 >= P:
+        return False
+    if _small(public) or _small(signature[:32]):
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _small(point: bytes) -> bool:
+    return bytes([*point[:31], point[31] & 0x7F]) in SMALL_ORDER
+
+
+def verify_token(token: bytes, public: bytes, content_type: str) -> dict[Any, Any]:
+    """SPEC §4.5 steps 1–5 and the map check of step 6: the payload's claims, or Invalid."""
+    if len(token) > MAX_BYTES or not token.startswith(b"\xd2"):
+        raise Invalid("DecodeError", "size or tag")
+    body = _deterministic(token[1:])
+    if not isinstance(body, list) or len(body) != 4:
+        raise Invalid("DecodeError", "not an array of four")
+    protected, unprotected, payload, signature = body
+    if not (
+        isinstance(protected, bytes)
+        and isinstance(unprotected, dict)
+        and isinstance(payload, bytes)
+        and isinstance(signature, bytes)
+    ):
+        raise Invalid("DecodeError", "major types")
+    header = _deterministic(protected) if protected else {}
+    if not isinstance(header, dict):
+        raise Invalid("DecodeError", "protected header is not a map")
+    if set(header) & set(unprotected):
+        raise Invalid("DecodeError", "a label in both buckets")
+    if header.get(1) != -8 or isinstance(header.get(1), bool):
+        raise Invalid("SignatureError", "alg is not EdDSA")
+    if protected != protected_header(content_type):
+        raise Invalid("ContentTypeError", "another protected header")
+    if unprotected:
+        raise Invalid("DecodeError", "unprotected header not empty")
+    sig_structure = cbor2.dumps(["Signature1", protected_header(content_type), b"", payload])
+    if not ed25519_verify(public, signature, sig_structure):
+        raise Invalid("SignatureError", "signature does not verify")
+    claims = _deterministic(payload)
+    if not isinstance(claims, dict):
+        raise Invalid("DecodeError", "payload is not a claims map")
+    return claims
+
+
+def cnf_key(claims: dict[Any, Any]) -> bytes:
+    """The Ed25519 key of a certificate's cnf (§3.3), or Invalid."""
+    cnf = claims.get(8)
+    if not (isinstance(cnf, dict) and set(cnf) == {1}):
+        raise Invalid("DecodeError", "cnf")
+    key = cnf[1]
+    if not (
+        isinstance(key, dict) and key.get(1) == 1 and key.get(-1) == 6 and set(key) == {1, -1, -2}
+    ):
+        raise Invalid("DecodeError", "COSE_Key")
+    x = key[-2]
+    if not (isinstance(x, bytes) and len(x) == 32):
+        raise Invalid("DecodeError", "key size")
+    return bytes(x)
+
+
+def verifier_cert(token: bytes, authority_id: str, authority_key: bytes) -> dict[Any, Any]:
+    """§3.5: a VerifierCert's claims if the Authority issued it."""
+    claims = verify_token(token, authority_key, CONTENT_TYPES["VerifierCert"])
+    if claims.get(1) != authority_id:
+        raise Invalid("Issuer", "not the authority's")
+    return claims
+
+
+def device_chain(
+    dc: bytes, mc: bytes, authority_id: str, authority_key: bytes
+) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """§3.4: (device cert claims, manufacturer cert claims) of a valid chain."""
+    m = verify_token(mc, authority_key, CONTENT_TYPES["ManufacturerCert"])
+    if m.get(1) != authority_id:
+        raise Invalid("Issuer", "manufacturer cert not the authority's")
+    d = verify_token(dc, cnf_key(m), CONTENT_TYPES["DeviceCert"])
+    if d.get(1) != m.get(2):
+        raise Invalid("Issuer", "device cert not the manufacturer's")
+    return d, m
