@@ -189,8 +189,22 @@ def _chip_side(g: dict[str, Any], t: dict[str, Any]) -> None:
     else:
         r = verify_token(_h(t["resultToken"]), cnf_key(vc), CT["AttestationResult"])
         round_values = (_h(t["chipUeid"]), _h(t["roundNonce"]), t["roundVerifierId"])
-        if (r.get(256), r.get(10), r.get(1)) != round_values:
+        ueid = r.get(256)
+        if ueid == NO_CHIP and _contraindicated(r):
+            ueid = round_values[0]  # a diagnostic result names no chip (SPEC §7.12)
+        if (ueid, r.get(10), r.get(1)) != round_values:
             raise Invalid("Binding", "result of another round")
+
+
+NO_CHIP = b"\x01" + bytes(16)
+
+
+def _contraindicated(result: dict[Any, Any]) -> bool:
+    """Every appraisal's ear.status (1000) in the submods (266) is contraindicated (96)."""
+    appraisals = result.get(266)
+    if not isinstance(appraisals, dict) or not appraisals:
+        return False
+    return all(isinstance(a, dict) and a.get(1000, 0) >= 96 for a in appraisals.values())
 
 
 def test_chip_side_session_vectors_agree_with_the_independent_checker() -> None:

@@ -23,10 +23,10 @@ import trio
 from attest.chip.adversary import CompromisedChip
 from attest.chip.device import Chip, fabricate
 from attest.chip.runner import VerifierRefused, attest
-from attest.errors import RemoteProtocolError, StoreError
+from attest.errors import ChipRefusal, RemoteProtocolError, StoreError
 from attest.identity import Authority, Manufacturer, VerifierIdentity
 from attest.keys import SigningKey
-from attest.messages.attestation import AttestationResult, Challenge
+from attest.messages.attestation import NO_CHIP_UEID, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
 from attest.net import receive_event, send_event
 from attest.node.server import NodeSettings, VerifierNode
@@ -705,3 +705,52 @@ async def test_http_endpoints(world: World, db: Path) -> None:
         await busy.answer(chip.answer(challenge, time.time()))
         await busy.send(Bye())
         await busy.aclose()
+
+
+# -- a chip that refuses, a chip that cannot be attributed (SPEC §7.10, §7.12) -------------------
+
+
+async def test_a_refusing_chip_tells_the_verifier_why(
+    world: World, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chip fused with another authority refuses our CHALLENGE with ERROR REFUSED."""
+    other = Authority("authority.other", SigningKey.derive_insecure_for_tests("other-authority"))
+    chip = fabricate(
+        world.mfr, other.anchors, hwmodel="HX100", pod_class=8, now_s=world.now_s,
+        chip_class=CompromisedChip,  # takes the (real) manufacturer's chain unchecked
+    )  # fmt: skip
+    chip.boot(time.time())
+    async with running_node(world, db) as node:
+        with trio.fail_after(GUARD_S), pytest.raises(ChipRefusal) as refused:
+            await attest(chip, "127.0.0.1", port_of(node))
+        assert refused.value.reason == "VERIFIER_CERT_INVALID"
+        assert chip.attest_counter == 0  # nothing signed
+        with trio.fail_after(GUARD_S):
+            while not any(
+                getattr(r, "fields", {}).get("event") == "peer_error" for r in caplog.records
+            ):
+                await trio.sleep(0.01)
+    (record,) = [r for r in caplog.records if getattr(r, "fields", {}).get("event") == "peer_error"]
+    assert record.fields["code"] == "REFUSED"  # type: ignore[attr-defined]
+    assert record.fields["text"].startswith("VERIFIER_CERT_INVALID")  # type: ignore[attr-defined]
+    with world.open_store(db) as store:
+        assert store.audit_head()[0] == 0  # no appraisal, no entry
+
+
+async def test_a_chip_whose_chain_is_not_accepted_learns_why(world: World, db: Path) -> None:
+    """CERT_CHAIN_INVALID comes back as a diagnostic result the chip accepts (names no chip)."""
+    impostor = Authority("authority.example", SigningKey.derive_insecure_for_tests("impostor"))
+    key = SigningKey.derive_insecure_for_tests("impostor-mfr")
+    rogue = Manufacturer(
+        "mfr-a", key, impostor.certify_manufacturer("mfr-a", key.public_key, now_s=world.now_s)
+    )
+    chip = fabricate(
+        rogue, world.auth.anchors, hwmodel="HX100", pod_class=8, now_s=world.now_s,
+        chip_class=CompromisedChip,
+    )  # fmt: skip
+    chip.boot(time.time())
+    async with running_node(world, db) as node:
+        with trio.fail_after(GUARD_S):
+            (result,) = await attest(chip, "127.0.0.1", port_of(node))
+    assert result.ueid == NO_CHIP_UEID and result.status == Tier.CONTRAINDICATED
+    assert Reason.CERT_CHAIN_INVALID in result.reasons

@@ -39,7 +39,13 @@ from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measur
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
 from attest.mechanism import ChipPart, DeviceSigner, Grant
-from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
+from attest.messages.attestation import (
+    NO_CHIP_UEID,
+    AttestationResult,
+    Challenge,
+    Evidence,
+    Meters,
+)
 from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
 from attest.messages.schema import Extensions, SignedMessage
@@ -50,6 +56,7 @@ from attest.verify.chain import (
     verify_device_chain,
     verify_verifier_cert,
 )
+from attest.verify.reasons import Tier
 
 _STATE_FILE = "state.cbor"
 _KEY_FILE = "device.key"
@@ -537,7 +544,8 @@ def check_result(
     nonce: bytes,
     verifier_id: str,
 ) -> AttestationResult:
-    """SPEC §7.12: the result, parsed, if it answers this round's challenge for chip ``ueid``.
+    """SPEC §7.12: the result, parsed, if it answers this round's challenge for chip ``ueid``
+    (or is a diagnostic result naming no chip: then ``result.ueid`` is NO_CHIP_UEID).
 
     ``nonce`` and ``verifier_id`` are those of the round's Challenge; raises ChipRefusal.
     """
@@ -546,7 +554,10 @@ def check_result(
         parsed = AttestationResult.verify(result, cert.public_key)
     except AttestError as exc:
         raise ChipRefusal(ChipCheck.RESULT_INVALID, str(exc)) from None
-    if parsed.ueid != ueid:
+    # A contraindicated result naming no chip is diagnostic: the verifier could not attribute
+    # the Evidence (e.g. CERT_CHAIN_INVALID); the chip learns why, and takes nothing from it.
+    diagnostic = parsed.ueid == NO_CHIP_UEID and parsed.status >= Tier.CONTRAINDICATED
+    if parsed.ueid != ueid and not diagnostic:
         raise ChipRefusal(ChipCheck.RESULT_INVALID, "result is for another chip")
     if parsed.nonce != nonce or parsed.verifier_id != verifier_id:
         raise ChipRefusal(

@@ -24,6 +24,7 @@ from attest.protocol.events import (
     Bye,
     ChallengeFrame,
     Error,
+    ErrorCode,
     EvidenceFrame,
     Hello,
     Next,
@@ -41,6 +42,8 @@ class VerifierRefused(AttestError):
 
 
 log = logging.getLogger("attest.chip")
+#: how long a refusing chip tries to deliver its ERROR before it closes anyway
+_REFUSAL_SEND_S = 2.0
 
 #: (chip, verified challenge, now in seconds) → evidence token
 EvidenceMaker = Callable[[Chip, Challenge, float], bytes]
@@ -110,14 +113,22 @@ async def attest(
             for i in range(rounds):
                 frame = await _expect(stream, conn, ChallengeFrame)
                 now = time.time()
-                challenge = chip.accept_challenge(frame.verifier_cert, frame.challenge, int(now))
+                try:
+                    challenge = chip.accept_challenge(
+                        frame.verifier_cert, frame.challenge, int(now)
+                    )
+                except ChipRefusal as exc:  # tell the verifier which check failed (§7.10)
+                    with trio.move_on_after(_REFUSAL_SEND_S):
+                        await send_event(stream, conn, Error(ErrorCode.REFUSED, str(exc)[:256]))
+                    raise
                 workload.step(chip, now)
                 await send_event(stream, conn, EvidenceFrame(answer(chip, challenge, now)))
                 reply = await _expect(stream, conn, ResultFrame)
                 results.append(chip.check_result(frame.verifier_cert, reply.result, challenge))
                 if on_result is not None:
                     on_result(results[-1])
-                if reply.grant is not None:
+                # a diagnostic result (it names no chip, §7.12) carries nothing for the chip
+                if reply.grant is not None and results[-1].ueid == chip.ueid:
                     outcome = apply_grant(chip, Grant(*reply.grant), challenge)
                     if on_grant is not None:
                         on_grant(outcome)

@@ -172,6 +172,10 @@ def _verifier_build_out(build: str) -> dict[int, str]:
     return {C.EAR_VERIFIER_BUILD: build, C.EAR_VERIFIER_DEVELOPER: "attest"}
 
 
+#: the UEID of a result that names no chip: no certificate of the Evidence validated (§6.8)
+NO_CHIP_UEID = b"\x01" + bytes(16)
+
+
 @dataclass(frozen=True, slots=True)
 class AttestationResult(SignedMessage):
     """An EAR (EAT Attestation Result) as CBOR, signed by the verifier node."""

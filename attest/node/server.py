@@ -348,6 +348,24 @@ class VerifierNode:
         challenge, token = await self._session_call(self.service.new_challenge)
         await send_event(stream, conn, ChallengeFrame(version, self.service.identity.cert, token))
         event = await receive_event(stream, conn)
+        if isinstance(event, Error):  # e.g. REFUSED: the chip says which check our CHALLENGE failed
+            code = (
+                ErrorCode(event.code).name
+                if event.code in ErrorCode._value2member_map_
+                else event.code
+            )
+            log.warning(
+                "chip ended the round with an error",
+                extra={
+                    "fields": {
+                        "event": "peer_error",
+                        "peer": peer,
+                        "code": code,
+                        "text": event.text,
+                    }
+                },
+            )
+            raise trio.BrokenResourceError("chip sent ERROR instead of evidence")
         if not isinstance(event, EvidenceFrame):
             raise trio.BrokenResourceError("peer closed before sending evidence")
         started = time.perf_counter()

@@ -22,7 +22,7 @@ from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
 from attest.mechanism import Conclusion, Grant, Loaded, VerifierPart, appraise_session
 from attest.messages import claims as C
-from attest.messages.attestation import NONCE_BYTES, AttestationResult, Challenge
+from attest.messages.attestation import NO_CHIP_UEID, NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
 from attest.store.audit import AuditEntry, AuditRecord
 from attest.store.base import ChipRecord, StateConflict, Store
@@ -145,7 +145,7 @@ class VerifierService:
             verifier_id=self.identity.verifier_id,
             issued_at=now_ms // 1000,
             nonce=challenge.nonce,
-            ueid=subject if subject else b"\x01" + bytes(16),
+            ueid=subject if subject else NO_CHIP_UEID,
             profile=C.EAR_PROFILE,
             appraisal=(
                 int(verdict.tier),

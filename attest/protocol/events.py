@@ -45,6 +45,8 @@ class ErrorCode(enum.IntEnum):
     OVERLOADED = 6
     SHUTTING_DOWN = 7
     INTERNAL = 8
+    #: the chip refuses this round's CHALLENGE; the text names the check (SPEC §7.10)
+    REFUSED = 9
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,11 +291,18 @@ def result_group(w: World, first_tc: int) -> dict[str, Any]:
             "RESULT_INVALID",
         ),
         (
-            "result naming no chip (placeholder UEID)",
+            "an affirming result naming no chip (placeholder UEID)",
             vc,
             result_token(w, ch, b"\x01" + bytes(16)),
             ueid,
             "RESULT_INVALID",
+        ),
+        (
+            "a contraindicated result naming no chip: diagnostic (the chain did not validate)",
+            vc,
+            result_token(w, ch, b"\x01" + bytes(16), tier=96, reasons=(4,)),
+            ueid,
+            None,
         ),
         (
             "an older result of the same verifier (another nonce)",

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from attest.codec.cose import parse_sign1, protected_header, sig_structure
 from attest.errors import DecodeError
 from attest.keys import PublicKey, ct_equal, ed25519_verify
-from attest.messages.attestation import Challenge, Evidence, Meters
+from attest.messages.attestation import NO_CHIP_UEID, Challenge, Evidence, Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
@@ -54,7 +54,7 @@ _GENESIS = ChipState.enrolled(b"", _NO_KEY, "")
 _EMPTY_EVIDENCE = Evidence(
     verifier_id="-",
     nonce=bytes(32),
-    ueid=b"\x01" + bytes(16),
+    ueid=NO_CHIP_UEID,
     uptime_s=0,
     dbgstat=1,
     bootcount=0,
