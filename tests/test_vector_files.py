@@ -1,5 +1,5 @@
 """The vector files as a product: self-describing, schema-valid, tied to SPEC.md, runnable by
-anyone through ``attest vectors check --impl`` (SPEC §15, vectors/README.md)."""
+anyone through ``attest vectors check --impl`` (SPEC §16, vectors/README.md)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _spec_sections() -> set[str]:
 
 def test_every_test_names_spec_sections_that_exist() -> None:
     sections = _spec_sections()
-    assert {"4.1", "7.10", "7.12", "11.4", "12", "15.10"} <= sections
+    assert {"4.1", "7.10", "7.12", "11.4", "12", "16.10"} <= sections
     for name in FILES:
         for g in _load(name)["testGroups"]:
             for t in g["tests"]:

@@ -5,7 +5,7 @@ public half with its UEID (an endorsement request). ``endorse`` signs device cer
 such public keys, one (``--device-key``) or a batch (``--batch``, JSON Lines), and writes
 endorsements the chips install (``attest chip install-cert``). ``reference-values`` signs the
 vendor's document of its chip models and firmware measurements, which verifier nodes load with
-``attest verifier provision``. File formats: SPEC.md §16.
+``attest verifier provision``. File formats: SPEC.md Appendix A.
 """
 
 from __future__ import annotations

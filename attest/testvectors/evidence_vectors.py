@@ -1557,7 +1557,7 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
     return annotate(doc, {"EvidenceAppraisal": EVIDENCE_OUTPUTS}, _evidence_sections)
 
 
-#: the expected-result fields of an EvidenceAppraisal test (SPEC §15.3)
+#: the expected-result fields of an EvidenceAppraisal test (SPEC §16.3)
 EVIDENCE_OUTPUTS = ("result", "tier", "reasons", "newState")
 #: flags that name a section beyond the appraisal procedure itself
 _FLAG_SECTIONS = {

@@ -1,6 +1,6 @@
 """Shared layout of every published vector file (Wycheproof-style JSON), and how tests are judged.
 
-A file is self-describing (SPEC §15.2, vectors/README.md): ``version`` names the SPEC revision
+A file is self-describing (SPEC §16.2, vectors/README.md): ``version`` names the SPEC revision
 whose rules its expected values follow, every group lists in ``outputs`` the test fields that
 are *expected results* (everything else is input), and every test names in ``sections`` the SPEC
 sections it tests. One comparison rule, :func:`compare_outputs`, judges a test for the built-in
@@ -16,7 +16,7 @@ from typing import Any
 from attest import __version__
 
 PROTOCOL_VERSION = 1
-#: The SPEC.md document revision whose rules the expected values follow (SPEC §1.5, §17).
+#: The SPEC.md document revision whose rules the expected values follow (SPEC §1.5, §18).
 SPEC_REVISION = 3
 GENERATOR = f"attest {__version__}"
 
@@ -139,7 +139,7 @@ Run = Callable[[dict[str, Any]], list[str]]
 
 
 def judged(group: dict[str, Any], compute: Callable[[dict[str, Any]], dict[str, Any]]) -> Run:
-    """A runner that compares what ``compute`` gives with the group's ``outputs`` (SPEC §15.2)."""
+    """A runner that compares what ``compute`` gives with the group's ``outputs`` (SPEC §16.2)."""
     outputs = tuple(group["outputs"])
 
     def run(t: dict[str, Any]) -> list[str]:

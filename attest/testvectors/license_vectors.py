@@ -615,7 +615,7 @@ def license_document(w: World | None = None) -> dict[str, Any]:
     return annotate(doc, LICENSE_OUTPUTS, lambda g, t: list(LICENSE_SECTIONS[g["type"]]))
 
 
-#: the expected-result fields of each group type (SPEC §15.6)
+#: the expected-result fields of each group type (SPEC §16.6)
 LICENSE_OUTPUTS = {
     "LicenseAcceptance": ("result", "refusal", "after"),
     "LicenseStateAppraisal": ("result", "tier", "reasons"),

@@ -855,7 +855,7 @@ def pod_document(w: World | None = None) -> dict[str, Any]:
     return doc
 
 
-#: the expected-result fields of each group type (SPEC §15.7)
+#: the expected-result fields of each group type (SPEC §16.7)
 POD_OUTPUTS = {
     "PodCertVerify": ("result", "refusal", "podId"),
     "LinkProofVerify": ("result", "refusal", "accept", "podId", "sessionKey"),
