@@ -30,7 +30,7 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, SigningKey, read_secret_key, write_secret_key
-from attest.mechanism import ChipPart, DeviceSigner, Grant
+from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder
 from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
 from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
@@ -359,6 +359,17 @@ class Chip:
                 ChipCheck.RESULT_INVALID, "result does not answer this session's challenge"
             )
         return parsed
+
+    def answer_ping(self, nonce: bytes, landmark_id: str) -> bytes:
+        """The signed answer to a PING of this round (a part that answers pings signs it).
+
+        ``landmark_id`` is the certified verifier of this round's CHALLENGE. Raises ChipRefusal
+        MECHANISM_ABSENT if no part of the chip answers pings.
+        """
+        for part in self._parts.values():
+            if isinstance(part, PingResponder):
+                return part.answer_ping(nonce, landmark_id)
+        raise ChipRefusal(ChipCheck.MECHANISM_ABSENT, "no part of this chip answers pings")
 
     def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str:
         """Hand a grant from a RESULT to the part it is for; its account of what it did.
