@@ -30,13 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attest.errors import AttestError
+from attest.errors import AttestError, DecodeError
 from attest.keys import PublicKey, ct_equal
 from attest.location.geometry import Disk, Place, Region, Relation, relate, separation_m
 from attest.location.geometry import surface_radius_m as _surface_radius
 from attest.location.messages import MAX_SAMPLES, LocationRecord, PingResponse
 from attest.location.reasons import LocationReason
 from attest.mechanism import TimedPing
+from attest.verify.chain import TrustAnchors, verify_verifier_cert
 from attest.verify.reasons import Reason, ReasonCode
 
 #: how many of the tightest disks the region decision intersects (more only costs time)
@@ -123,7 +124,7 @@ def fibre_estimate_m(record: LocationRecord, km_per_ms: float = 200.0) -> float:
     """What the round trip would mean over fibre (~2/3 c): an estimate to *show*, never to
     accuse with (a chip can be nearer than that, never farther than the bound)."""
     flight_ns = max(0, record.rtt_min_ns - record.allowance_ns)
-    return flight_ns / 2 * km_per_ms  # ns x km/ms = m
+    return flight_ns / 2 * km_per_ms / 1000  # km/ms = m/us
 
 
 def disk_of(record: LocationRecord, label: str = "") -> Disk | None:
@@ -140,6 +141,37 @@ def travel_m(policy: LocationPolicy, seconds: float) -> float:
     Record times are whole seconds (floor), so the true interval may be a second longer.
     """
     return math.ceil(policy.max_speed_mps * (abs(seconds) + 1))
+
+
+class RecordRefused(AttestError):
+    """A location record that must not be believed; ``why`` names the failed check (SPEC
+    §15.3): CERT_INVALID, MALFORMED, SIGNATURE_INVALID, LANDMARK_MISMATCH or
+    BOUND_INCONSISTENT."""
+
+    def __init__(self, why: str, detail: str = "") -> None:
+        super().__init__(f"{why}: {detail}" if detail else why)
+        self.why = why
+
+
+def open_record(token: bytes, landmark_cert: bytes, anchors: TrustAnchors) -> LocationRecord:
+    """A record checked in order: its landmark's certificate chains to the anchors, the record
+    verifies under that key, names that landmark, and its bound is its round trip's."""
+    cert = verify_verifier_cert(landmark_cert, anchors)
+    if cert is None:
+        raise RecordRefused("CERT_INVALID", "the landmark certificate is not the authority's")
+    try:
+        record = LocationRecord.verify(token, cert.public_key)
+    except DecodeError as exc:
+        raise RecordRefused("MALFORMED", str(exc)) from None
+    except AttestError as exc:
+        raise RecordRefused("SIGNATURE_INVALID", str(exc)) from None
+    if record.landmark_id != cert.verifier_id:
+        raise RecordRefused(
+            "LANDMARK_MISMATCH", f"{record.landmark_id!r} signed by {cert.verifier_id!r}"
+        )
+    if not record.consistent:
+        raise RecordRefused("BOUND_INCONSISTENT", "bound_m is not (rtt_min - allowance) x c / 2")
+    return record
 
 
 @dataclass(frozen=True, slots=True)

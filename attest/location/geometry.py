@@ -191,13 +191,17 @@ class Region:
     _bands: dict[int, tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        edges: list[Segment] = []
+        # An edge two parts share (a coalition zone of neighbours) lies inside the union:
+        # both copies go, which leaves every point's even-odd count as it was.
+        count: dict[tuple[tuple[float, float], tuple[float, float]], int] = {}
         for ring in self.rings:
             if len(ring) < 4 or ring[0] != ring[-1]:
                 raise ConfigError(f"region {self.name!r}: a ring is closed and has 4+ positions")
-            for (x0, y0), (x1, y1) in itertools.pairwise(ring):
-                if (x0, y0) != (x1, y1):
-                    edges.append((x0, y0, x1, y1))
+            for a, b in itertools.pairwise(ring):
+                if a != b:
+                    key = (min(a, b), max(a, b))
+                    count[key] = count.get(key, 0) + 1
+        edges: list[Segment] = [(a[0], a[1], b[0], b[1]) for (a, b), n in count.items() if n % 2]
         if not edges:
             raise ConfigError(f"region {self.name!r} has no edges")
         bands: dict[int, list[int]] = {}

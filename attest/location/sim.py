@@ -38,7 +38,7 @@ class PathModel:
 
     def one_way_ns(self, distance_m: float) -> int:
         """The deterministic part of one trip over ``distance_m`` (geodesic)."""
-        return round(distance_m * self.stretch / self.fibre_km_per_ms)  # m / (km/ms) = ns
+        return round(distance_m * self.stretch * 1000 / self.fibre_km_per_ms)  # km/ms = m/us
 
     def jitter_ns(self, rng: random.Random) -> int:
         return round(rng.expovariate(1 / self.jitter_mean_ns)) if self.jitter_mean_ns else 0

@@ -40,10 +40,12 @@ from attest.location.appraisal import (
     LocationPolicy,
     Measurement,
     OpenSession,
+    RecordRefused,
     StoredRecord,
     appraise_location,
     judge_pings,
     measure,
+    open_record,
 )
 from attest.location.geometry import Place, Region, read_regions
 from attest.location.messages import LocationRecord, record_digest
@@ -59,7 +61,7 @@ from attest.mechanism import (
 from attest.messages.revocation import Revocations
 from attest.protocol.machine import MAX_PINGS_PER_ROUND
 from attest.store.base import Database, Step, Store
-from attest.verify.chain import TrustAnchors, verify_verifier_cert
+from attest.verify.chain import TrustAnchors
 from attest.verify.core import Appraisal, Verdict
 
 log = logging.getLogger("attest.node.location")
@@ -260,18 +262,19 @@ class LocationVerifier(SessionPart):
         if digest in self._parsed:
             return self._parsed[digest]
         record: LocationRecord | None = None
-        vcert = verify_verifier_cert(cert, self.anchors)
-        if vcert is not None and record_digest(token) == digest:
-            try:
-                parsed = LocationRecord.verify(token, vcert.public_key)
-            except AttestError:
-                parsed = None
-            if parsed is not None and parsed.landmark_id == vcert.verifier_id and parsed.consistent:
-                record = parsed
-        if record is None:
+        try:
+            if record_digest(token) == digest:
+                record = open_record(token, cert, self.anchors)
+        except RecordRefused as exc:
             log.error(
                 "stored location record rejected",
-                extra={"fields": {"event": "location_record_rejected", "record": digest.hex()}},
+                extra={
+                    "fields": {
+                        "event": "location_record_rejected",
+                        "record": digest.hex(),
+                        "error": str(exc),
+                    }
+                },
             )
         if len(self._parsed) > _MAX_CACHED:
             self._parsed.clear()

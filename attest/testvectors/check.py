@@ -28,6 +28,11 @@ from attest.testvectors.inputs import (
     state_from_json,
 )
 from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
+from attest.testvectors.location_check import (  # location verification
+    LOCATION_ALGORITHM,
+    LOCATION_FILE,
+    location_groups,
+)
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
 from attest.verify.chain import DeviceChain, TrustAnchors, verify_verifier_cert
 from attest.verify.core import appraise
@@ -38,7 +43,7 @@ EVIDENCE_FILE = "evidence_appraisal.json"
 CBOR_FILE = "cbor_decoding.json"
 COSE_FILE = "cose_sign1.json"
 #: Every file a vector directory must hold, in the order they are generated and reported.
-FILES = (EVIDENCE_FILE, CBOR_FILE, COSE_FILE, LICENSE_FILE, POD_FILE)
+FILES = (EVIDENCE_FILE, CBOR_FILE, COSE_FILE, LICENSE_FILE, POD_FILE, LOCATION_FILE)
 
 EVIDENCE_ALGORITHM = "attest-evidence-appraisal"
 CBOR_ALGORITHM = "attest-deterministic-cbor"
@@ -143,6 +148,9 @@ def _groups(doc: dict[str, Any]) -> Iterator[tuple[dict[str, Any], _Run]]:
         return
     if algorithm == POD_ALGORITHM:  # Fixed Set: its own checker
         yield from pod_groups(doc)
+        return
+    if algorithm == LOCATION_ALGORITHM:  # location verification: its own checker
+        yield from location_groups(doc)
         return
     for g in doc["testGroups"]:
         if algorithm == EVIDENCE_ALGORITHM:

@@ -5,8 +5,8 @@ on it and refuses to write a file if the two disagree, so a vector can never sil
 bug. The output is byte-identical across runs: keys and times are fixed, Ed25519 is
 deterministic, cases are listed in a fixed order and JSON is written with a fixed layout.
 
-One module per family: ``evidence_vectors``, ``codec_vectors`` (CBOR and COSE_Sign1); later
-mechanisms add theirs to :func:`documents`.
+One module per family: ``evidence_vectors``, ``codec_vectors`` (CBOR and COSE_Sign1); the
+mechanisms add theirs to :func:`documents` (licence, pods, location).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from attest.testvectors.codec_vectors import cbor_document, cose_document
 from attest.testvectors.evidence_vectors import evidence_document
 from attest.testvectors.format import render
 from attest.testvectors.license_vectors import LICENSE_FILE, license_document
+from attest.testvectors.location_vectors import LOCATION_FILE, location_document
 from attest.testvectors.pod_vectors import pod_documents  # Fixed Set
 from attest.testvectors.world import build_world
 
@@ -32,6 +33,7 @@ def documents() -> dict[str, dict[str, Any]]:
         COSE_FILE: cose_document(w),
         LICENSE_FILE: license_document(w),
         **pod_documents(w),  # Fixed Set
+        LOCATION_FILE: location_document(w),  # location verification
     }
     return {name: docs[name] for name in FILES}
 
