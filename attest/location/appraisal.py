@@ -207,8 +207,12 @@ class LocationAlert:
         return (self.kind, self.ueid, tuple(sorted((k, str(v)) for k, v in self.details.items())))
 
     def as_json(self) -> dict[str, Any]:
-        return {"alert": self.kind, "reason": self.reason.name, "ueid": self.ueid.hex(),
-                **self.details}  # fmt: skip
+        return {
+            "alert": self.kind,
+            "reason": self.reason.name,
+            "ueid": self.ueid.hex(),
+            **self.details,
+        }
 
 
 def _describe(digest: bytes, r: LocationRecord) -> dict[str, Any]:
@@ -235,11 +239,13 @@ class LocationFindings:
 
 
 def latest_per_landmark(records: Iterable[StoredRecord]) -> list[StoredRecord]:
-    """The newest record of each landmark (by time, then digest), newest first."""
+    """The newest record of each landmark, newest first; of two in the same second the one
+    listed later (this round's record is listed last). Dropping older records of a landmark
+    only loosens the region (each record alone is a sound constraint)."""
     best: dict[str, StoredRecord] = {}
     for s in records:
         old = best.get(s.record.landmark_id)
-        if old is None or (s.record.issued_at, s.digest) > (old.record.issued_at, old.digest):
+        if old is None or s.record.issued_at >= old.record.issued_at:
             best[s.record.landmark_id] = s
     return sorted(best.values(), key=lambda s: (-s.record.issued_at, s.record.landmark_id))
 
@@ -264,8 +270,9 @@ def appraise_location(
     alerts: list[LocationAlert] = []
     if invalid_pings:
         reasons.add(LocationReason.LOCATION_PING_INVALID)
-    latest = latest_per_landmark(r for r in records if now_ms - r.record.issued_at * 1000
-                                 <= policy.window_ms)  # fmt: skip
+    latest = latest_per_landmark(
+        r for r in records if now_ms - r.record.issued_at * 1000 <= policy.window_ms
+    )
     disks = [(s, disk_of(s.record)) for s in latest]
     # -- impossible travel: every pair of landmarks
     for i, (a, da) in enumerate(disks):

@@ -147,8 +147,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         record, why = _check(token, cert, anchors)
         if record is None:
             bad += 1
-            rows.append({"record": digest.hex(), "ueid": ueid.hex(), "landmark": landmark,
-                         "error": why})  # fmt: skip
+            rows.append(
+                {"record": digest.hex(), "ueid": ueid.hex(), "landmark": landmark, "error": why}
+            )
             continue
         rows.append(_summary(record, digest))
         if args.export:

@@ -19,10 +19,12 @@ passes PINGs on to the far chip that holds the key: it can only add its own leg.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
+import trio.testing
 
 from attest.location.geometry import Place, geodesic_m
 
@@ -49,6 +51,26 @@ class PathModel:
         return 2 * self.one_way_ns(geodesic_m(a, b)) + self.processing_ns + jitter
 
 
+#: below this a real-time wait spins instead of sleeping (the kernel's timers are coarser)
+_SPIN_S = 0.002
+
+
+async def wait(seconds: float) -> None:
+    """Wait ``seconds``: exactly on trio's MockClock; on the real clock, sleep for the bulk and
+    spin (yielding to other tasks) for the last two milliseconds, since a kernel timer may
+    overshoot a sub-millisecond wait by a millisecond (150 km of light)."""
+    if seconds <= 0:
+        return
+    if isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+        await trio.sleep(seconds)
+        return
+    deadline = time.perf_counter() + seconds
+    if seconds > _SPIN_S:
+        await trio.sleep(seconds - _SPIN_S)
+    while time.perf_counter() < deadline:
+        await trio.lowlevel.checkpoint()
+
+
 class SlowStream(trio.abc.Stream):
     """A stream whose every send and every receive waits one simulated trip first.
 
@@ -69,7 +91,7 @@ class SlowStream(trio.abc.Stream):
         self.processing_ns = processing_ns
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await trio.sleep((self.processing_ns + self.trip_ns()) / 1e9)
+        await wait((self.processing_ns + self.trip_ns()) / 1e9)
         await self.inner.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -78,7 +100,7 @@ class SlowStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         data = await self.inner.receive_some(max_bytes)
         if data:
-            await trio.sleep(self.trip_ns() / 1e9)
+            await wait(self.trip_ns() / 1e9)
         return data
 
     async def aclose(self) -> None:

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from attest.errors import AttestError, ConfigError
 from attest.identity import VerifierIdentity
 from attest.keys import PublicKey
 from attest.location.appraisal import (
+    LocationAlert,
     LocationFindings,
     LocationPolicy,
     Measurement,
@@ -155,7 +157,7 @@ class LocationReview:
     #: the signed record
     token: bytes | None = None
     #: alerts not logged before on this node
-    fresh: tuple[Any, ...] = ()
+    fresh: tuple[LocationAlert, ...] = ()
 
 
 class LocationVerifier(SessionPart):
@@ -192,6 +194,8 @@ class LocationVerifier(SessionPart):
         self._last_measured: dict[bytes, int] = {}
         self._parsed: dict[bytes, LocationRecord | None] = {}
         self._alerted: set[tuple[Any, ...]] = set()
+        #: the newest alerts this node raised (for summaries; each is also logged)
+        self.recent_alerts: deque[LocationAlert] = deque(maxlen=1000)
         self._alerts: Any = None
         self._records: Any = None
         if metrics is not None:
@@ -367,6 +371,7 @@ class LocationVerifier(SessionPart):
             self._alerted.clear()
         for alert in review.fresh:
             self._alerted.add(alert.key)
+            self.recent_alerts.append(alert)
             if self._alerts is not None:
                 self._alerts.labels(alert=alert.kind).inc()
             log.warning(

@@ -60,8 +60,9 @@ def _ping_test() -> _Run:
         result = "valid" if m.valid_rtts_ns else "invalid"
         problems: list[str] = []
         _expect(problems, "result", result, t["result"])
-        _expect(problems, "reason", None if m.valid_rtts_ns else "LOCATION_PING_INVALID",
-                t["reason"])  # fmt: skip
+        _expect(
+            problems, "reason", None if m.valid_rtts_ns else "LOCATION_PING_INVALID", t["reason"]
+        )
         return problems
 
     return run
@@ -84,8 +85,9 @@ def _measure_test() -> _Run:
         if record is not None:
             _expect(problems, "rttMinNs", record.rtt_min_ns, t["rttMinNs"])
             _expect(problems, "boundM", record.bound_m, t["boundM"])
-            _expect(problems, "surfaceRadiusM", surface_radius_m(record.bound_m),
-                    t["surfaceRadiusM"])  # fmt: skip
+            _expect(
+                problems, "surfaceRadiusM", surface_radius_m(record.bound_m), t["surfaceRadiusM"]
+            )
         return problems
 
     return run
@@ -148,8 +150,9 @@ def _appraisal_test(anchors: TrustAnchors, g: dict[str, Any]) -> _Run:
         )
         tier = tier_of(f.reasons)
         problems: list[str] = []
-        _expect(problems, "result", "invalid" if tier is Tier.CONTRAINDICATED else "valid",
-                t["result"])  # fmt: skip
+        _expect(
+            problems, "result", "invalid" if tier is Tier.CONTRAINDICATED else "valid", t["result"]
+        )
         _expect(problems, "tier", tier.name.lower(), t["tier"])
         _expect(problems, "reasons", [r.name for r in f.reasons], t["reasons"])
         _expect(problems, "placement", f.placement, t["placement"])
