@@ -126,6 +126,17 @@ class LocationTables:
 
         return self.db.write(run)
 
+    def live_sessions(self, ueid: bytes, node: str, now_ms: int) -> set[tuple[str, bytes]]:
+        """The other nodes' unexpired sessions of the chip: (node, session id)."""
+        rows: list[Any] = self.db.read(
+            lambda t: t.execute(
+                "SELECT node, session_id FROM location_sessions "
+                "WHERE ueid = ? AND node <> ? AND expires_ms > ?",
+                (ueid, node, now_ms),
+            ).fetchall()
+        )
+        return {(r[0], r[1]) for r in rows}
+
     def close_session(self, ueid: bytes, node: str, session_id: bytes) -> None:
         self.db.write(
             lambda t: t.execute(

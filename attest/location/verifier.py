@@ -190,7 +190,8 @@ class LocationVerifier(SessionPart):
         self.clock_resolution_ns = max(
             1, math.ceil(time.get_clock_info("perf_counter").resolution * 1e9)
         )
-        self._concurrent: dict[tuple[bytes, bytes], tuple[OpenSession, ...]] = {}
+        #: (chip, session) -> the other nodes' sessions open at its EVIDENCE, and that time
+        self._concurrent: dict[tuple[bytes, bytes], tuple[tuple[OpenSession, ...], int]] = {}
         self._last_measured: dict[bytes, int] = {}
         self._parsed: dict[bytes, LocationRecord | None] = {}
         self._alerted: set[tuple[Any, ...]] = set()
@@ -226,14 +227,21 @@ class LocationVerifier(SessionPart):
         others = self.tables.open_session(
             ueid, self.node, session_id, now_ms, self.section.session_ttl_s * 1000
         )
-        self._concurrent[(ueid, session_id)] = tuple(others)
+        self._concurrent[(ueid, session_id)] = (tuple(others), now_ms)
         last = self._last_measured.get(ueid)
         if last is not None and now_ms - last < self.section.interval_s * 1000:
             return 0
         return self.section.pings
 
     def load_session(self, ueid: bytes, session: LiveSession) -> LocationView:
-        return self._view(ueid, session.pings, self._concurrent.get((ueid, session.session_id), ()))
+        # A session open at another node when the chip sent EVIDENCE, and still open after
+        # the PINGs: an honest chip that just closed a session elsewhere (the other node may
+        # take a moment to hear of it) is not two chips.
+        seen, at_ms = self._concurrent.get((ueid, session.session_id), ((), 0))
+        if seen:
+            still = self.tables.live_sessions(ueid, self.node, at_ms)
+            seen = tuple(o for o in seen if (o.node, o.session_id) in still)
+        return self._view(ueid, session.pings, seen)
 
     def closed(self, ueid: bytes, session_id: bytes) -> None:
         self._concurrent.pop((ueid, session_id), None)
