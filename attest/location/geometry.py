@@ -15,7 +15,8 @@ feasible region computed here always contains the chip's true position (SPEC §1
 * **Distances** are WGS84 geodesics from geographiclib (accurate to nanometres); every use adds
   :data:`SLACK_M` (1 m) on the safe side, which also covers positions rounded to microdegrees.
   Two cheap bounds bracket a geodesic ``s`` and let most decisions skip geographiclib:
-  ``chord ≤ s ≤ 2R asin(chord / 2R)`` (the same theorem).
+  ``max(chord, b·θ) ≤ s ≤ 2R asin(chord / 2R)`` (θ the angle at the centre, b the semi-minor
+  axis: no point of the surface is nearer the centre; the upper bound is the same theorem).
 * **Cells.** Regions are decided on a quadtree of latitude/longitude cells. Every point of a
   cell is within :func:`cell_reach_m` of its centre along a meridian then a parallel, using the
   largest radii of curvature (6 399 594 m): an upper bound of the geodesic (and the chord).
@@ -52,6 +53,8 @@ M_MAX_M = 6_399_594.0
 M_MIN_M = 6_335_439.0
 #: the comparison radius of the Schur bound (see the module doc), down
 SCHUR_R_M = 6_335_000.0
+#: the semi-minor axis: no point of the surface is nearer the centre (6 356 752.3 m), down
+POLAR_B_M = 6_356_752.0
 #: straight-line bounds at or beyond this give no surface bound (the whole Earth)
 MAX_CHORD_M = 12_000_000
 #: the longest geodesic on WGS84 (half a meridian, 20 003 931.46 m), up
@@ -112,6 +115,23 @@ def ecef(p: Place) -> tuple[float, float, float]:
 def chord_m(a: Place, b: Place) -> float:
     """The straight-line distance through the Earth (a lower bound of the geodesic)."""
     return math.dist(ecef(a), ecef(b))
+
+
+def geodesic_lower_m(a: Place, b: Place) -> float:
+    """A lower bound of the geodesic: the larger of the chord and b·θ, with θ the angle the
+    two points make at the centre — a path that stays at least b from the centre and turns
+    through θ is at least b·θ long."""
+    pa, pb = ecef(a), ecef(b)
+    cross = math.dist(
+        (0.0, 0.0, 0.0),
+        (
+            pa[1] * pb[2] - pa[2] * pb[1],
+            pa[2] * pb[0] - pa[0] * pb[2],
+            pa[0] * pb[1] - pa[1] * pb[0],
+        ),
+    )
+    dot = pa[0] * pb[0] + pa[1] * pb[1] + pa[2] * pb[2]
+    return max(math.dist(pa, pb), POLAR_B_M * math.atan2(cross, dot))
 
 
 def arc_upper_m(chord: float) -> float:
@@ -364,7 +384,8 @@ class _Fit(enum.Enum):
 def _fit(disk: Disk, centre: Place, reach: float) -> _Fit:
     """Whether a cell (centre, reach) is outside, across or inside a disk (sound, see doc)."""
     chord = chord_m(disk.center, centre)
-    lo, hi = chord - SLACK_M, arc_upper_m(chord) + SLACK_M
+    lo = geodesic_lower_m(disk.center, centre) - SLACK_M
+    hi = arc_upper_m(chord) + SLACK_M
     r = disk.radius_m
     if lo - reach > r:
         return _Fit.EXCLUDED
@@ -423,8 +444,11 @@ def relate(disks: Sequence[Disk], region: Region, *, budget: int = CELL_BUDGET) 
     seen = 0
     survived = in_witness = out_witness = open_in = open_out = False
     while queue and not (in_witness and out_witness):
+        first: list[tuple[float, float, float, float, tuple[int, ...]]] = []
         next_level: list[tuple[float, float, float, float, tuple[int, ...]]] = []
         for lat0, lat1, lon0, lon1, candidates in queue:
+            if in_witness and out_witness:
+                break
             seen += 1
             centre = Place((lat0 + lat1) / 2, (lon0 + lon1) / 2)
             reach = cell_reach_m(lat0, lat1, lon0, lon1)
@@ -448,15 +472,17 @@ def relate(disks: Sequence[Disk], region: Region, *, budget: int = CELL_BUDGET) 
                 matters_out = side is not Side.INSIDE and not out_witness
                 if not (matters_in or matters_out):
                     continue
-                if reach < MIN_CELL_M or seen + len(next_level) + 4 > budget:
+                if reach < MIN_CELL_M or seen + len(first) + len(next_level) + 4 > budget:
                     open_in |= matters_in
                     open_out |= matters_out
                     continue
                 mlat, mlon = (lat0 + lat1) / 2, (lon0 + lon1) / 2
+                # cells wholly on one side of the region first: they decide soonest
+                level = next_level if touching else first
                 for a, b in ((lat0, mlat), (mlat, lat1)):
                     for c, e in ((lon0, mlon), (mlon, lon1)):
-                        next_level.append((a, b, c, e, touching))
-        queue = next_level
+                        level.append((a, b, c, e, touching))
+        queue = first + next_level
     if queue:  # stopped early: both questions refuted
         open_in = open_out = True
     contained = not out_witness and not open_out

@@ -197,6 +197,8 @@ class LocationVerifier(SessionPart):
         self._alerted: set[tuple[Any, ...]] = set()
         #: the newest alerts this node raised (for summaries; each is also logged)
         self.recent_alerts: deque[LocationAlert] = deque(maxlen=1000)
+        #: the round trips of recent valid PONGs, ns (calibration: `attest bench location`)
+        self.samples: deque[int] = deque(maxlen=100_000)
         self._alerts: Any = None
         self._records: Any = None
         if metrics is not None:
@@ -370,6 +372,7 @@ class LocationVerifier(SessionPart):
                         extra={"fields": {"event": "store_error", "error": str(exc)}},
                     )
             self._last_measured[review.ueid] = now_ms
+            self.samples.extend(review.measurement.valid_rtts_ns)
             if self._records is not None:
                 self._records.inc()
             logged["location_bound_m"] = review.record.bound_m
