@@ -11,6 +11,10 @@ chip in a second process (``attest chip run``) on 127.0.0.1: the chip attests in
 * the **jitter** — how far above the floor the round trips spread (percentiles, stdev);
 * the **bound** a chip on this machine gets: the least of 30 consecutive PINGs (the default
   measurement), turned into kilometres with the default allowance and with none.
+
+Baselines: a bare TCP echo of the same size between the same two processes' kind (trio on
+both ends, no protocol, no signature) — what the PINGs cost beyond the kernel — and the
+machine's libsodium verify rate, the yardstick of every ``attest bench`` report.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ def run_location(
     rounds = -(-pings // per_round)
     with tempfile.TemporaryDirectory(prefix="attest-bench-location-") as tmp:
         samples, chip_exit = trio.run(_measure, Path(tmp), per_round, rounds, progress)
+    progress("baselines: bare TCP echo, libsodium verify")
+    echo = trio.run(_echo, min(2000, pings))
+    from attest.bench.core import measure_libsodium
+
+    libsodium = measure_libsodium(0.5)
     ordered = sorted(samples)
     floor = ordered[0]
     minima = [min(samples[i : i + WINDOW]) for i in range(0, len(samples) - WINDOW + 1, WINDOW)]
@@ -83,7 +92,35 @@ def run_location(
         "bound_no_allowance_window_p50_km": vacuum_bound_m(_percentile(minima, 0.5), 0) * km,
         "jitter_km_per_us": vacuum_bound_m(1000, 0) * km,
         "histogram_us": _histogram([s / 1000 for s in ordered[: int(len(ordered) * 0.99)]]),
+        "echo_floor_us": echo / 1000,
+        "floor_vs_echo": floor / max(echo, 1),
+        "libsodium_verify_per_s": libsodium,
     }
+
+
+async def _echo(n: int) -> int:
+    """The least round trip of a bare 90-byte TCP echo on loopback (no protocol at all)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def server(stream: trio.SocketStream) -> None:
+        while data := await stream.receive_some(65536):
+            await stream.send_all(data)
+
+    best = 1 << 62
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, server, listeners)
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        for _ in range(n):
+            sent = time.perf_counter_ns()
+            await client.send_all(b"x" * 90)
+            got = 0
+            while got < 90:
+                got += len(await client.receive_some(65536))
+            best = min(best, time.perf_counter_ns() - sent)
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    return best
 
 
 def _histogram(values: list[float], bins: int = 60) -> dict[str, list[float]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from attest.bench.machine import describe, one_line
 
-#: issue #6 targets: (report key, comparison, bound, what it means)
+#: issue #6 (and #11) targets: (report key, comparison, bound, what it means)
 TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "core": [
         ("core_vs_libsodium", ">=", 0.85, "core >= 0.85 x libsodium verify"),
@@ -30,6 +30,11 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "scaling": [("workers_speedup", ">=", 1.6, "two workers >= 1.6 x one")],
     "scale": [("rate_ratio_largest_vs_smallest", ">=", 0.8, "rate at 10^5 within 20 % of 10^3")],
     "soak": [("rss_growth_mb", "<", 50.0, "RSS growth over the soak < 50 MB")],
+    # issue #11: what the calibration must show for location verification to be useful here
+    "location": [
+        ("bound_window_p50_km", "<=", 50.0, "a chip beside the landmark: bound <= 50 km (p50)"),
+        ("chip_exit_code", "<=", 0, "every session completed"),
+    ],
     "timing": [
         ("max_abs_t", "<", 4.5, "max |t| < 4.5 for every failure-class pair"),
         ("control_max_abs_t", ">", 4.5, "leaky control detected (|t| > 4.5)"),
@@ -143,6 +148,9 @@ def text(doc: dict[str, Any]) -> str:
 
 def _location_lines(r: dict[str, Any]) -> list[str]:
     return [
+        f"baseline: a bare TCP echo on loopback, floor {r['echo_floor_us']:.1f} us (one process); "
+        f"PING floor / echo floor {r['floor_vs_echo']:.2f}; libsodium verify "
+        f"{r['libsodium_verify_per_s']:,.0f}/s",
         f"loopback: {r['pings']:,} PINGs timed by the landmark (rounds of {r['per_round']}), "
         "chip in a second process",
         f"  round trip: floor {r['floor_us']:.1f} us, p1 {r['p1_us']:.1f}, p50 {r['p50_us']:.1f}, "
