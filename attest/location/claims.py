@@ -13,7 +13,7 @@ from __future__ import annotations
 HEM_LOC_LANDMARK = -70300
 #: LocationRecord: how many PINGs were answered validly (the minimum is taken over these)
 HEM_LOC_SAMPLES = -70301
-#: LocationRecord: the least round trip of those, in nanoseconds (rounded up, SPEC §15.4)
+#: LocationRecord: the least round trip of those, in nanoseconds (rounded up, SPEC §15.3)
 HEM_LOC_RTT_MIN = -70302
 #: LocationRecord: the processing allowance subtracted from it, in nanoseconds
 HEM_LOC_ALLOWANCE = -70303

@@ -2,7 +2,7 @@
 
 Like :mod:`attest.testvectors.check`, this imports nothing from the generator or the test world:
 it rebuilds keys, certificates, records, regions and the policy from the JSON and runs the
-implementation. Four groups (SPEC §16.9):
+implementation. Four groups (SPEC §16.8):
 
 * ``PingResponseVerify`` — one PONG judged against its PING (signature, nonce, chip, landmark);
 * ``LocationMeasure`` — round trips into the record's numbers: the rounding of every step;
