@@ -6,7 +6,7 @@ deployment share PostgreSQL). Chips stand at real coordinates: their TCP connect
 as the simulation says (1.5 x the geodesic at 200 km/ms each way, jitter, 50 us to sign), so a
 round trip is the geography plus this machine's real processing. The processing allowance is
 calibrated first, the way an operator would (``attest bench location``): a chip beside a
-landmark measures the floor, and the landmarks subtract 90 % of it.
+landmark measures the floor over 120 PINGs, and the landmarks subtract 85 % of it.
 
 The story:
 
@@ -80,6 +80,9 @@ LANDMARKS: tuple[tuple[str, str, str], ...] = (
     ("landmark-kl-2", "MY", "Kuala Lumpur"),
 )
 PINGS = 8
+#: the Johor landmark decides what is proven 15 km from a border: its least round trip is
+#: taken over more PINGs, so a busy machine's hiccups do not decide it
+PINGS_AT = {"landmark-jb": 30}
 MODEL = PathModel()
 #: a box 1 km from the KL landmark
 KL_BOX = Place(3.148, 101.687)
@@ -206,7 +209,7 @@ class LocationDemo:
         result = SectionResult()
         async with trio.open_nursery() as nursery:
             floor_ns = await _calibrate(run, nursery)
-            allowance_ns = int(floor_ns * 0.9)
+            allowance_ns = int(floor_ns * 0.85)
             await _start_landmarks(run, nursery, chips, allowance_ns)
             async with trio.open_nursery() as scenarios:  # different chips: side by side
                 scenarios.start_soon(_johor, run, chips)
@@ -227,7 +230,7 @@ class LocationDemo:
             ],
             "calibration_floor_us": round(floor_ns / 1000, 1),
             "allowance_us": round(allowance_ns / 1000, 1),
-            "pings_per_measurement": PINGS,
+            "pings_per_measurement": {"default": PINGS, **PINGS_AT},
             "table": [
                 r.as_json() for r in sorted(run.rows, key=lambda r: "JCRFS".index(r.chip[0]))
             ],
@@ -263,8 +266,8 @@ class LocationDemo:
         sm = s["smuggled"]
         console.print(
             f"calibration: loopback floor {s['calibration_floor_us']} us (incl. the simulated "
-            f"chip's 50 us); allowance {s['allowance_us']} us; {s['pings_per_measurement']} "
-            "PINGs per measurement"
+            f"chip's 50 us); allowance {s['allowance_us']} us; PINGs per measurement "
+            f"{s['pings_per_measurement']}"
         )
         console.print(
             f"smuggled chip: licence issued in Johor: {sm['licence_issued_at_home']}; renewed "
@@ -346,7 +349,7 @@ async def _calibrate(run: _Run, nursery: trio.Nursery) -> int:
     assert node.address is not None
     tcp = await trio.open_tcp_stream("127.0.0.1", node.address.port)
     with trio.fail_after(30):
-        await attest(probe, "127.0.0.1", 0, rounds=2, stream=link(tcp, place, place, MODEL,
+        await attest(probe, "127.0.0.1", 0, rounds=4, stream=link(tcp, place, place, MODEL,
                                                                     random.Random(0)))  # fmt: skip
     part = node.service.part(LocationVerifier)
     assert part is not None
@@ -388,7 +391,7 @@ async def _landmark(
         "location": LocationSection(
             enabled=True,
             position=f"{place.lat}, {place.lon}",
-            pings=PINGS if allowance_ns else 30,
+            pings=PINGS_AT.get(verifier_id, PINGS) if allowance_ns else 30,
             allowance_ns=allowance_ns,
             regions_file=str(regions_file or ""),
             database=str(run.workdir / "location.db"),
