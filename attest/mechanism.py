@@ -20,6 +20,12 @@ For each session the node (attest/node/service.py) does, in order:
    appraisal (a licence renewal in its own transaction, in-memory caches, alerts); it may return
    a :class:`Grant` that rides in the RESULT frame.
 
+A part that also takes part in the *live session* (location verification) is a
+:class:`SessionPart` as well: after the chip's EVIDENCE the node asks it how many PINGs to send
+(:meth:`SessionPart.pings`), times each PONG with its monotonic clock, and gives the part the
+:class:`LiveSession` in place of step 1 (:meth:`SessionPart.load_session`); when the
+connection ends, :meth:`SessionPart.closed`. A node without such a part sends no PING.
+
 The commit rule (SPEC §9.8): the chip's state advances exactly when the *core* accepted the
 Evidence. A mechanism can make the signed verdict contraindicated, but not undo what the core
 established: an authentic, fresh Evidence's counters and meters are facts that the anti-replay
@@ -34,6 +40,7 @@ own state with the chip's.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +123,51 @@ class VerifierPart(Protocol[ViewT, DetailT]):
 
 #: a part and the view it loaded for this session
 Loaded = tuple[VerifierPart[Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TimedPing:
+    """One PING of a live session and its PONG (SPEC §7.3): the nonce sent, the PingResponse
+    token that came back, and the round trip in nanoseconds as the node's driver timed it with
+    its monotonic clock (from just before the PING was written to just after the PONG was
+    parsed, so everything on the way only adds)."""
+
+    nonce: bytes
+    response: bytes
+    rtt_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSession:
+    """What the node's driver knows of the connection a round belongs to."""
+
+    #: random per connection: tells two sessions of one chip apart
+    session_id: bytes
+    #: this round's timed PINGs, in the order sent
+    pings: tuple[TimedPing, ...] = ()
+
+
+class SessionPart(abc.ABC):
+    """A verifier part that also takes part in the live session (see the module doc).
+
+    An ABC, not a Protocol: the node finds such parts by ``isinstance``, which a type checker
+    verifies; a part opts in by inheriting it and implementing all three methods.
+    """
+
+    @abc.abstractmethod
+    def pings(self, ueid: bytes, session_id: bytes, *, now_ms: int) -> int:
+        """The chip ``ueid`` sent EVIDENCE on session ``session_id``: how many PINGs to send
+        it before the RESULT (0: none). May read and write the store (it runs in the store
+        thread)."""
+
+    @abc.abstractmethod
+    def load_session(self, ueid: bytes, session: LiveSession) -> Any:
+        """:meth:`VerifierPart.load` for a live session: the view, with what the session
+        measured."""
+
+    @abc.abstractmethod
+    def closed(self, ueid: bytes, session_id: bytes) -> None:
+        """The connection of ``session_id`` ended, orderly or not (may write the store)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +322,19 @@ class ChipHost(Protocol):
 
 #: signs a message with the chip's device key (handed only to the chip's own parts)
 DeviceSigner = Callable[[SignedMessage], bytes]
+
+
+class PingResponder(abc.ABC):
+    """A chip part that answers the PINGs of a live session (location verification).
+
+    Found by ``isinstance`` (an ABC a type checker verifies); a chip without one cannot be
+    pinged, and one that is never pinged never uses it.
+    """
+
+    @abc.abstractmethod
+    def answer_ping(self, nonce: bytes, landmark_id: str) -> bytes:
+        """The signed answer to a PING with ``nonce`` from the verifier ``landmark_id`` (the
+        certified verifier of this round's CHALLENGE)."""
 
 
 @dataclass(frozen=True)

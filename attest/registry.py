@@ -10,6 +10,7 @@ what a program happened to import first.
 from __future__ import annotations
 
 from attest.licensing import MECHANISM as LICENSING
+from attest.location import MECHANISM as LOCATION
 from attest.mechanism import Mechanism
 from attest.messages.attestation import Evidence
 from attest.messages.content import ContentType
@@ -18,7 +19,7 @@ from attest.pods import MECHANISM as PODS
 from attest.verify.reasons import register_reasons
 
 #: in the order their reasons, claims, steps and log fields are combined
-MECHANISMS: tuple[Mechanism, ...] = (LICENSING, PODS)
+MECHANISMS: tuple[Mechanism, ...] = (LICENSING, PODS, LOCATION)
 
 
 def _register(mechanisms: tuple[Mechanism, ...]) -> None:

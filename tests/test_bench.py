@@ -71,6 +71,7 @@ def test_e2e_with_worker_processes_and_registered_chips() -> None:
         ["scale", "--sizes", "4,8", "--chips", "3", "--seconds", "0.5"],
         ["soak", "--minutes", "0.01", "--chips", "3"],
         ["core", "--seconds", "0.3", "--rounds", "1"],
+        ["location", "--pings", "200", "--per-round", "100"],
     ],
     ids=lambda a: a[0],
 )

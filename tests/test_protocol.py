@@ -33,6 +33,8 @@ from attest.protocol import (
     FrameEvent,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
     Role,
     State,
@@ -54,6 +56,8 @@ SAMPLES: dict[type[FrameEvent], FrameEvent] = {
     Next: Next(),
     Bye: Bye(),
     Error: Error(ErrorCode.TIMEOUT, "too slow"),
+    Ping: Ping(bytes(range(32))),
+    Pong: Pong(b"ping-response"),
 }
 
 
@@ -598,6 +602,8 @@ def _react(conn: Connection, event: Event) -> None:
         conn.send(ResultFrame(b"r"))
     elif conn.state is State.SEND_EVIDENCE:
         conn.send(EvidenceFrame(b"e"))
+    elif conn.state is State.SEND_PONG:
+        conn.send(Pong(b"p"))
     elif conn.state is State.IDLE and conn.our_role is CHIP:
         conn.send(Next())
 

@@ -29,7 +29,12 @@ from attest.licensing.checks import IssuedLicense, LedgerView
 from attest.licensing.messages import LicenseState
 from attest.licensing.reasons import LicenseReason
 from attest.licensing.verifier import appraise_with_ledger
-from attest.mechanism import SessionAppraisal, appraise_session
+from attest.location.appraisal import OpenSession
+from attest.location.geometry import read_regions
+from attest.location.places import sample_regions
+from attest.location.reasons import LocationReason
+from attest.location.verifier import LocationSection, LocationVerifier
+from attest.mechanism import LiveSession, SessionAppraisal, TimedPing, appraise_session
 from attest.messages.attestation import Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
@@ -40,6 +45,7 @@ from attest.pods.messages import LinkConfirm
 from attest.pods.reasons import PodReason
 from attest.pods.verifier import PodsVerifier
 from attest.store import Advance, Enroll, SqliteStore
+from attest.testvectors.location_vectors import landmark, place_of, rtt_for_bound
 from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id, transcript
 from attest.testvectors.world import (
     NOW_S,
@@ -450,6 +456,129 @@ def _link_attempt_refused(make: MakeBench) -> SessionAppraisal:
     return _pods_session(make, "g0", pods=("G1", "G2"), peers=peers, pod_id=G1)
 
 
+# -- location verification: the landmark's part, with this round's timed PINGs ---------------
+
+
+def _location_session(
+    make: MakeBench,
+    *,
+    at: str = "kl-1",
+    rtt_ns: int = rtt_for_bound(20_000),
+    region: str = "MY",
+    stored: Iterable[tuple[str, int]] = (),
+    concurrent: Iterable[OpenSession] = (),
+    bad_pong: bool = False,
+) -> SessionAppraisal:
+    """The chip answers 3 PINGs from landmark ``at`` (each ``rtt_ns``); the landmark's part
+    holds records of ``stored`` (landmark, least round trip) made one minute earlier."""
+    import json
+
+    b = make()
+    world = b.world
+    identity = landmark(world, at)
+    lat, lon = place_of(at).lat, place_of(at).lon
+    with tempfile.TemporaryDirectory() as folder:
+        regions = Path(folder) / "regions.json"
+        regions.write_text(json.dumps(sample_regions()))
+        store = SqliteStore(Path(folder) / "landmark.db", verifier_id=identity.verifier_id)
+        try:
+            part = LocationVerifier(
+                identity=identity,
+                anchors=world.anchors,
+                store=store,
+                section=LocationSection(
+                    enabled=True, position=f"{lat},{lon}", default_region=region or ""
+                ),
+                regions=read_regions(regions.read_text()) if region else None,
+            )
+            for other, rtt in stored:
+                peer = LocationVerifier(
+                    identity=landmark(world, other),
+                    anchors=world.anchors,
+                    store=store,
+                    section=LocationSection(
+                        enabled=True, position=f"{place_of(other).lat},{place_of(other).lon}"
+                    ),
+                )
+                peer_part_session(peer, b, rtt, ROUND1_MS - 60_000)
+            nonces = [bytes([i]) * 32 for i in range(3)]
+            pings = [
+                TimedPing(n, b.chip.answer_ping(n if not (bad_pong and i == 0) else b"\xee" * 32,
+                                                identity.verifier_id), rtt_ns)
+                for i, n in enumerate(nonces)
+            ]  # fmt: skip
+            view = part.load_session(b.chip.ueid, LiveSession(b"s" * 16, tuple(pings)))
+            view = replace(view, concurrent=tuple(concurrent))
+            ch = b.challenge()
+            return appraise_session(
+                b.answer(ch),
+                challenge=ch,
+                chain=b.chain,
+                record=None,
+                anchors=world.anchors,
+                revocations=Revocations(),
+                policy=Policy(),
+                now_ms=ROUND1_MS,
+                mechanisms=[(part, view)],
+            )
+        finally:
+            store.close()
+
+
+def peer_part_session(peer: LocationVerifier, b: Bench, rtt_ns: int, now_ms: int) -> None:
+    """Another landmark measures the chip and stores its record, as after a session there."""
+    from attest.location.appraisal import Measurement, measure
+    from attest.location.messages import record_digest
+
+    record = measure(
+        Measurement((rtt_ns,)),
+        landmark_id=peer.identity.verifier_id,
+        position=peer.position,
+        ueid=b.chip.ueid,
+        session_nonce=bytes(32),
+        now_ms=now_ms,
+        allowance_ns=peer.section.allowance_ns,
+        clock_resolution_ns=1,
+    )
+    assert record is not None
+    token = record.sign(peer.identity.key)
+    peer.tables.put_record(
+        record_digest(token), record.ueid, record.landmark_id, record.issued_at * 1000, token,
+        peer.identity.cert,
+    )  # fmt: skip
+
+
+@crafts(LocationReason.LOCATION_UNVERIFIED)
+def _location_unverified(make: MakeBench) -> SessionAppraisal:
+    # 400 km around Kuala Lumpur reach Sumatra and Singapore: no proof of Malaysia
+    return _location_session(make, rtt_ns=rtt_for_bound(400_000))
+
+
+@crafts(LocationReason.LOCATION_OUTSIDE_REGION)
+def _location_outside(make: MakeBench) -> SessionAppraisal:
+    # a chip licensed for Malaysia answers the Manila landmark within 20 km
+    return _location_session(make, at="mnl-1")
+
+
+@crafts(LocationReason.LOCATION_PING_INVALID)
+def _location_ping_invalid(make: MakeBench) -> SessionAppraisal:
+    # one PONG answers a nonce that was never sent (a relay guessing, a replay)
+    return _location_session(make, bad_pong=True)
+
+
+@crafts(Reason.CLONE_SUSPECTED)
+def _clone_suspected(make: MakeBench) -> SessionAppraisal:
+    # the same device key answered Manila (within 20 km) a minute before Kuala Lumpur
+    return _location_session(make, region="", stored=[("mnl-1", rtt_for_bound(20_000))])
+
+
+def test_clone_suspected_by_concurrent_sessions(make_bench: MakeBench) -> None:
+    other = OpenSession("sg-1/0a0b0c0d", bytes(16), ROUND1_MS - 5000, ROUND1_MS - 1000)
+    session = _location_session(make_bench, region="", concurrent=[other])
+    assert session.verdict.reasons == (Reason.CLONE_SUSPECTED,)
+    assert isinstance(session.commit, Enroll)  # the commit rule: the core accepted it
+
+
 # -- tests -------------------------------------------------------------------------------------
 
 
@@ -473,12 +602,13 @@ def test_every_reason_has_a_crafter() -> None:
 @pytest.mark.parametrize("reason", REASONS, ids=lambda r: r.name)
 def test_reason_is_produced(reason: ReasonCode, make_bench: MakeBench) -> None:
     crafter, expected = CRAFTERS[reason]
-    verdict, new_state = _outcome(crafter(make_bench))
+    result = crafter(make_bench)
+    verdict, new_state = _outcome(result)
     assert reason in verdict.reasons
     assert set(verdict.reasons) == expected
     assert list(verdict.reasons) == sorted(verdict.reasons), "reasons are reported in code order"
     assert verdict.tier == max(r.tier for r in verdict.reasons)
-    if isinstance(reason, Reason):
+    if isinstance(result, Appraisal):  # the core's own reason
         if verdict.tier is Tier.CONTRAINDICATED:
             assert new_state is None
         else:
@@ -498,6 +628,7 @@ def test_tier_arithmetic() -> None:
         Reason.DEBUG_ENABLED,
         PodReason.POD_UNKNOWN,
         PodReason.LINK_ONE_SIDED,
+        LocationReason.LOCATION_UNVERIFIED,
     }
     assert all(r.tier is Tier.CONTRAINDICATED for r in set(REASONS) - warnings)
     assert tier_of(()) is Tier.AFFIRMING

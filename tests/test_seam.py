@@ -45,6 +45,8 @@ from attest.protocol.events import (
     EvidenceFrame,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.kernel import Connection, Direction, Machine
@@ -197,7 +199,7 @@ def test_a_claim_key_or_name_taken_twice_is_refused() -> None:
 
 def test_the_registry_knows_every_content_type_once() -> None:
     types = content_types()
-    assert len(types) == len(set(types)) == 14
+    assert len(types) == len(set(types)) == 16
 
 
 # -- one kernel, one error behaviour ------------------------------------------------------------
@@ -210,6 +212,8 @@ SESSION_SAMPLES: dict[type, Any] = {
     Next: Next(),
     Bye: Bye(),
     Error: Error(ErrorCode.TIMEOUT, "t"),
+    Ping: Ping(bytes(32)),
+    Pong: Pong(b"p"),
 }
 LINK_SAMPLES: dict[type, Any] = {
     LinkHello: LinkHello(1, UEID, bytes(32), bytes(32), b"", b""),

@@ -205,13 +205,13 @@ def test_impl_protocol_request_and_unsupported_answer(tmp_path: Path) -> None:
 
 
 def test_check_reads_a_family_it_does_not_know_with_impl(tmp_path: Path) -> None:
-    """A later mechanism's file (e.g. location.json) runs through --impl unchanged."""
+    """A later mechanism's file (e.g. federation.json) runs through --impl unchanged."""
     folder = _one_file(tmp_path, "revocation.json")
     doc = _load("revocation.json")
-    doc["algorithm"] = "attest-location"
-    (folder / "location.json").write_text(json.dumps(doc), encoding="utf-8")
+    doc["algorithm"] = "attest-federation"
+    (folder / "federation.json").write_text(json.dumps(doc), encoding="utf-8")
     impl = _adapter(tmp_path, 'print(\'{"unsupported": "no"}\')')
     proc = _check("--dir", str(folder), "--impl", impl)
-    assert "location.json: 0 passed, 0 failed" in proc.stdout
+    assert "federation.json: 0 passed, 0 failed" in proc.stdout
     own = _check("--dir", str(folder))  # this build has no checker for it: a failure, not a crash
-    assert own.returncode == 1 and "unknown algorithm 'attest-location'" in own.stdout
+    assert own.returncode == 1 and "unknown algorithm 'attest-federation'" in own.stdout

@@ -21,6 +21,7 @@ from attest.testvectors.check import (
     EVIDENCE_FILE,
     FILES,
     LICENSE_FILE,
+    LOCATION_FILE,
     POD_FILE,
     check_dir,
     check_document,
@@ -223,6 +224,52 @@ TAMPERINGS: dict[str, tuple[str, Callable[[dict[str, Any]], bool], Callable[...,
         lambda t: t["reports"][0]["links"].clear(),
     ),
     "graph alerts": (POD_FILE, lambda t: bool(t.get("alerts")), _set("alerts", [])),
+    # -- location verification (vectors/location.json)
+    "ping response": (
+        LOCATION_FILE,
+        lambda t: "response" in t and t["result"] == "valid",
+        _set("nonce", _flip_hex),
+    ),
+    "measure bound": (
+        LOCATION_FILE,
+        lambda t: "rttsNs" in t and t["result"] == "valid",
+        _set("boundM", lambda n: n - 1),
+    ),
+    "measure clock tick": (
+        LOCATION_FILE,
+        lambda t: t.get("clockResolutionNs") == 1000,
+        _set("clockResolutionNs", 0),
+    ),
+    "record error": (
+        LOCATION_FILE,
+        lambda t: t.get("error") == "LANDMARK_MISMATCH",
+        _set("error", "SIGNATURE_INVALID"),
+    ),
+    "record bound": (
+        LOCATION_FILE,
+        lambda t: "landmarkCert" in t and t["result"] == "valid",
+        _set("boundM", lambda n: n + 1),
+    ),
+    "appraisal placement": (
+        LOCATION_FILE,
+        lambda t: t.get("placement") == "inside",
+        _set("placement", "unverified"),
+    ),
+    "appraisal region": (
+        LOCATION_FILE,
+        lambda t: t.get("placement") == "inside" and t.get("region") == "MY+SG",
+        _set("region", "MY"),
+    ),
+    "appraisal travel speed": (
+        LOCATION_FILE,
+        lambda t: t.get("alerts") == ["impossible-travel"],
+        _set("maxSpeedMps", 10**7),
+    ),
+    "appraisal concurrent": (
+        LOCATION_FILE,
+        lambda t: t.get("alerts") == ["concurrent-sessions"],
+        _set("concurrent", []),
+    ),
 }
 
 

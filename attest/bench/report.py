@@ -15,7 +15,7 @@ from typing import Any
 
 from attest.bench.machine import describe, one_line
 
-#: issue #6 targets: (report key, comparison, bound, what it means)
+#: issue #6 (and #11) targets: (report key, comparison, bound, what it means)
 TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "core": [
         ("core_vs_libsodium", ">=", 0.85, "core >= 0.85 x libsodium verify"),
@@ -30,6 +30,11 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "scaling": [("workers_speedup", ">=", 1.6, "two workers >= 1.6 x one")],
     "scale": [("rate_ratio_largest_vs_smallest", ">=", 0.8, "rate at 10^5 within 20 % of 10^3")],
     "soak": [("rss_growth_mb", "<", 50.0, "RSS growth over the soak < 50 MB")],
+    # issue #11: what the calibration must show for location verification to be useful here
+    "location": [
+        ("bound_window_p50_km", "<=", 50.0, "a chip beside the landmark: bound <= 50 km (p50)"),
+        ("chip_exit_code", "<=", 0, "every session completed"),
+    ],
     "timing": [
         ("max_abs_t", "<", 4.5, "max |t| < 4.5 for every failure-class pair"),
         ("control_max_abs_t", ">", 4.5, "leaky control detected (|t| > 4.5)"),
@@ -133,10 +138,34 @@ def text(doc: dict[str, Any]) -> str:
                 f"  {name:44} {a['max_abs_t']:8.2f} {a['max_at']:>9} {n:>17}  "
                 f"{'LEAK' if a['leak'] else 'no'}"
             )
+    elif kind == "location":
+        lines += _location_lines(r)
     for v in doc["targets"]:
         mark = {True: "met", False: "MISSED", None: "n/a"}[v["met"]]
         lines.append(f"target: {v['target']}: {_fmt(v['value'])} -> {mark}")
     return "\n".join(lines)
+
+
+def _location_lines(r: dict[str, Any]) -> list[str]:
+    return [
+        f"baseline: a bare TCP echo on loopback, floor {r['echo_floor_us']:.1f} us (one process); "
+        f"PING floor / echo floor {r['floor_vs_echo']:.2f}; libsodium verify "
+        f"{r['libsodium_verify_per_s']:,.0f}/s",
+        f"loopback: {r['pings']:,} PINGs timed by the landmark (rounds of {r['per_round']}), "
+        "chip in a second process",
+        f"  round trip: floor {r['floor_us']:.1f} us, p1 {r['p1_us']:.1f}, p50 {r['p50_us']:.1f}, "
+        f"p99 {r['p99_us']:.1f}, max {r['max_us']:.1f} us",
+        f"  jitter: stdev {r['jitter_stdev_us']:.1f} us, p50 - floor "
+        f"{r['jitter_p50_minus_floor_us']:.1f} us ({r['jitter_km_per_us']:.3f} km per us)",
+        f"  least of {r['window']} PINGs (one record): p50 {r['window_min_p50_us']:.1f} us, "
+        f"p99 {r['window_min_p99_us']:.1f} us",
+        f"  bound of a chip on this machine, allowance {r['allowance_us']:.1f} us: "
+        f"{r['bound_window_p50_km']:.1f} km (p50), {r['bound_window_p99_km']:.1f} km (p99); "
+        f"{r['bound_no_allowance_window_p50_km']:.1f} km with no allowance",
+        f"  calibration: an allowance above the floor ({r['floor_us']:.1f} us) would let a chip "
+        "this fast look nearer than it is; below it, every microsecond left over adds "
+        f"{r['jitter_km_per_us']:.3f} km",
+    ]
 
 
 def _e2e_lines(r: dict[str, Any]) -> list[str]:
@@ -223,6 +252,18 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         ax.legend(loc="upper left")
         ax2.legend(loc="upper right")
         ax.set_title("Rate and memory against registry size")
+    elif kind == "location":
+        h = r["histogram_us"]
+        ax.step(h["edges"][:-1], h["counts"], where="post")
+        ax.axvline(r["floor_us"], ls="--", c="k", lw=1)
+        ax.text(r["floor_us"], max(h["counts"]), f" floor {r['floor_us']:.1f} us", va="top")
+        ax.axvline(r["allowance_us"], ls=":", c="#d62728", lw=1)
+        ax.set_xlabel("PING round trip on loopback (us), up to p99")
+        ax.set_ylabel("PINGs")
+        ax.set_title(
+            f"{r['pings']:,} PINGs: least of {r['window']} -> {r['bound_window_p50_km']:.1f} km "
+            f"(allowance {r['allowance_us']:.0f} us)"
+        )
     elif kind == "timing":
         items = {**r["pairs"], **r["controls"]}
         names = [n.replace(" vs ", "\nvs ").replace("control_", "control: ") for n in items]

@@ -38,7 +38,7 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
-from attest.mechanism import ChipPart, DeviceSigner, Grant
+from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder
 from attest.messages.attestation import (
     NO_CHIP_UEID,
     AttestationResult,
@@ -470,6 +470,17 @@ class Chip:
             nonce=challenge.nonce,
             verifier_id=challenge.verifier_id,
         )
+
+    def answer_ping(self, nonce: bytes, landmark_id: str) -> bytes:
+        """The signed answer to a PING of this round (a part that answers pings signs it).
+
+        ``landmark_id`` is the certified verifier of this round's CHALLENGE. Raises ChipRefusal
+        MECHANISM_ABSENT if no part of the chip answers pings.
+        """
+        for part in self._parts.values():
+            if isinstance(part, PingResponder):
+                return part.answer_ping(nonce, landmark_id)
+        raise ChipRefusal(ChipCheck.MECHANISM_ABSENT, "no part of this chip answers pings")
 
     def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str:
         """Hand a grant from a RESULT to the part it is for; its account of what it did.

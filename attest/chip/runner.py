@@ -28,6 +28,8 @@ from attest.protocol.events import (
     EvidenceFrame,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.machine import Role
@@ -47,6 +49,8 @@ _REFUSAL_SEND_S = 2.0
 
 #: (chip, verified challenge, now in seconds) → evidence token
 EvidenceMaker = Callable[[Chip, Challenge, float], bytes]
+#: (chip, PING nonce, landmark id) → PingResponse token
+PingAnswerer = Callable[[Chip, bytes, str], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,20 +93,27 @@ async def attest(
     make_evidence: EvidenceMaker | None = None,
     on_result: Callable[[AttestationResult], None] | None = None,
     on_grant: GrantCallback | None = None,
+    answer_ping: PingAnswerer | None = None,
+    stream: trio.abc.Stream | None = None,
 ) -> list[AttestationResult]:
     """Open one connection and run ``rounds`` attestation exchanges on it (keep-alive).
 
-    ``make_evidence`` replaces the honest ``chip.answer`` (attack simulations and tests).
+    ``make_evidence`` replaces the honest ``chip.answer`` and ``answer_ping`` the honest
+    ``chip.answer_ping`` (attack simulations and tests). PINGs between EVIDENCE and RESULT are
+    answered at once, each with a PONG. ``stream`` replaces the TCP connection to
+    ``host:port`` (the network simulation of attest.location.sim passes its own).
     ``on_result`` sees each verified result as it arrives, so a caller keeps the results of
     a session that later fails or is cancelled (the returned list is lost with the exception).
     A grant in a RESULT (a renewed licence) goes to the chip after the result checks out; a
     refused grant is logged and reported to ``on_grant``, never raised.
     """
     answer = make_evidence or Chip.answer
+    respond = answer_ping or Chip.answer_ping
     workload = workload or Workload()
     results: list[AttestationResult] = []
     with trio.fail_after(timeout_s + rounds * interval_s):
-        stream = await trio.open_tcp_stream(host, port)
+        if stream is None:
+            stream = await trio.open_tcp_stream(host, port)  # trio sets TCP_NODELAY
         async with stream:
             conn = Connection(Role.CHIP)
             await send_event(
@@ -123,7 +134,7 @@ async def attest(
                     raise
                 workload.step(chip, now)
                 await send_event(stream, conn, EvidenceFrame(answer(chip, challenge, now)))
-                reply = await _expect(stream, conn, ResultFrame)
+                reply = await _result(stream, conn, chip, challenge, respond)
                 results.append(chip.check_result(frame.verifier_cert, reply.result, challenge))
                 if on_result is not None:
                     on_result(results[-1])
@@ -150,10 +161,26 @@ def apply_grant(chip: Chip, grant: Grant, challenge: Challenge) -> GrantOutcome:
     return GrantOutcome(grant, None, taken)
 
 
-async def _expect(stream: trio.SocketStream, conn: Connection, kind: type):  # type: ignore[no-untyped-def]
+async def _result(
+    stream: trio.abc.Stream,
+    conn: Connection,
+    chip: Chip,
+    challenge: Challenge,
+    respond: PingAnswerer,
+) -> ResultFrame:
+    """Wait for this round's RESULT, answering each PING before it at once (SPEC §7.6)."""
+    while True:
+        event = await _expect(stream, conn, (ResultFrame, Ping))
+        if isinstance(event, ResultFrame):
+            return event
+        await send_event(stream, conn, Pong(respond(chip, event.nonce, challenge.verifier_id)))
+
+
+async def _expect(stream: trio.abc.Stream, conn: Connection, kind: type | tuple[type, ...]):  # type: ignore[no-untyped-def]
     event = await receive_event(stream, conn)
     if isinstance(event, Error):
         raise VerifierRefused(event.code, event.text)
     if not isinstance(event, kind):
-        raise AttestError(f"verifier closed the session (expected {kind.__name__})")
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise AttestError(f"verifier closed the session (expected {names})")
     return event

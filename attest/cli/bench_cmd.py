@@ -1,4 +1,4 @@
-"""``attest bench``: the benchmarks of issue #6 (see bench/README.md for how to read them).
+"""``attest bench``: the benchmarks of issues #6 and #11 (bench/README.md says how to read them).
 
 Each subcommand prints a report with the machine, the baseline and the ratio to it, writes
 ``<kind>.json`` and ``<kind>.png`` to ``--out`` (default ``bench/results``) and, with ``--json``,
@@ -26,6 +26,7 @@ NEEDS = {
     "scale": [],
     "soak": [],
     "timing": ["numpy", "scipy"],
+    "location": [],
 }
 
 
@@ -76,6 +77,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="measurements per class and pair (default 10^5)",
     )
     p.add_argument("--pool", type=int, default=20_000, help="distinct inputs per class")
+    _common(p)
+
+    p = sub.add_parser(
+        "location",
+        help="loopback PING round trips: the floor, its jitter, the bound (location calibration)",
+    )
+    p.add_argument("--pings", type=int, default=10_000, help="PINGs to time (default 10^4)")
+    p.add_argument(
+        "--per-round", type=int, default=1000, help="PINGs per attestation round (max 1000)"
+    )
+    p.add_argument(
+        "--allowance-ns",
+        type=int,
+        default=50_000,
+        help="processing allowance the bounds are computed with (default 50000, the node's)",
+    )
     _common(p)
 
 
@@ -209,10 +226,22 @@ def _run_timing(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _run_location(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.location import run_location
+
+    return run_location(
+        pings=args.pings,
+        per_round=args.per_round,
+        allowance_ns=args.allowance_ns,
+        progress=_progress(args),
+    )
+
+
 RUNNERS = {
     "core": _run_core,
     "e2e": _run_e2e,
     "scale": _run_scale,
     "soak": _run_soak,
     "timing": _run_timing,
+    "location": _run_location,
 }

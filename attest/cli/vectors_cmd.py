@@ -3,7 +3,7 @@
 ``check`` rebuilds every input from the JSON alone (see attest.testvectors.check), so it is the
 same procedure an implementer in another language follows; with ``--impl CMD`` it runs *their*
 implementation instead, through the stdin/stdout JSON protocol of attest.testvectors.impl
-(SPEC §16.10, vectors/README.md).
+(SPEC §16.11, vectors/README.md).
 
 Exit status of ``check``: 0 every test passed (tests an implementation declares unsupported are
 skipped, not failed), 1 some test failed (a missing vector file counts as a failure), 2 usage

@@ -35,6 +35,8 @@ class DemoOptions:
     rounds: int = 3
     interval_s: float = 0.05
     workdir: Path | None = None
+    #: where the location section draws its map (None: no map)
+    map_path: Path | None = None
 
 
 @dataclass
@@ -117,6 +119,7 @@ async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> 
         workdir = opts.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         world = create_world()
+        world.workdir, world.map_path = workdir, opts.map_path
         revoke(world, [world.fabricate("HX100", 8)])
         await _run(world, workdir, opts, summary, progress)
         total_entries = 0

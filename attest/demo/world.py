@@ -70,6 +70,9 @@ class World:
     revocations: Revocations = field(default_factory=Revocations)
     #: chips the authority has revoked (fabricated before the nodes start)
     revoked_chips: list[Chip] = field(default_factory=list)
+    #: the demo's folder (node databases ...), and where a section may draw its map (None: not)
+    workdir: Path | None = None
+    map_path: Path | None = None
 
     def fabricate(
         self,

@@ -9,10 +9,17 @@ Structure (explicit structured concurrency, no hidden background tasks)::
            │                accept loop → one task per connection
            └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown()
 
-Per connection: HELLO → (CHALLENGE → EVIDENCE → RESULT) → IDLE → NEXT … → BYE. Each exchange
-has a deadline (``session_timeout_s``); waiting in IDLE has its own (``idle_timeout_s``). Store
-work (challenge issue, appraisal commit) runs in a worker thread behind a limiter of one, so
-the SQLite writer is never contended inside one node.
+Per connection: HELLO → (CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT) → IDLE → NEXT … →
+BYE. Each exchange has a deadline (``session_timeout_s``); waiting in IDLE has its own
+(``idle_timeout_s``). Store work (challenge issue, appraisal commit) runs in a worker thread
+behind a limiter of one, so the SQLite writer is never contended inside one node.
+
+Timed pings: when a mechanism part takes part in the live session (location verification,
+:class:`~attest.mechanism.SessionPart`), the node asks it after each EVIDENCE how many PINGs to
+send, sends them one at a time on the same connection (TCP_NODELAY, so no frame waits for
+Nagle's algorithm) and times each PONG with ``clock_ns`` (``time.perf_counter_ns``: monotonic,
+nanoseconds), from just before the PING is written to just after the PONG is parsed; the timed
+PINGs go to the appraisal. The part hears when the connection ends, however it ends.
 
 Shutdown: stop accepting (readyz turns 503), tell idle keep-alive sessions SHUTTING_DOWN,
 let in-flight exchanges finish within ``drain_timeout_s``, cancel what remains, then close the
@@ -23,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +41,7 @@ from typing import Any, TypeVar
 import trio
 
 from attest.errors import AttestError, RemoteProtocolError
+from attest.mechanism import LiveSession, TimedPing
 from attest.net import open_reuseport_listeners, receive_event, send_event
 from attest.node.groupsync import GroupSync
 from attest.node.metrics import NodeMetrics
@@ -44,8 +54,11 @@ from attest.protocol.events import (
     EvidenceFrame,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
+from attest.protocol.framing import PING_NONCE_BYTES
 from attest.protocol.machine import Role, choose_version
 from attest.verify.chain import DeviceChain
 
@@ -88,15 +101,26 @@ class _Session:
     idle: bool = False
     shutting_down: bool = False
     rounds: int = 0
+    #: random per connection (a mechanism tells two sessions of one chip apart by it)
+    session_id: bytes = b""
+    #: set once a session part heard of this connection (it then hears of its end)
+    announced: DeviceChain | None = None
 
 
 class VerifierNode:
     """One verifier node's network service. ``run`` it in a nursery; ``shutdown`` to drain."""
 
     def __init__(
-        self, service: VerifierService, settings: NodeSettings, metrics: NodeMetrics | None = None
+        self,
+        service: VerifierService,
+        settings: NodeSettings,
+        metrics: NodeMetrics | None = None,
+        *,
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self.service = service
+        #: the monotonic clock that times PINGs (tests on trio's MockClock pass virtual time)
+        self.clock_ns = clock_ns
         self.settings = settings
         self.metrics = metrics or NodeMetrics()
         self.ready = False
@@ -243,10 +267,15 @@ class VerifierNode:
             return fn(*args)
 
     # -- one connection ------------------------------------------------------------------------
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection on a stream the caller opened (the network simulation of
+        attest.location.sim, tests on trio's MockClock); TCP connections come from ``run``."""
+        await self._handle(stream)
+
+    async def _handle(self, stream: trio.abc.Stream) -> None:
         self._open += 1
         self.metrics.open_connections.inc()
-        session = _Session(trio.CancelScope())
+        session = _Session(trio.CancelScope(), session_id=os.urandom(16))
         self._sessions.add(session)
         try:
             await self._serve_connection(stream, session)
@@ -259,13 +288,13 @@ class VerifierNode:
             with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
                 await stream.aclose()
 
-    async def _serve_connection(self, stream: trio.SocketStream, session: _Session) -> None:
+    async def _serve_connection(self, stream: trio.abc.Stream, session: _Session) -> None:
         s = self.settings
         conn = Connection(Role.VERIFIER, s.max_frame_bytes)
         try:
-            host, port = stream.socket.getpeername()[:2]
+            host, port = stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
             peer = f"{host}:{port}"
-        except OSError:
+        except (OSError, AttributeError):  # AttributeError: not a socket (a simulated link)
             peer = "?"
         if self._open > s.max_connections or self._stopping:
             code = ErrorCode.SHUTTING_DOWN if self._stopping else ErrorCode.OVERLOADED
@@ -291,7 +320,7 @@ class VerifierNode:
                     return
                 chain = DeviceChain(hello.device_cert, hello.manufacturer_cert)
                 while True:
-                    await self._exchange(stream, conn, chain, version, peer)
+                    await self._exchange(stream, conn, chain, version, peer, session)
                     session.rounds += 1
                     if self.stopping:  # shutdown() may have been called during the exchange
                         # Shutdown began during this exchange: end it now, do not idle.
@@ -335,16 +364,29 @@ class VerifierNode:
             outcome = "disconnected"
         finally:
             self.metrics.sessions.labels(outcome=outcome).inc()
+            if session.announced is not None:  # the session parts heard of it: say it ended
+                with trio.CancelScope(shield=True):
+                    try:
+                        await self._db_call(
+                            self.service.session_closed, session.announced, session.session_id
+                        )
+                    except AttestError as exc:
+                        log.error(
+                            "session end could not be recorded",
+                            extra={"fields": {"event": "store_error", "error": str(exc)}},
+                        )
 
     async def _exchange(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         conn: Connection,
         chain: DeviceChain,
         version: int,
         peer: str,
+        session: _Session,
     ) -> None:
-        """One CHALLENGE → EVIDENCE → RESULT round; the outcome is durable before RESULT is sent."""
+        """One CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT round; the outcome is durable
+        before RESULT is sent."""
         challenge, token = await self._session_call(self.service.new_challenge)
         await send_event(stream, conn, ChallengeFrame(version, self.service.identity.cert, token))
         event = await receive_event(stream, conn)
@@ -368,10 +410,16 @@ class VerifierNode:
             raise trio.BrokenResourceError("chip sent ERROR instead of evidence")
         if not isinstance(event, EvidenceFrame):
             raise trio.BrokenResourceError("peer closed before sending evidence")
+        live: LiveSession | None = None
+        if self.service.session_parts:
+            session.announced = chain
+            count = await self._session_call(self.service.pings_for, chain, session.session_id)
+            timed = await ping_chip(stream, conn, count, self.clock_ns)
+            live = LiveSession(session.session_id, timed)
         started = time.perf_counter()
         try:
             outcome = await self._session_call(
-                self.service.conclude, chain, challenge, event.evidence
+                self.service.conclude, chain, challenge, event.evidence, live
             )
             if self._group_sync is not None:
                 await self._group_sync.durable()  # group commit: durable before RESULT
@@ -409,7 +457,7 @@ class VerifierNode:
         )
 
     async def _send_error(
-        self, stream: trio.SocketStream, conn: Connection, code: ErrorCode, text: str
+        self, stream: trio.abc.Stream, conn: Connection, code: ErrorCode, text: str
     ) -> None:
         try:
             frame = conn.send(Error(int(code), text))
@@ -421,6 +469,35 @@ class VerifierNode:
             contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
         ):
             await stream.send_all(frame)
+
+
+async def ping_chip(
+    stream: trio.abc.Stream, conn: Connection, count: int, clock_ns: Callable[[], int]
+) -> tuple[TimedPing, ...]:
+    """Send ``count`` PINGs one at a time on a session in SEND_RESULT; time each PONG.
+
+    ``clock_ns`` (``time.perf_counter_ns`` in the daemon) is read just before the PING is
+    written and just after its PONG is parsed, so the network, both TCP stacks, the chip's work
+    and our own scheduling all only add to the round trip. The PONGs' signatures are judged
+    afterwards, in the appraisal, never on the clock. TCP_NODELAY keeps the kernel from holding
+    a small frame back (trio sets it on its TCP streams; we make sure).
+    """
+    if count <= 0:
+        return ()
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: a simulated link
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)  # type: ignore[attr-defined]
+    timed = []
+    for _ in range(count):
+        nonce = os.urandom(PING_NONCE_BYTES)
+        frame = conn.send(Ping(nonce))
+        sent = clock_ns()
+        await stream.send_all(frame)
+        event = await receive_event(stream, conn)
+        received = clock_ns()
+        if not isinstance(event, Pong):
+            raise trio.BrokenResourceError("peer closed instead of answering a PING")
+        timed.append(TimedPing(nonce, event.response, received - sent))
+    return tuple(timed)
 
 
 async def run_until_signalled(

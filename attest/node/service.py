@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 from attest import __version__
 from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
-from attest.mechanism import Conclusion, Grant, Loaded, VerifierPart, appraise_session
+from attest.mechanism import (
+    Conclusion,
+    Grant,
+    LiveSession,
+    Loaded,
+    SessionPart,
+    VerifierPart,
+    appraise_session,
+)
 from attest.messages import claims as C
 from attest.messages.attestation import NO_CHIP_UEID, NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
@@ -89,6 +97,32 @@ class VerifierService:
         #: the enabled mechanisms' verifier parts, by mechanism name, in registry order
         self.parts: dict[str, VerifierPart[Any, Any]] = dict(parts or {})
 
+    @property
+    def session_parts(self) -> list[SessionPart]:
+        """The enabled parts that take part in the live session (they may PING the chip)."""
+        return [p for p in self.parts.values() if isinstance(p, SessionPart)]
+
+    def _ueid_of(self, chain: DeviceChain) -> bytes | None:
+        certs = verify_device_chain(chain, self.anchors, self.cache)
+        return certs[0].ueid if certs is not None else None
+
+    def pings_for(self, chain: DeviceChain, session_id: bytes) -> int:
+        """How many PINGs to send the chip of ``chain`` after its EVIDENCE (0: none)."""
+        parts = self.session_parts
+        ueid = self._ueid_of(chain) if parts else None
+        if ueid is None:
+            return 0
+        now_ms = self.clock_ms()
+        return max(p.pings(ueid, session_id, now_ms=now_ms) for p in parts)
+
+    def session_closed(self, chain: DeviceChain, session_id: bytes) -> None:
+        """Tell the session parts that the connection ``session_id`` ended."""
+        parts = self.session_parts
+        ueid = self._ueid_of(chain) if parts else None
+        if ueid is not None:
+            for p in parts:
+                p.closed(ueid, session_id)
+
     def part(self, kind: type[P]) -> P | None:
         """The enabled mechanism part of type ``kind``, or None."""
         for part in self.parts.values():
@@ -110,23 +144,46 @@ class VerifierService:
         self.store.issue_challenge(challenge.nonce, None, now_ms, challenge.expires_at * 1000)
         return challenge, challenge.sign(self.identity.key)
 
-    def conclude(self, chain: DeviceChain, challenge: Challenge, evidence: bytes) -> Outcome:
-        """Appraise ``evidence`` for ``challenge`` and durably record the outcome."""
+    def conclude(
+        self,
+        chain: DeviceChain,
+        challenge: Challenge,
+        evidence: bytes,
+        session: LiveSession | None = None,
+    ) -> Outcome:
+        """Appraise ``evidence`` for ``challenge`` and durably record the outcome.
+
+        ``session`` is the live connection's (its id and this round's timed PINGs); None for an
+        appraisal outside a connection.
+        """
         try:
-            return self._conclude_once(chain, challenge, evidence)
+            return self._conclude_once(chain, challenge, evidence, session)
         except StateConflict:
             # Another node (sharing the store) advanced this chip meanwhile: appraise again
             # against the state that won; the evidence will now be judged against it.
-            return self._conclude_once(chain, challenge, evidence)
+            return self._conclude_once(chain, challenge, evidence, session)
 
-    def _conclude_once(self, chain: DeviceChain, challenge: Challenge, evidence: bytes) -> Outcome:
+    def _conclude_once(
+        self,
+        chain: DeviceChain,
+        challenge: Challenge,
+        evidence: bytes,
+        live: LiveSession | None,
+    ) -> Outcome:
         now_ms = self.clock_ms()
-        certs = verify_device_chain(chain, self.anchors, self.cache)
-        ueid = certs[0].ueid if certs is not None else None
+        ueid = self._ueid_of(chain)
         record = self.store.get_chip(ueid) if ueid is not None else None
         loaded: list[Loaded] = []
         if ueid is not None:  # what each mechanism knows of the chip the chain names
-            loaded = [(part, part.load(ueid)) for part in self.parts.values()]
+            loaded = [
+                (
+                    part,
+                    part.load_session(ueid, live)
+                    if live is not None and isinstance(part, SessionPart)
+                    else part.load(ueid),
+                )
+                for part in self.parts.values()
+            ]
         session = appraise_session(
             evidence,
             challenge=challenge,

@@ -21,6 +21,8 @@ from attest.protocol.events import (
     Hello,
     NeedData,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.framing import MAX_FRAME_BYTES
@@ -47,6 +49,8 @@ __all__ = [
     "Hello",
     "NeedData",
     "Next",
+    "Ping",
+    "Pong",
     "ResultFrame",
     "Role",
     "State",

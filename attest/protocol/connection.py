@@ -19,24 +19,29 @@ from attest.protocol.events import (
     FrameEvent,
     Hello,
     NeedData,
+    Ping,
+    ResultFrame,
 )
 from attest.protocol.framing import MAX_ERROR_TEXT, MAX_FRAME_BYTES
-from attest.protocol.machine import SESSION, Role, State
+from attest.protocol.machine import MAX_PINGS_PER_ROUND, SESSION, Role, State
 
 
 class Connection(kernel.Connection[Role, State]):
     """One side of one attestation session. Not thread-safe; holds no I/O resources.
 
     Attributes worth reading: ``our_role``, ``their_role``, ``state``, ``version`` (fixed by the
-    first CHALLENGE), ``offered_versions`` (from HELLO), ``eof_state`` (the state EOF arrived in;
-    ``CLOSED`` means orderly, an ``AWAIT_*`` state means the peer vanished owing us a frame) and
-    ``error`` (the RemoteProtocolError that put us in ERROR).
+    first CHALLENGE), ``offered_versions`` (from HELLO), ``pings`` (PINGs of this round),
+    ``eof_state`` (the state EOF arrived in; ``CLOSED`` means orderly, an ``AWAIT_*`` state means
+    the peer vanished owing us a frame) and ``error`` (the RemoteProtocolError that put us in
+    ERROR).
     """
 
     def __init__(self, role: Role, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         super().__init__(SESSION, role, max_frame_bytes)
         self.version: int | None = None
         self.offered_versions: tuple[int, ...] | None = None
+        #: PINGs sent or received in the current round (reset by RESULT)
+        self.pings: int = 0
 
     def next_event(self) -> Event | NeedData:
         event: Event | NeedData = super().next_event()
@@ -46,7 +51,16 @@ class Connection(kernel.Connection[Role, State]):
         return super().send(event)
 
     def _check_received(self, event: Any) -> None:
-        if isinstance(event, Hello):
+        if isinstance(event, Ping):
+            if self.pings >= MAX_PINGS_PER_ROUND:
+                raise RemoteProtocolError(
+                    f"more than {MAX_PINGS_PER_ROUND} PINGs in one round",
+                    error_code=ErrorCode.UNEXPECTED_FRAME,
+                )
+            self.pings += 1
+        elif isinstance(event, ResultFrame):
+            self.pings = 0
+        elif isinstance(event, Hello):
             self.offered_versions = event.versions
         elif isinstance(event, ChallengeFrame):
             offered = self.offered_versions or ()
@@ -59,6 +73,8 @@ class Connection(kernel.Connection[Role, State]):
             self.version = event.version
 
     def _check_send(self, event: Any) -> None:
+        if isinstance(event, Ping) and self.pings >= MAX_PINGS_PER_ROUND:
+            raise LocalProtocolError(f"more than {MAX_PINGS_PER_ROUND} PINGs in one round")
         if isinstance(event, ChallengeFrame):
             offered = self.offered_versions or ()
             if event.version not in offered or self.version not in (None, event.version):
@@ -68,7 +84,11 @@ class Connection(kernel.Connection[Role, State]):
                 )
 
     def _commit_send(self, event: Any) -> None:
-        if isinstance(event, Hello):
+        if isinstance(event, Ping):
+            self.pings += 1
+        elif isinstance(event, ResultFrame):
+            self.pings = 0
+        elif isinstance(event, Hello):
             self.offered_versions = event.versions
         elif isinstance(event, ChallengeFrame):
             self.version = event.version

@@ -32,6 +32,8 @@ class FrameType(enum.IntEnum):
     NEXT = 5
     BYE = 6
     ERROR = 7
+    PING = 8
+    PONG = 9
 
 
 class ErrorCode(enum.IntEnum):
@@ -108,6 +110,24 @@ class Error:
 
 
 @dataclass(frozen=True, slots=True)
+class Ping:
+    """Verifier → chip, after EVIDENCE and before RESULT: a fresh nonce to answer at once.
+
+    A landmark (location verification) times the round trip to the PONG; a verifier that
+    does not measure never sends one, and the session is then byte for byte that of revision 2.
+    """
+
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Chip → verifier: its signed answer to the last PING (a PingResponse token)."""
+
+    response: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed:
     """The peer's byte stream ended at a frame boundary (EOF). Never sent, only received."""
 
@@ -126,7 +146,7 @@ NEED_DATA: Final = _NeedData.NEED_DATA
 NeedData = Literal[_NeedData.NEED_DATA]
 
 #: Events that travel as frames (what ``send`` accepts).
-FrameEvent = Hello | ChallengeFrame | EvidenceFrame | ResultFrame | Next | Bye | Error
+FrameEvent = Hello | ChallengeFrame | EvidenceFrame | ResultFrame | Next | Bye | Error | Ping | Pong
 #: Everything ``next_event`` can return besides ``NEED_DATA``.
 Event = FrameEvent | ConnectionClosed
 
@@ -139,6 +159,8 @@ FRAME_EVENT_TYPES: Final[tuple[type[FrameEvent], ...]] = (
     Next,
     Bye,
     Error,
+    Ping,
+    Pong,
 )
 #: Every event class, including the EOF pseudo-event.
 EVENT_TYPES: Final[tuple[type[Event], ...]] = (*FRAME_EVENT_TYPES, ConnectionClosed)

@@ -22,6 +22,8 @@ from attest.protocol.events import (
     FrameType,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.kernel import (
@@ -34,6 +36,7 @@ from attest.protocol.kernel import (
     FrameSpec,
     as_tuple,
     bstr,
+    exact_bytes,
     uint,
 )
 
@@ -43,6 +46,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_HEADER_LENGTH",
     "MAX_VERSIONS",
+    "PING_NONCE_BYTES",
     "SESSION_FRAMES",
     "FrameBuffer",
     "decode_body",
@@ -53,6 +57,8 @@ __all__ = [
 #: Bounds on list and text fields (byte strings are bounded by the frame size alone).
 MAX_VERSIONS: Final = 8
 MAX_ERROR_TEXT: Final = 256
+#: Bytes of a PING nonce.
+PING_NONCE_BYTES: Final = 32
 
 _KNOWN_CODES = frozenset(int(c) for c in ErrorCode)
 
@@ -122,6 +128,8 @@ SESSION_FRAMES: Final[tuple[FrameSpec, ...]] = (
         "ERROR",
         (Field("code", uint, _error_code), Field("text", _text)),
     ),
+    FrameSpec(Ping, FrameType.PING, "PING", (Field("nonce", exact_bytes(PING_NONCE_BYTES)),)),
+    FrameSpec(Pong, FrameType.PONG, "PONG", (Field("response", bstr),)),
 )
 CODEC: Final = FrameCodec("session", SESSION_FRAMES)
 #: Field names in wire order, with their rule, per frame event class.

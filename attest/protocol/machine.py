@@ -35,13 +35,22 @@ One round, and the keep-alive loop (verifier's view; the chip's view is the mirr
                                     ▲                                   │
                                     │ recv NEXT                         │ recv EVIDENCE
                                     │                                   ▼
-                                  IDLE ◀─────────send RESULT──────── SEND_RESULT
-                                    │
-                                    │ recv BYE / send BYE
-                                    ▼
+                                  IDLE ◀─────────send RESULT──────── SEND_RESULT ◀─┐
+                                    │                        send PING  │          │ recv
+                                    │ recv BYE / send BYE               ▼          │ PONG
+                                    ▼                               AWAIT_PONG ────┘
                                   CLOSED    also reached by: recv BYE in AWAIT_HELLO,
                                             send BYE in SEND_CHALLENGE, send or recv
                                             ERROR in any live state, EOF between frames
+
+Timed pings (location verification): between a chip's EVIDENCE and the verifier's RESULT the
+verifier may send PING frames, one at a time, each answered by one PONG before the next. They
+sit there because the chip is known by then (its Evidence names it; the PONGs are signed with
+the same device key) and the round is still open, so what the pings measured joins the one
+appraisal whose RESULT ends the round. A verifier that never pings moves SEND_RESULT → IDLE
+exactly as before, and a chip that is never pinged sees no new frame: both stay byte for byte
+what they were. The connection counts PINGs per round and refuses more than
+:data:`MAX_PINGS_PER_ROUND` (a guard, like the version's).
 
 Every rule of both roles is a row of :data:`TRANSITIONS`, keyed by
 ``(role, state, direction, event type)``. ``send()`` and ``next_event()`` consult the same table
@@ -112,10 +121,15 @@ from attest.protocol.events import (
     EvidenceFrame,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.framing import CODEC
 from attest.protocol.kernel import Direction, Machine
+
+#: Most PINGs a verifier may send in one round (a guard of the Connection; SPEC §7.6).
+MAX_PINGS_PER_ROUND: Final = 1000
 
 
 class Role(enum.Enum):
@@ -138,11 +152,13 @@ class State(enum.Enum):
     SEND_CHALLENGE = "SEND_CHALLENGE"
     AWAIT_EVIDENCE = "AWAIT_EVIDENCE"
     SEND_RESULT = "SEND_RESULT"
+    AWAIT_PONG = "AWAIT_PONG"
     # chip
     SEND_HELLO = "SEND_HELLO"
     AWAIT_CHALLENGE = "AWAIT_CHALLENGE"
     SEND_EVIDENCE = "SEND_EVIDENCE"
     AWAIT_RESULT = "AWAIT_RESULT"
+    SEND_PONG = "SEND_PONG"
     # both
     IDLE = "IDLE"
     CLOSED = "CLOSED"
@@ -157,6 +173,7 @@ LIVE: Final[Mapping[Role, tuple[State, ...]]] = MappingProxyType(
             State.SEND_CHALLENGE,
             State.AWAIT_EVIDENCE,
             State.SEND_RESULT,
+            State.AWAIT_PONG,
             State.IDLE,
         ),
         Role.CHIP: (
@@ -164,6 +181,7 @@ LIVE: Final[Mapping[Role, tuple[State, ...]]] = MappingProxyType(
             State.AWAIT_CHALLENGE,
             State.SEND_EVIDENCE,
             State.AWAIT_RESULT,
+            State.SEND_PONG,
             State.IDLE,
         ),
     }
@@ -194,6 +212,8 @@ TRANSITIONS: Final[Mapping[Key, State]] = MappingProxyType({
     (_V, _S.SEND_CHALLENGE,  _SEND, Bye):            _S.CLOSED,
     (_V, _S.AWAIT_EVIDENCE,  _RECV, EvidenceFrame):  _S.SEND_RESULT,
     (_V, _S.SEND_RESULT,     _SEND, ResultFrame):    _S.IDLE,
+    (_V, _S.SEND_RESULT,     _SEND, Ping):           _S.AWAIT_PONG,
+    (_V, _S.AWAIT_PONG,      _RECV, Pong):           _S.SEND_RESULT,
     (_V, _S.IDLE,            _RECV, Next):           _S.SEND_CHALLENGE,
     (_V, _S.IDLE,            _RECV, Bye):            _S.CLOSED,
     (_V, _S.IDLE,            _SEND, Bye):            _S.CLOSED,
@@ -204,6 +224,8 @@ TRANSITIONS: Final[Mapping[Key, State]] = MappingProxyType({
     (_C, _S.AWAIT_CHALLENGE, _RECV, Bye):            _S.CLOSED,
     (_C, _S.SEND_EVIDENCE,   _SEND, EvidenceFrame):  _S.AWAIT_RESULT,
     (_C, _S.AWAIT_RESULT,    _RECV, ResultFrame):    _S.IDLE,
+    (_C, _S.AWAIT_RESULT,    _RECV, Ping):           _S.SEND_PONG,
+    (_C, _S.SEND_PONG,       _SEND, Pong):           _S.AWAIT_RESULT,
     (_C, _S.IDLE,            _SEND, Next):           _S.AWAIT_CHALLENGE,
     (_C, _S.IDLE,            _SEND, Bye):            _S.CLOSED,
     (_C, _S.IDLE,            _RECV, Bye):            _S.CLOSED,

@@ -29,6 +29,11 @@ from attest.testvectors.inputs import (
     state_from_json,
 )
 from attest.testvectors.license_check import LICENSE_ALGORITHM, LICENSE_FILE, license_groups
+from attest.testvectors.location_check import (  # location verification
+    LOCATION_ALGORITHM,
+    LOCATION_FILE,
+    location_groups,
+)
 from attest.testvectors.message_check import MESSAGE_ALGORITHM, MESSAGE_FILE, message_groups
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
 from attest.testvectors.revocation_check import (
@@ -180,6 +185,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(COSE_FILE, COSE_ALGORITHM, _cose_groups),
     Family(LICENSE_FILE, LICENSE_ALGORITHM, license_groups),  # Offline Licensing
     Family(POD_FILE, POD_ALGORITHM, pod_groups),  # Fixed Set
+    Family(LOCATION_FILE, LOCATION_ALGORITHM, location_groups),  # location verification
     Family(SESSION_FILE, SESSION_ALGORITHM, session_groups),
     Family(AUDIT_FILE, AUDIT_ALGORITHM, audit_groups),
     Family(REVOCATION_FILE, REVOCATION_ALGORITHM, revocation_groups),

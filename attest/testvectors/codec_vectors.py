@@ -383,6 +383,8 @@ def _sample_payloads(w: World) -> dict[str, bytes]:
         "application/vnd.attest.link-response+cbor": "LinkResponse",
         "application/vnd.attest.link-confirm+cbor": "LinkConfirm",
         str(ContentType.REFERENCE_VALUES): "ReferenceValues",
+        "application/vnd.attest.ping-response+cbor": "PingResponse",
+        "application/vnd.attest.location-record+cbor": "LocationRecord",
     }
     out = {}
     for ct in content_types():

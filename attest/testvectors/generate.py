@@ -6,9 +6,10 @@ bug. The output is byte-identical across runs: keys and times are fixed, Ed25519
 deterministic, cases are listed in a fixed order and JSON is written with a fixed layout.
 
 One module per family (``evidence_vectors``, ``codec_vectors`` for CBOR and COSE_Sign1,
-``license_vectors``, ``pod_vectors``, ``session_vectors``, ``audit_vectors``,
-``revocation_vectors``, ``message_vectors``), each with its checker module (``*_check``); a
-new family is one line in :func:`documents` and one in ``attest.testvectors.check.FAMILIES``.
+``license_vectors``, ``pod_vectors``, ``location_vectors``, ``session_vectors``,
+``audit_vectors``, ``revocation_vectors``, ``message_vectors``), each with its checker module
+(``*_check``); a new family is one line in :func:`documents` and one in
+``attest.testvectors.check.FAMILIES``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from attest.testvectors.codec_vectors import cbor_document, cose_document
 from attest.testvectors.evidence_vectors import evidence_document
 from attest.testvectors.format import render
 from attest.testvectors.license_vectors import LICENSE_FILE, license_document
+from attest.testvectors.location_vectors import LOCATION_FILE, location_document
 from attest.testvectors.message_check import MESSAGE_FILE
 from attest.testvectors.message_vectors import messages_document
 from attest.testvectors.pod_vectors import pod_documents  # Fixed Set
@@ -42,6 +44,7 @@ def documents() -> dict[str, dict[str, Any]]:
         COSE_FILE: cose_document(w),
         LICENSE_FILE: license_document(w),
         **pod_documents(w),  # Fixed Set
+        LOCATION_FILE: location_document(w),  # location verification
         SESSION_FILE: session_document(w),
         AUDIT_FILE: audit_document(w),
         REVOCATION_FILE: revocation_document(w),

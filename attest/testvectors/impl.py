@@ -1,6 +1,6 @@
 """Run the published vectors against another implementation (``attest vectors check --impl``).
 
-The protocol (SPEC §16.10, vectors/README.md) is one process per vector file:
+The protocol (SPEC §16.11, vectors/README.md) is one process per vector file:
 
 * attest starts ``CMD`` (split like a shell command line, run without a shell) and writes one
   JSON object to its standard input, then closes it::

@@ -14,6 +14,7 @@ from typing import Any
 
 from attest.errors import AttestError, RemoteProtocolError
 from attest.licensing.messages import Delegation, License
+from attest.location.messages import LocationRecord, PingResponse
 from attest.messages.attestation import AttestationResult, Challenge, Evidence
 from attest.messages.certs import DeviceCert, ManufacturerCert, VerifierCert
 from attest.messages.reference import ReferenceValues
@@ -45,6 +46,8 @@ MESSAGE_TYPES: dict[str, type[SignedMessage]] = {
     "LinkResponse": LinkResponse,
     "LinkConfirm": LinkConfirm,
     "ReferenceValues": ReferenceValues,
+    "PingResponse": PingResponse,  # location verification
+    "LocationRecord": LocationRecord,
 }
 #: every message type, including the one the store parses itself
 MESSAGE_NAMES = (*MESSAGE_TYPES, "AuditCheckpoint")

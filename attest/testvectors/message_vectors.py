@@ -25,6 +25,7 @@ from attest.hardware import ChipModel
 from attest.licensing import claims as LC
 from attest.licensing.authority import delegate, sign_license
 from attest.licensing.messages import Budgets
+from attest.location.messages import LocationRecord, PingResponse
 from attest.messages import claims as C
 from attest.messages.attestation import AttestationResult
 from attest.messages.claims import EAR_PROFILE
@@ -159,6 +160,22 @@ def sample_claims(w: World) -> dict[str, dict[Any, Any]]:
         "LinkResponse": _claims(proof.payload(), token=False),
         "LinkConfirm": _claims(dataclasses.replace(proof, accept=False).payload(), token=False),
         "ReferenceValues": _claims(reference_values_token(w)),
+        "PingResponse": _claims(
+            PingResponse("kl-1", vector_nonce("messages/ping"), chip.ueid).payload(), token=False
+        ),
+        "LocationRecord": _claims(
+            LocationRecord.measured(
+                landmark_id="kl-1",
+                issued_at=NOW_S,
+                session_nonce=ch.nonce,
+                ueid=chip.ueid,
+                position=(3_139_000, 101_687_000),
+                samples=30,
+                rtt_min_ns=241_000,
+                allowance_ns=146_000,
+            ).payload(),
+            token=False,
+        ),
     }
 
 
@@ -205,7 +222,7 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     for t in MESSAGE_NAMES:
         add(t, "a real payload", (V,))
     for t in MESSAGE_NAMES:
-        some_required = C.ISS if C.ISS in s[t] else (C.AUD if t == "Evidence" else -70202)
+        some_required = C.ISS if C.ISS in s[t] else (C.AUD if C.AUD in s[t] else -70202)
         add(t, f"required claim {some_required} missing", (CI,), _drop(some_required))
         add(t, "an unknown claim (nbf, 5)", (CI,), _set(5, NOW_S))
         add(t, "the reserved claim location (264)", (CI,), _set(C.LOCATION, 0))
@@ -649,6 +666,8 @@ _SECTIONS = {
     "LinkResponse": "14.3",
     "LinkConfirm": "14.3",
     "ReferenceValues": "6.10",
+    "PingResponse": "15.2",
+    "LocationRecord": "15.3",
 }
 
 

@@ -29,6 +29,8 @@ from attest.protocol.events import (
     FrameEvent,
     Hello,
     Next,
+    Ping,
+    Pong,
     ResultFrame,
 )
 from attest.protocol.framing import CODEC, MAX_FRAME_BYTES, encode_frame
@@ -152,6 +154,8 @@ class _Frames:
         self.next = Next()
         self.bye = Bye()
         self.error = Error(ErrorCode.TIMEOUT, "timeout")
+        self.ping = Ping(bytes(range(32)))  # location verification (§15.2)
+        self.pong = Pong(b"ping-response")
 
     def of(self, cls: type[FrameEvent]) -> FrameEvent:
         by_cls: dict[type[FrameEvent], FrameEvent] = {
@@ -162,6 +166,8 @@ class _Frames:
             Next: self.next,
             Bye: self.bye,
             Error: self.error,
+            Ping: self.ping,
+            Pong: self.pong,
         }
         return by_cls[cls]
 
@@ -178,6 +184,12 @@ def _prefixes(f: _Frames) -> dict[tuple[Role, State], list[dict[str, Any]]]:
             _send(f.challenge),
             _recv_frame(f.evidence),
         ],
+        (v, State.AWAIT_PONG): [
+            _recv_frame(f.hello),
+            _send(f.challenge),
+            _recv_frame(f.evidence),
+            _send(f.ping),
+        ],
         (v, State.IDLE): [
             _recv_frame(f.hello),
             _send(f.challenge),
@@ -188,6 +200,12 @@ def _prefixes(f: _Frames) -> dict[tuple[Role, State], list[dict[str, Any]]]:
         (c, State.AWAIT_CHALLENGE): [_send(f.hello)],
         (c, State.SEND_EVIDENCE): [_send(f.hello), _recv_frame(f.challenge)],
         (c, State.AWAIT_RESULT): [_send(f.hello), _recv_frame(f.challenge), _send(f.evidence)],
+        (c, State.SEND_PONG): [
+            _send(f.hello),
+            _recv_frame(f.challenge),
+            _send(f.evidence),
+            _recv_frame(f.ping),
+        ],
         (c, State.IDLE): [
             _send(f.hello),
             _recv_frame(f.challenge),
@@ -279,6 +297,29 @@ def _transcript_cases(f: _Frames) -> list[_Case]:
                 _recv_frame(f.result),
                 _send(f.bye),
             ],
+            True,
+        ),
+        _Case(
+            "verifier: two PINGs, each answered by a PONG, between EVIDENCE and RESULT",
+            ("Legal",),
+            ("7.6", "15.2"),
+            v,
+            [
+                *p[(V, State.SEND_RESULT)],
+                _send(f.ping),
+                _recv_frame(f.pong),
+                _send(f.ping),
+                _recv_frame(f.pong),
+                _send(f.result),
+            ],
+            True,
+        ),
+        _Case(
+            "chip: answers a PING with a PONG, then takes the RESULT",
+            ("Legal",),
+            ("7.6", "15.2"),
+            c,
+            [*p[(C, State.SEND_PONG)], _send(f.pong), _recv_frame(f.result)],
             True,
         ),
         _Case(

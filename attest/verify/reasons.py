@@ -57,6 +57,7 @@ class Reason(ReasonCode):
     REGISTRATION_MISMATCH = 24
     EVIDENCE_REPLAY = 25
     NOT_ENROLLED = 26
+    CLONE_SUSPECTED = 27
     # -- monotonic state (40-59)
     BOOTCOUNT_ROLLBACK = 40
     COUNTER_ROLLBACK = 41

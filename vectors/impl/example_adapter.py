@@ -177,7 +177,17 @@ def cbor_test(group: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
 
 # -- the session protocol (SPEC §7.2–§7.7) --------------------------------------------------------
 
-FRAMES = {1: "HELLO", 2: "CHALLENGE", 3: "EVIDENCE", 4: "RESULT", 5: "NEXT", 6: "BYE", 7: "ERROR"}
+FRAMES = {
+    1: "HELLO",
+    2: "CHALLENGE",
+    3: "EVIDENCE",
+    4: "RESULT",
+    5: "NEXT",
+    6: "BYE",
+    7: "ERROR",
+    8: "PING",
+    9: "PONG",  # location verification (§15.2)
+}
 CODES = {
     1: "MALFORMED_FRAME",
     2: "FRAME_TOO_LARGE",
@@ -216,6 +226,10 @@ def parse_frame(body: bytes) -> tuple[str, list[Any]]:
             need(isinstance(g[1], bytes) or g[1] is None)
     elif name in ("NEXT", "BYE"):
         need(not f)
+    elif name == "PING":
+        need(len(f) == 1 and isinstance(f[0], bytes) and len(f[0]) == 32)
+    elif name == "PONG":
+        need(len(f) == 1 and isinstance(f[0], bytes))
     else:  # ERROR
         need(len(f) == 2 and _uint(f[0]) and isinstance(f[1], str) and len(f[1]) <= 256)
     return name, f
@@ -229,6 +243,8 @@ TABLE = {
     (V, "SEND_CHALLENGE", "send", "BYE"): "CLOSED",
     (V, "AWAIT_EVIDENCE", "recv", "EVIDENCE"): "SEND_RESULT",
     (V, "SEND_RESULT", "send", "RESULT"): "IDLE",
+    (V, "SEND_RESULT", "send", "PING"): "AWAIT_PONG",
+    (V, "AWAIT_PONG", "recv", "PONG"): "SEND_RESULT",
     (V, "IDLE", "recv", "NEXT"): "SEND_CHALLENGE",
     (V, "IDLE", "recv", "BYE"): "CLOSED",
     (V, "IDLE", "send", "BYE"): "CLOSED",
@@ -238,13 +254,15 @@ TABLE = {
     (C, "AWAIT_CHALLENGE", "recv", "BYE"): "CLOSED",
     (C, "SEND_EVIDENCE", "send", "EVIDENCE"): "AWAIT_RESULT",
     (C, "AWAIT_RESULT", "recv", "RESULT"): "IDLE",
+    (C, "AWAIT_RESULT", "recv", "PING"): "SEND_PONG",
+    (C, "SEND_PONG", "send", "PONG"): "AWAIT_RESULT",
     (C, "IDLE", "send", "NEXT"): "AWAIT_CHALLENGE",
     (C, "IDLE", "send", "BYE"): "CLOSED",
     (C, "IDLE", "recv", "BYE"): "CLOSED",
 }
 LIVE = {
-    V: ("AWAIT_HELLO", "SEND_CHALLENGE", "AWAIT_EVIDENCE", "SEND_RESULT", "IDLE"),
-    C: ("SEND_HELLO", "AWAIT_CHALLENGE", "SEND_EVIDENCE", "AWAIT_RESULT", "IDLE"),
+    V: ("AWAIT_HELLO", "SEND_CHALLENGE", "AWAIT_EVIDENCE", "SEND_RESULT", "AWAIT_PONG", "IDLE"),
+    C: ("SEND_HELLO", "AWAIT_CHALLENGE", "SEND_EVIDENCE", "AWAIT_RESULT", "SEND_PONG", "IDLE"),
 }
 
 
