@@ -6,6 +6,7 @@ below prove that each expected outcome is really checked (not just carried along
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -305,6 +306,27 @@ def test_every_reference_values_refusal_and_rule_has_a_vector() -> None:
     for t in tests:  # a refused test yields nothing; a valid one yields everything
         outputs = ("document",) if "token" in t else ("models", "referencedModels")
         assert all((t[o] is None) == (t["result"] == "invalid") for o in outputs), t["tcId"]
+
+
+#: the modules that re-verify vector files; none may import the generator or the test world
+_CHECKER_SIDE = {"check", "format", "inputs", "impl"}
+
+
+def test_checkers_import_nothing_from_the_generators() -> None:
+    """SPEC §15.10: `attest vectors check` recomputes from the JSON alone (every family)."""
+    package = REPO / "attest" / "testvectors"
+    checkers = [
+        p for p in package.glob("*.py") if p.stem in _CHECKER_SIDE or p.stem.endswith("_check")
+    ]
+    assert len(checkers) >= 11  # check, format, inputs, impl and one checker per family
+    for path in checkers:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith("attest.testvectors."):
+                    leaf = name.rsplit(".", 1)[1]
+                    assert leaf in _CHECKER_SIDE or leaf.endswith("_check"), (path.name, name)
 
 
 def test_every_flag_is_explained() -> None:

@@ -7,12 +7,15 @@ at and past the bounds, and anti-rollback by number — each with its refusal na
 valid document, what a verifier learns from it. ``ReferenceValuesFold`` pins §8.1 rules 1–3 and
 the referenced-model rule: the models and references a set of documents yields, or the rule that
 refuses it. Each case states the outcome it is written for; generation fails if the checker
-disagrees.
+disagrees. (The module is long because it is the table of 75 cases; the machinery is the last
+hundred lines.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from attest.codec.cbor import encode
@@ -39,6 +42,7 @@ from attest.testvectors.world import (
     vector_key,
     vector_nonce,
 )
+from attest.verify.references import RvRefusal
 
 HEADER = [
     "Vendors' reference values (SPEC §6.10, §8.1). ReferenceValuesOpen: a verifier with the",
@@ -85,6 +89,15 @@ QX9_FIRMWARE = (
     _fw("QX9", (3, 0, 0), FirmwareStatus.OUTDATED),
     _fw("QX9", (3, 1, 0), FirmwareStatus.CURRENT),
 )
+#: one past the bounds of §6.10 (the valid cases take the first 64 / 1 024)
+MANY_MODELS = tuple(
+    ChipModel(f"M{i:02d}", 10**15 + i, 500_000, 10**11, 1 + i % 8) for i in range(65)
+)
+Q = ChipModel("Q", 10**15, 500_000, 10**11, 8)  # a one-letter name keeps 1 024 entries small
+MANY_FIRMWARE = tuple(
+    FirmwareReference("Q", (1, 0, i), vector_nonce(f"rv/Q/{i}"), FirmwareStatus(i % 3))
+    for i in range(1025)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +140,12 @@ def _vendor(m: Manufacturer) -> _Vendor:
     return _Vendor(m.manufacturer_id, m.key, m.cert)
 
 
+def _expiry(w: World) -> int:
+    """``exp`` of mfr-expiring's certificate (NOW_S + 1 in the world)."""
+    cert = w.manufacturers["mfr-expiring"].cert
+    return ManufacturerCert.verify(cert, w.anchors.authority_key).expires_at
+
+
 def _certified(w: World, mid: str) -> _Vendor:
     """A further manufacturer the world's Authority certified (for sets of several vendors)."""
     key = vector_key("manufacturer/" + mid)
@@ -167,7 +186,7 @@ def _fw_claims(r: FirmwareReference, **replace: Any) -> dict[int, Any]:
         4: int(r.status),
     }
     for key, value in replace.items():
-        claims[{"version": 2, "measurement": 3, "status": 4, "extra": 9}[key]] = value
+        claims[{"version": 2, "measurement": 3, "status": 4}[key]] = value
     return claims
 
 
@@ -177,580 +196,391 @@ def _flip(token: bytes, at: int = -1) -> bytes:
     return bytes(raw)
 
 
-#: (comment, flags, sections, nowS, heldNumber, token, refusal the case is written for)
-OpenCase = tuple[str, tuple[str, ...], tuple[str, ...], int, int | None, bytes, str | None]
+@dataclass(frozen=True, slots=True)
+class _Open:
+    """A ReferenceValuesOpen case and the refusal it is written for (None: it opens)."""
+
+    comment: str
+    token: bytes
+    refusal: str | None
+    flags: tuple[str, ...]
+    sections: tuple[str, ...] = ("6.10",)
+    now_s: int = NOW_S
+    held: int | None = None
 
 
-def _open_cases(w: World) -> list[OpenCase]:
+@dataclass(frozen=True, slots=True)
+class _Fold:
+    """A ReferenceValuesFold case and the rule of §8.1 it is written to fail (None: none)."""
+
+    comment: str
+    documents: tuple[bytes, ...]
+    rule: int | None
+    flags: tuple[str, ...]
+    sections: tuple[str, ...] = ("8.1",)
+    configured: Mapping[str, ChipModel] = field(default_factory=lambda: DEFAULT_MODELS)
+
+
+MALFORMED, ISSUER_INVALID = RvRefusal.RV_MALFORMED, RvRefusal.RV_ISSUER_INVALID
+EXPIRED, SIGNATURE = RvRefusal.RV_ISSUER_EXPIRED, RvRefusal.RV_SIGNATURE_INVALID
+MISMATCH, NOT_NEWER = RvRefusal.RV_ISSUER_MISMATCH, RvRefusal.RV_NOT_NEWER
+#: sections of the certificate, numbering, envelope and version cases
+S_CERT, S_NUM = ("6.10", "6.2", "3.1"), ("6.10", "8.1")
+S_ENV, S_VER = ("6.10", "4.5", "4.3"), ("6.10", "6.7")
+
+
+def _open_cases(w: World) -> list[_Open]:
     a = _vendor(w.manufacturers["mfr-a"])
+    base, ok = a.doc(), a.sign(a.doc())
+    return [
+        *_valid_cases(a),
+        *_numbering_cases(a, ok),
+        *_issuer_cases(w, a),
+        *_envelope_cases(w, a, base, ok),
+        *_schema_cases(a, base),
+        *_precedence_cases(w, a, base),
+    ]
+
+
+def _valid_cases(a: _Vendor) -> list[_Open]:
+    hx = _fw("HX100", (1, 2), FirmwareStatus.CURRENT)
+    leading = _fw_claims(QX9_FIRMWARE[2], version="03.01.000")
+    four = _fw("QX9", (3, 1, 0, 7), FirmwareStatus.CURRENT)
+    contents, edge = ("Contents",), ("Contents", "Boundary")
+    return [
+        _Open("mfr-a: one model, firmware of each status", a.sign(a.doc()), None, contents),
+        _Open(
+            "mfr-a adopts the built-in HX100 (identical limits) beside its own QX9",
+            a.sign(a.doc(models=(QX9, HX100), firmware=(*QX9_FIRMWARE, hx))),
+            None,
+            contents,
+        ),
+        _Open(
+            "an empty document (no models, no firmware)",
+            a.sign(a.doc(models=(), firmware=())),
+            None,
+            edge,
+        ),
+        _Open(
+            "a model declared with no firmware",
+            a.sign(a.doc(models=(QX9, RZ2))),
+            None,
+            contents,
+        ),
+        _Open(
+            "a four-part firmware version", a.sign(a.doc(firmware=(four,))), None, contents, S_VER
+        ),
+        _Open(
+            "a version with leading zeros (03.01.000 is 3.1.0)",
+            a.raw(_with(a.doc(), (C.HEM_RV_FIRMWARE, [leading]))),
+            None,
+            contents,
+            S_VER,
+        ),
+        _Open(
+            "iat is informational (issued ten years from now)",
+            a.sign(a.doc(issued_at=NOW_S + 10 * YEAR_S)),
+            None,
+            contents,
+        ),
+        _Open(
+            "64 models (the most a document may declare)",
+            a.sign(a.doc(models=MANY_MODELS[:64], firmware=())),
+            None,
+            edge,
+        ),
+        _Open(
+            "1 024 firmware entries (the most a document may list)",
+            a.sign(a.doc(models=(Q,), firmware=MANY_FIRMWARE[:1024])),
+            None,
+            edge,
+        ),
+    ]
+
+
+def _numbering_cases(a: _Vendor, ok: bytes) -> list[_Open]:
+    num, edge = ("Numbering",), ("Numbering", "Boundary")
+    top = a.sign(a.doc(number=2**64 - 1))
+    return [
+        _Open("number 4, holding 3", ok, None, num, S_NUM, held=3),
+        _Open("number 4, holding 4 (the same number again)", ok, NOT_NEWER, num, S_NUM, held=4),
+        _Open("number 4, holding 5 (rollback)", ok, NOT_NEWER, num, S_NUM, held=5),
+        _Open(
+            "number 1000, holding 1 (numbers need not be consecutive)",
+            a.sign(a.doc(number=1000)),
+            None,
+            num,
+            S_NUM,
+            held=1,
+        ),
+        _Open("number 1, holding none", a.sign(a.doc(number=1)), None, edge, S_NUM),
+        _Open("number 2^64 - 1, holding 2^64 - 2", top, None, edge, S_NUM, held=2**64 - 2),
+        _Open("number 2^64 - 1, holding 2^64 - 1", top, NOT_NEWER, edge, S_NUM, held=2**64 - 1),
+        _Open(
+            "number 0 (hem-rv-number is at least 1)",
+            a.sign(a.doc(number=0)),
+            MALFORMED,
+            ("Numbering", "CddlInvalid", "Boundary"),
+        ),
+    ]
+
+
+def _issuer_cases(w: World, a: _Vendor) -> list[_Open]:
     expiring = _vendor(w.manufacturers["mfr-expiring"])
     rogue = _vendor(w.manufacturers["mfr-rogue"])
-    exp_s = NOW_S + 1  # mfr-expiring's certificate: exp (SPEC §6.2: expired once now >= exp)
-    base = a.doc()
-    ok = a.sign(base)
-    s, sc = ("6.10",), ("6.10", "6.2", "3.1")
-    sn, se = ("6.10", "8.1"), ("6.10", "4.5", "4.3")
-    adopted = a.doc(
-        models=(QX9, HX100), firmware=(*QX9_FIRMWARE, _fw("HX100", (1, 2), FirmwareStatus.CURRENT))
-    )
-    four_parts = a.doc(firmware=(_fw("QX9", (3, 1, 0, 7), FirmwareStatus.CURRENT),))
-    many_models = tuple(
-        ChipModel(f"M{i:02d}", 10**15 + i, 500_000, 10**11, 1 + i % 8) for i in range(65)
-    )
-    many_fw = tuple(
-        FirmwareReference("Q", (1, 0, i), vector_nonce(f"rv/Q/{i}"), FirmwareStatus(i % 3))
-        for i in range(1025)
-    )
-    q = ChipModel("Q", 10**15, 500_000, 10**11, 8)
-    leading = _fw_claims(QX9_FIRMWARE[2], version="03.01.000")
-    other_cert = ManufacturerCert(
+    other_authority = ManufacturerCert(
         issuer="other-authority",
         manufacturer_id="mfr-a",
         issued_at=CERTIFIED_S,
         expires_at=CERTIFIED_S + 10 * YEAR_S,
         public_key=a.key.public_key,
     ).sign(w.authority.key)
-    with_cert = _Vendor("mfr-a", a.key, other_cert)
-    verifier_cert = _Vendor("mfr-a", a.key, w.verifiers["kl-1"].cert)
-    garbage_cert = _Vendor("mfr-a", a.key, b"\xd2\x84" + bytes(14))
-    a_cert_other_key = _Vendor("mfr-a", expiring.key, a.cert)
-    device_cert = w.chain("hx100-a").device_cert
-    dup_model = _with(base, (C.HEM_RV_MODELS, [_model_claims(QX9)] * 2))
+    carrying = {
+        "other-authority": _Vendor("mfr-a", a.key, other_authority),
+        "verifier-cert": _Vendor("mfr-a", a.key, w.verifiers["kl-1"].cert),
+        "garbage": _Vendor("mfr-a", a.key, b"\xd2\x84" + bytes(14)),
+        "other-key": _Vendor("mfr-a", expiring.key, a.cert),
+    }
+    issuer, signature = ("Issuer",), ("Signature",)
+    s_sig = ("6.10", "4.5")
     return [
-        # -- valid documents
-        ("mfr-a: one model, firmware of each status", ("Contents",), s, NOW_S, None, ok, None),
-        (
-            "mfr-a adopts the built-in HX100 (identical limits) beside its own QX9",
-            ("Contents",),
-            s,
-            NOW_S,
-            None,
-            a.sign(adopted),
-            None,
-        ),
-        (
-            "an empty document (no models, no firmware)",
-            ("Contents", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(models=(), firmware=())),
-            None,
-        ),
-        (
-            "a model declared with no firmware",
-            ("Contents",),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(models=(QX9, RZ2), firmware=QX9_FIRMWARE)),
-            None,
-        ),
-        (
-            "a four-part firmware version",
-            ("Contents",),
-            ("6.10", "6.7"),
-            NOW_S,
-            None,
-            a.sign(four_parts),
-            None,
-        ),
-        (
-            "a version with leading zeros (03.01.000 is 3.1.0)",
-            ("Contents",),
-            ("6.10", "6.7"),
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_FIRMWARE, [leading]))),
-            None,
-        ),
-        (
-            "iat is informational (issued ten years from now)",
-            ("Contents",),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(issued_at=NOW_S + 10 * YEAR_S)),
-            None,
-        ),
-        (
-            "64 models (the most a document may declare)",
-            ("Contents", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(models=many_models[:64], firmware=())),
-            None,
-        ),
-        (
-            "1 024 firmware entries (the most a document may list)",
-            ("Contents", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(models=(q,), firmware=many_fw[:1024])),
-            None,
-        ),
-        # -- numbering
-        ("number 4, holding 3", ("Numbering",), sn, NOW_S, 3, ok, None),
-        (
-            "number 4, holding 4 (the same number again)",
-            ("Numbering",),
-            sn,
-            NOW_S,
-            4,
-            ok,
-            "RV_NOT_NEWER",
-        ),
-        ("number 4, holding 5 (rollback)", ("Numbering",), sn, NOW_S, 5, ok, "RV_NOT_NEWER"),
-        (
-            "number 1000, holding 1 (numbers need not be consecutive)",
-            ("Numbering",),
-            sn,
-            NOW_S,
-            1,
-            a.sign(a.doc(number=1000)),
-            None,
-        ),
-        (
-            "number 1, holding none",
-            ("Numbering", "Boundary"),
-            sn,
-            NOW_S,
-            None,
-            a.sign(a.doc(number=1)),
-            None,
-        ),
-        (
-            "number 2^64 - 1, holding 2^64 - 2",
-            ("Numbering", "Boundary"),
-            sn,
-            NOW_S,
-            2**64 - 2,
-            a.sign(a.doc(number=2**64 - 1)),
-            None,
-        ),
-        (
-            "number 2^64 - 1, holding 2^64 - 1",
-            ("Numbering", "Boundary"),
-            sn,
-            NOW_S,
-            2**64 - 1,
-            a.sign(a.doc(number=2**64 - 1)),
-            "RV_NOT_NEWER",
-        ),
-        (
-            "number 0 (hem-rv-number is at least 1)",
-            ("Numbering", "CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.sign(a.doc(number=0)),
-            "RV_MALFORMED",
-        ),
-        # -- the certificate the document carries
-        (
+        _Open(
             "mfr-rogue, certified by an impostor authority (same authority id, another key)",
-            ("Issuer",),
-            sc,
-            NOW_S,
-            None,
             rogue.sign(rogue.doc()),
-            "RV_ISSUER_INVALID",
+            ISSUER_INVALID,
+            issuer,
+            S_CERT,
         ),
-        (
+        _Open(
             "a ManufacturerCert signed by the authority key, but with iss other-authority",
-            ("Issuer",),
-            sc,
-            NOW_S,
-            None,
-            with_cert.sign(with_cert.doc()),
-            "RV_ISSUER_INVALID",
+            carrying["other-authority"].sign(carrying["other-authority"].doc()),
+            ISSUER_INVALID,
+            issuer,
+            S_CERT,
         ),
-        (
+        _Open(
             "the carried certificate is a VerifierCert of the authority",
-            ("Issuer",),
+            carrying["verifier-cert"].sign(carrying["verifier-cert"].doc()),
+            ISSUER_INVALID,
+            issuer,
             ("6.10", "6.2", "4.5"),
-            NOW_S,
-            None,
-            verifier_cert.sign(verifier_cert.doc()),
-            "RV_ISSUER_INVALID",
         ),
-        (
+        _Open(
             "the carried certificate is 16 bytes that are no token",
-            ("Issuer",),
-            ("6.10", "4.5"),
-            NOW_S,
-            None,
-            garbage_cert.sign(garbage_cert.doc()),
-            "RV_ISSUER_INVALID",
+            carrying["garbage"].sign(carrying["garbage"].doc()),
+            ISSUER_INVALID,
+            issuer,
+            s_sig,
         ),
-        (
+        _Open(
             "mfr-expiring, one second before its certificate expires",
-            ("Expiry",),
-            sc,
-            exp_s - 1,
-            None,
             expiring.sign(expiring.doc()),
             None,
+            ("Expiry",),
+            S_CERT,
+            now_s=_expiry(w) - 1,
         ),
-        (
+        _Open(
             "mfr-expiring at its certificate's exp",
+            expiring.sign(expiring.doc()),
+            EXPIRED,
             ("Expiry",),
-            sc,
-            exp_s,
-            None,
-            expiring.sign(expiring.doc()),
-            "RV_ISSUER_EXPIRED",
+            S_CERT,
+            now_s=_expiry(w),
         ),
-        (
+        _Open(
             "iss mfr-b, signed by mfr-a's key and carrying mfr-a's certificate",
-            ("Issuer",),
-            s,
-            NOW_S,
-            None,
             a.sign(a.doc(issuer="mfr-b")),
-            "RV_ISSUER_MISMATCH",
+            MISMATCH,
+            issuer,
         ),
-        (
+        _Open(
             "mfr-expiring speaks for mfr-a (its own certificate and key, iss mfr-a)",
-            ("Issuer",),
-            s,
-            NOW_S,
-            None,
             expiring.sign(expiring.doc(issuer="mfr-a")),
-            "RV_ISSUER_MISMATCH",
+            MISMATCH,
+            issuer,
         ),
-        # -- the signature
-        (
+        _Open(
             "mfr-a's certificate, signed by mfr-expiring's key",
-            ("Signature",),
-            ("6.10", "4.5"),
-            NOW_S,
-            None,
-            a_cert_other_key.sign(a_cert_other_key.doc()),
-            "RV_SIGNATURE_INVALID",
+            carrying["other-key"].sign(carrying["other-key"].doc()),
+            SIGNATURE,
+            signature,
+            s_sig,
         ),
-        (
-            "one bit of the signature flipped",
-            ("Signature",),
-            ("6.10", "4.5"),
-            NOW_S,
-            None,
-            _flip(ok),
-            "RV_SIGNATURE_INVALID",
+        _Open(
+            "one bit of the signature flipped", _flip(a.sign(a.doc())), SIGNATURE, signature, s_sig
         ),
-        (
+        _Open(
             "the number raised after signing",
-            ("Signature",),
-            ("6.10", "4.5"),
-            NOW_S,
-            None,
-            _resigned_payload(ok, a.raw(_with(base, (C.HEM_RV_NUMBER, 5)))),
-            "RV_SIGNATURE_INVALID",
+            _resigned_payload(a.sign(a.doc()), a.raw(_with(a.doc(), (C.HEM_RV_NUMBER, 5)))),
+            SIGNATURE,
+            signature,
+            s_sig,
         ),
-        # -- not a ReferenceValues token
-        ("truncated by one byte", ("Envelope",), se, NOW_S, None, ok[:-1], "RV_MALFORMED"),
-        (
-            "a DeviceCert token of mfr-a",
-            ("Envelope",),
-            se,
-            NOW_S,
-            None,
-            device_cert,
-            "RV_MALFORMED",
-        ),
-        (
-            "mfr-a's ManufacturerCert alone",
-            ("Envelope",),
-            se,
-            NOW_S,
-            None,
-            a.cert,
-            "RV_MALFORMED",
-        ),
-        (
+    ]
+
+
+def _envelope_cases(w: World, a: _Vendor, base: ReferenceValues, ok: bytes) -> list[_Open]:
+    env = ("Envelope",)
+    return [
+        _Open("truncated by one byte", ok[:-1], MALFORMED, env, S_ENV),
+        _Open("a DeviceCert token of mfr-a", w.chain("hx100-a").device_cert, MALFORMED, env, S_ENV),
+        _Open("mfr-a's ManufacturerCert alone", a.cert, MALFORMED, env, S_ENV),
+        _Open(
             "a valid document's claims signed as a DeviceCert",
-            ("Envelope",),
-            se,
-            NOW_S,
-            None,
             a.raw(base.to_claims(), ContentType.DEVICE_CERT),
-            "RV_MALFORMED",
+            MALFORMED,
+            env,
+            S_ENV,
         ),
-        (
+        _Open(
             "no hem-rv-issuer-cert claim",
-            ("Envelope",),
-            s,
-            NOW_S,
-            None,
             a.raw(_with(base, (C.HEM_RV_ISSUER_CERT, None))),
-            "RV_MALFORMED",
+            MALFORMED,
+            env,
         ),
-        (
+        _Open(
             "hem-rv-issuer-cert is a text string",
-            ("Envelope",),
-            s,
-            NOW_S,
-            None,
             a.raw(_with(base, (C.HEM_RV_ISSUER_CERT, "mfr-a"))),
-            "RV_MALFORMED",
+            MALFORMED,
+            env,
         ),
-        (
+        _Open(
             "the payload is an array, not a map",
-            ("Envelope",),
-            ("6.10", "6.1"),
-            NOW_S,
-            None,
             sign1(a.key, ContentType.REFERENCE_VALUES, encode([a.cert])),
-            "RV_MALFORMED",
+            MALFORMED,
+            env,
+            ("6.10", "6.1"),
         ),
-        # -- validly signed, the payload breaks the schema
-        (
-            "firmware for HX100, a model the document does not declare",
-            ("ProseInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (
-                        C.HEM_RV_FIRMWARE,
-                        [_fw_claims(_fw("HX100", (1, 2, 0), FirmwareStatus.CURRENT))],
-                    ),
-                )
-            ),
-            "RV_MALFORMED",
+    ]
+
+
+def _schema_cases(a: _Vendor, base: ReferenceValues) -> list[_Open]:
+    """Validly signed documents whose payload breaks a rule of §6.10 (CDDL or prose)."""
+
+    def bad(comment: str, flags: tuple[str, ...], *changes: tuple[Any, Any], **kw: Any) -> _Open:
+        return _Open(comment, a.raw(_with(base, *changes)), MALFORMED, flags, **kw)
+
+    prose, cddl, edge = ("ProseInvalid",), ("CddlInvalid",), ("CddlInvalid", "Boundary")
+    current = QX9_FIRMWARE[2]
+    models, firmware = C.HEM_RV_MODELS, C.HEM_RV_FIRMWARE
+    stray = _fw_claims(_fw("HX100", (1, 2, 0), FirmwareStatus.CURRENT))
+    no_status = {k: v for k, v in _fw_claims(current).items() if k != 4}
+    return [
+        bad(
+            "firmware for HX100, a model the document does not declare", prose, (firmware, [stray])
         ),
-        ("QX9 declared twice", ("ProseInvalid",), s, NOW_S, None, a.raw(dup_model), "RV_MALFORMED"),
-        (
+        bad("QX9 declared twice", prose, (models, [_model_claims(QX9)] * 2)),
+        bad(
             "QX9 declared twice with different limits",
-            ("ProseInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (C.HEM_RV_MODELS, [_model_claims(QX9), _model_claims(QX9, pod=1)]),
-                )
-            ),
-            "RV_MALFORMED",
+            prose,
+            (models, [_model_claims(QX9), _model_claims(QX9, pod=1)]),
         ),
-        (
-            "(QX9, 3.1.0) listed twice",
-            ("ProseInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_FIRMWARE, [_fw_claims(QX9_FIRMWARE[2])] * 2))),
-            "RV_MALFORMED",
-        ),
-        (
+        bad("(QX9, 3.1.0) listed twice", prose, (firmware, [_fw_claims(current)] * 2)),
+        bad(
             "(QX9, 3.1.0) listed twice, once as 03.01.000",
-            ("ProseInvalid",),
-            ("6.10", "6.7"),
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_FIRMWARE, [_fw_claims(QX9_FIRMWARE[2]), leading]))),
-            "RV_MALFORMED",
+            prose,
+            (firmware, [_fw_claims(current), _fw_claims(current, version="03.01.000")]),
+            sections=S_VER,
         ),
-        (
+        bad(
             "a model name that is not ASCII",
-            ("ProseInvalid",),
-            ("6.10", "6.1"),
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_MODELS, [_model_claims(QX9, name="QX\u00e9".encode())]))),
-            "RV_MALFORMED",
+            prose,
+            (models, [_model_claims(QX9, name="QX\u00e9".encode())]),
+            sections=("6.10", "6.1"),
         ),
-        (
+        bad(
             "65 models",
-            ("CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (C.HEM_RV_MODELS, [_model_claims(m) for m in many_models]),
-                    (C.HEM_RV_FIRMWARE, []),
-                )
-            ),
-            "RV_MALFORMED",
+            edge,
+            (models, [_model_claims(m) for m in MANY_MODELS]),
+            (firmware, []),
         ),
-        (
+        bad(
             "1 025 firmware entries",
-            ("CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (C.HEM_RV_MODELS, [_model_claims(q)]),
-                    (C.HEM_RV_FIRMWARE, [_fw_claims(r) for r in many_fw]),
-                )
-            ),
-            "RV_MALFORMED",
+            edge,
+            (models, [_model_claims(Q)]),
+            (firmware, [_fw_claims(r) for r in MANY_FIRMWARE]),
         ),
-        (
+        bad(
             "a model name of 33 bytes",
-            ("CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (C.HEM_RV_MODELS, [_model_claims(QX9, name=b"Q" * 33)]),
-                    (C.HEM_RV_FIRMWARE, []),
-                )
-            ),
-            "RV_MALFORMED",
+            edge,
+            (models, [_model_claims(QX9, name=b"Q" * 33)]),
+            (firmware, []),
         ),
-        (
-            "peak power 0",
-            ("CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_MODELS, [_model_claims(QX9, power=0)]))),
-            "RV_MALFORMED",
-        ),
-        (
-            "maximum pod size 0",
-            ("CddlInvalid", "Boundary"),
-            s,
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_MODELS, [_model_claims(QX9, pod=0)]))),
-            "RV_MALFORMED",
-        ),
-        (
-            "a model map with an unknown key 6",
-            ("CddlInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_MODELS, [{**_model_claims(QX9), 6: 1}]))),
-            "RV_MALFORMED",
-        ),
-        (
-            "firmware status 3",
-            ("CddlInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.HEM_RV_FIRMWARE, [_fw_claims(QX9_FIRMWARE[2], status=3)]))),
-            "RV_MALFORMED",
-        ),
-        (
+        bad("peak power 0", edge, (models, [_model_claims(QX9, power=0)])),
+        bad("maximum pod size 0", edge, (models, [_model_claims(QX9, pod=0)])),
+        bad("a model map with an unknown key 6", cddl, (models, [{**_model_claims(QX9), 6: 1}])),
+        bad("firmware status 3", cddl, (firmware, [_fw_claims(current, status=3)])),
+        bad(
             "a five-part firmware version",
-            ("CddlInvalid",),
-            ("6.10", "6.7"),
-            NOW_S,
-            None,
-            a.raw(
-                _with(base, (C.HEM_RV_FIRMWARE, [_fw_claims(QX9_FIRMWARE[2], version="3.1.0.0.1")]))
-            ),
-            "RV_MALFORMED",
+            cddl,
+            (firmware, [_fw_claims(current, version="3.1.0.0.1")]),
+            sections=S_VER,
         ),
-        (
+        bad(
             "a measurement of 31 bytes",
-            ("CddlInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (C.HEM_RV_FIRMWARE, [_fw_claims(QX9_FIRMWARE[2], measurement=bytes(31))]),
-                )
-            ),
-            "RV_MALFORMED",
+            cddl,
+            (firmware, [_fw_claims(current, measurement=bytes(31))]),
         ),
-        (
-            "a firmware entry without its status",
-            ("CddlInvalid",),
-            s,
-            NOW_S,
-            None,
-            a.raw(
-                _with(
-                    base,
-                    (
-                        C.HEM_RV_FIRMWARE,
-                        [{k: v for k, v in _fw_claims(QX9_FIRMWARE[2]).items() if k != 4}],
-                    ),
-                )
-            ),
-            "RV_MALFORMED",
-        ),
-        (
+        bad("a firmware entry without its status", cddl, (firmware, [no_status])),
+        bad(
             "an unknown claim (exp, 4)",
-            ("CddlInvalid",),
-            ("6.10", "6.1"),
-            NOW_S,
-            None,
-            a.raw(_with(base, (C.EXP, NOW_S + YEAR_S))),
-            "RV_MALFORMED",
+            cddl,
+            (C.EXP, NOW_S + YEAR_S),
+            sections=("6.10", "6.1"),
         ),
-        # -- several steps fail: the first in §6.10's order names the refusal
-        (
+    ]
+
+
+def _precedence_cases(w: World, a: _Vendor, base: ReferenceValues) -> list[_Open]:
+    """Several steps fail: the first in §6.10's order names the refusal."""
+    expiring = _vendor(w.manufacturers["mfr-expiring"])
+    rogue = _vendor(w.manufacturers["mfr-rogue"])
+    other_key = _Vendor("mfr-a", expiring.key, a.cert)
+    twice = (C.HEM_RV_MODELS, [_model_claims(QX9)] * 2)
+    first = "ErrorPrecedence"
+    return [
+        _Open(
             "QX9 declared twice, signed by another key: the signature is checked first",
-            ("ErrorPrecedence", "Signature", "ProseInvalid"),
-            s,
-            NOW_S,
-            None,
-            a_cert_other_key.raw(dup_model),
-            "RV_SIGNATURE_INVALID",
+            other_key.raw(_with(base, twice)),
+            SIGNATURE,
+            (first, "Signature", "ProseInvalid"),
         ),
-        (
+        _Open(
             "QX9 declared twice under an expired certificate",
-            ("ErrorPrecedence", "Expiry", "ProseInvalid"),
-            s,
-            exp_s,
-            None,
-            expiring.raw(_with(expiring.doc(), (C.HEM_RV_MODELS, [_model_claims(QX9)] * 2))),
-            "RV_ISSUER_EXPIRED",
+            expiring.raw(_with(expiring.doc(), twice)),
+            EXPIRED,
+            (first, "Expiry", "ProseInvalid"),
+            now_s=_expiry(w),
         ),
-        (
+        _Open(
             "an impostor's document, not newer either",
-            ("ErrorPrecedence", "Issuer", "Numbering"),
-            s,
-            NOW_S,
-            9,
             rogue.sign(rogue.doc()),
-            "RV_ISSUER_INVALID",
+            ISSUER_INVALID,
+            (first, "Issuer", "Numbering"),
+            held=9,
         ),
-        (
+        _Open(
             "expired and not newer",
-            ("ErrorPrecedence", "Expiry", "Numbering"),
-            s,
-            exp_s,
-            9,
             expiring.sign(expiring.doc()),
-            "RV_ISSUER_EXPIRED",
+            EXPIRED,
+            (first, "Expiry", "Numbering"),
+            now_s=_expiry(w),
+            held=9,
         ),
-        (
+        _Open(
             "iss of another vendor and not newer",
-            ("ErrorPrecedence", "Issuer", "Numbering"),
-            s,
-            NOW_S,
-            9,
             a.sign(a.doc(issuer="mfr-b")),
-            "RV_ISSUER_MISMATCH",
+            MISMATCH,
+            (first, "Issuer", "Numbering"),
+            held=9,
         ),
-        (
+        _Open(
             "number 0 to a holder of 3",
-            ("ErrorPrecedence", "CddlInvalid", "Numbering"),
-            s,
-            NOW_S,
-            3,
             a.sign(a.doc(number=0)),
-            "RV_MALFORMED",
+            MALFORMED,
+            (first, "CddlInvalid", "Numbering"),
+            held=3,
         ),
     ]
 
@@ -760,159 +590,96 @@ def _resigned_payload(original: bytes, altered: bytes) -> bytes:
     return altered[:-64] + original[-64:]
 
 
-#: (comment, flags, sections, configured models, document tokens, rule the case is written for)
-FoldCase = tuple[
-    str, tuple[str, ...], tuple[str, ...], dict[str, ChipModel], list[bytes], int | None
-]
-
-
-def _fold_cases(w: World) -> list[FoldCase]:
+def _fold_cases(w: World) -> list[_Fold]:
     a = _vendor(w.manufacturers["mfr-a"])
     expiring = _vendor(w.manufacturers["mfr-expiring"])
     rogue = _vendor(w.manufacturers["mfr-rogue"])
     b = _certified(w, "mfr-b")
     # listed out of order; the references come out in the version order of §8.2 (1.0 < 1.0.0,
     # 1.9 < 1.10), which is not the order of their texts
-    rz2_fw = (
-        _fw("RZ2", (1, 10), FirmwareStatus.CURRENT),
-        _fw("RZ2", (1, 0, 0), FirmwareStatus.OUTDATED),
-        _fw("RZ2", (0, 9), FirmwareStatus.REVOKED),
-        _fw("RZ2", (1, 9), FirmwareStatus.OUTDATED),
-        _fw("RZ2", (1, 0), FirmwareStatus.OUTDATED),
+    rz2_fw = tuple(
+        _fw("RZ2", v, FirmwareStatus(st))
+        for v, st in (((1, 10), 0), ((1, 0, 0), 1), ((0, 9), 2), ((1, 9), 1), ((1, 0), 1))
     )
     hx_fw = (_fw("HX100", (1, 2, 0), FirmwareStatus.CURRENT),)
+    ex_fw = (_fw("EX5", (1, 0, 0), FirmwareStatus.CURRENT),)
     doc_a = a.sign(a.doc())
     doc_b = b.sign(b.doc(number=1, models=(RZ2,), firmware=rz2_fw))
-    doc_e = expiring.sign(
-        expiring.doc(
-            number=2, models=(EX5,), firmware=(_fw("EX5", (1, 0, 0), FirmwareStatus.CURRENT),)
-        )
-    )
+    doc_e = expiring.sign(expiring.doc(number=2, models=(EX5,), firmware=ex_fw))
     a_hx = a.sign(a.doc(models=(QX9, HX100), firmware=(*QX9_FIRMWARE, *hx_fw)))
     b_hx = b.sign(b.doc(number=1, models=(HX100,), firmware=()))
-    faster = ChipModel(
-        "HX100", 4 * 10**15, HX100.peak_power_mw, HX100.peak_interconnect_bytes_per_s, 8
-    )
+    faster = dataclasses.replace(HX100, peak_flops_per_s=4 * 10**15)
     a_fast = a.sign(a.doc(models=(faster,), firmware=hx_fw))
     b_qx = b.sign(b.doc(number=1, models=(QX9,), firmware=()))
-    a_next = a.sign(a.doc(number=5))
-    defaults = dict(DEFAULT_MODELS)
-    r2, r1 = ("8.1",), ("8.1", "6.10")
-    lower = {"hx100": ChipModel("hx100", *_limits(HX100))}
+    rogue_doc = rogue.sign(rogue.doc(number=1, models=(RZ2,), firmware=rz2_fw))
+    lower = {"hx100": dataclasses.replace(HX100, name="hx100")}
+    fold, owner, each = ("Fold",), ("Ownership",), ("OneDocumentEach",)
+    r1 = ("8.1", "6.10")
     return [
-        ("no documents: the configured models alone", ("Fold",), r2, defaults, [], None),
-        ("mfr-a's QX9 and its firmware", ("Fold",), r2, defaults, [doc_a], None),
-        (
+        _Fold("no documents: the configured models alone", (), None, fold),
+        _Fold("mfr-a's QX9 and its firmware", (doc_a,), None, fold),
+        _Fold(
             "two vendors, each its own model (RZ2's versions sort as tuples: 1.9 before 1.10)",
-            ("Fold",),
+            (doc_a, doc_b),
+            None,
+            fold,
             ("8.1", "8.2"),
-            defaults,
-            [doc_a, doc_b],
-            None,
         ),
-        ("the same two in the other order", ("Fold",), r2, defaults, [doc_b, doc_a], None),
-        ("three vendors", ("Fold",), r2, defaults, [doc_e, doc_a, doc_b], None),
-        (
+        _Fold("the same two in the other order", (doc_b, doc_a), None, fold),
+        _Fold("three vendors", (doc_e, doc_a, doc_b), None, fold),
+        _Fold(
             "mfr-a adopts HX100 with identical limits: HX100 becomes a referenced model",
+            (a_hx,),
+            None,
             ("Fold", "Ownership"),
-            r2,
-            defaults,
-            [a_hx],
-            None,
         ),
-        (
-            "a declared model with no firmware is not a referenced model",
-            ("Fold",),
-            r2,
-            defaults,
-            [b_hx],
-            None,
+        _Fold("a declared model with no firmware is not a referenced model", (b_hx,), None, fold),
+        _Fold(
+            "an empty document adds nothing", (a.sign(a.doc(models=(), firmware=())),), None, fold
         ),
-        (
-            "an empty document adds nothing",
-            ("Fold",),
-            r2,
-            defaults,
-            [a.sign(a.doc(models=(), firmware=()))],
-            None,
-        ),
-        (
+        _Fold(
             "no configured models: mfr-a's HX100 is new",
-            ("Fold", "Ownership"),
-            r2,
-            {},
-            [a_fast],
+            (a_fast,),
             None,
+            ("Fold", "Ownership"),
+            configured={},
         ),
-        (
+        _Fold(
             "model names are compared byte for byte: configured hx100 is not HX100",
-            ("Fold", "Ownership"),
-            r2,
-            lower,
-            [a_fast],
+            (a_fast,),
             None,
+            ("Fold", "Ownership"),
+            configured=lower,
         ),
-        (
-            "mfr-a redefines the configured HX100 with a higher peak",
-            ("Ownership",),
-            r2,
-            defaults,
-            [a_fast],
-            2,
-        ),
-        (
-            "mfr-a and mfr-b both declare QX9, with the same limits",
-            ("Ownership",),
-            r2,
-            defaults,
-            [doc_a, b_qx],
-            2,
-        ),
-        (
+        _Fold("mfr-a redefines the configured HX100 with a higher peak", (a_fast,), 2, owner),
+        _Fold("mfr-a and mfr-b both declare QX9, with the same limits", (doc_a, b_qx), 2, owner),
+        _Fold(
             "mfr-a and mfr-b both adopt the configured HX100 with identical limits",
-            ("Ownership",),
-            r2,
-            defaults,
-            [a_hx, b_hx],
+            (a_hx, b_hx),
             2,
+            owner,
         ),
-        (
+        _Fold(
             "two documents of mfr-a (numbers 4 and 5)",
-            ("OneDocumentEach",),
-            r2,
-            defaults,
-            [doc_a, a_next],
+            (doc_a, a.sign(a.doc(number=5))),
             1,
+            each,
         ),
-        (
+        _Fold(
             "a document of an impostor authority's manufacturer beside mfr-a's",
-            ("OneDocumentEach",),
-            r1,
-            defaults,
-            [doc_a, rogue.sign(rogue.doc(number=1, models=(RZ2,), firmware=rz2_fw))],
+            (doc_a, rogue_doc),
             1,
-        ),
-        (
-            "a truncated document beside mfr-a's",
-            ("OneDocumentEach",),
+            each,
             r1,
-            defaults,
-            [doc_a, doc_b[:-1]],
-            1,
         ),
-        (
+        _Fold("a truncated document beside mfr-a's", (doc_a, doc_b[:-1]), 1, each, r1),
+        _Fold(
             "two documents of mfr-a, one redefining HX100: rule 1 is checked first",
-            ("OneDocumentEach", "Ownership", "ErrorPrecedence"),
-            r2,
-            defaults,
-            [a_fast, doc_a],
+            (a_fast, doc_a),
             1,
+            ("OneDocumentEach", "Ownership", "ErrorPrecedence"),
         ),
     ]
-
-
-def _limits(m: ChipModel) -> tuple[int, int, int, int]:
-    return (m.peak_flops_per_s, m.peak_power_mw, m.peak_interconnect_bytes_per_s, m.max_pod_size)
 
 
 def _anchors_json(w: World) -> dict[str, str]:
@@ -931,21 +698,21 @@ def _open_group(w: World, tc: int) -> dict[str, Any]:
         "tests": [],
     }
     compute = _open(group)
-    for comment, flags, sections, now_s, held, token, refusal in _open_cases(w):
-        if len(token) > 65536:
-            raise VectorError(f"reference-values case {comment!r}: token over 65 536 bytes")
+    for c in _open_cases(w):
+        if len(c.token) > 65536:
+            raise VectorError(f"reference-values case {c.comment!r}: token over 65 536 bytes")
         t = {
             "tcId": tc,
-            "comment": comment,
-            "flags": list(flags),
-            "sections": list(sections),
-            "nowS": now_s,
-            "heldNumber": held,
-            "token": token.hex(),
+            "comment": c.comment,
+            "flags": list(c.flags),
+            "sections": list(c.sections),
+            "nowS": c.now_s,
+            "heldNumber": c.held,
+            "token": c.token.hex(),
         }
         out = compute(t)
-        if out["refusal"] != refusal:
-            raise VectorError(f"reference-values case {comment!r}: meant {refusal}, got {out}")
+        if out["refusal"] != c.refusal:
+            raise VectorError(f"reference-values case {c.comment!r}: meant {c.refusal}, got {out}")
         group["tests"].append({**t, **out})
         tc += 1
     return group
@@ -961,18 +728,18 @@ def _fold_group(w: World, tc: int) -> dict[str, Any]:
         "tests": [],
     }
     compute = _fold(group)
-    for comment, flags, sections, configured, tokens, rule in _fold_cases(w):
+    for c in _fold_cases(w):
         t = {
             "tcId": tc,
-            "comment": comment,
-            "flags": list(flags),
-            "sections": list(sections),
-            "configuredModels": {name: model_json(m) for name, m in configured.items()},
-            "documents": [d.hex() for d in tokens],
+            "comment": c.comment,
+            "flags": list(c.flags),
+            "sections": list(c.sections),
+            "configuredModels": {name: model_json(m) for name, m in c.configured.items()},
+            "documents": [d.hex() for d in c.documents],
         }
         out = compute(t)
-        if out["refusedRule"] != rule:
-            raise VectorError(f"reference-values fold {comment!r}: meant rule {rule}, got {out}")
+        if out["refusedRule"] != c.rule:
+            raise VectorError(f"reference-values fold {c.comment!r}: meant {c.rule}, got {out}")
         group["tests"].append({**t, **out})
         tc += 1
     return group
