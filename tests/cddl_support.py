@@ -30,7 +30,10 @@ workarounds`` so we notice when a release fixes one):
 10. an optional trailing array element (``? grant``) is treated as required, and a choice written
     inline as an array element (``bstr / null``) tries only one alternative: the rules of SPEC.md
     that have them are compiled in an equivalent form (a choice of fixed arrays, or the inline
-    choice as a named rule), listed in :data:`_SAME`.
+    choice as a named rule), listed in :data:`_SAME`;
+11. a map that is an element of an array accepts keys its rule does not list (a top-level or
+    map-valued map rejects them): no workaround; the vectors that depend on it are skipped by
+    name in tests/test_cddl.py (:data:`PYCDDL_MISSES`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ _SAME = {
 _SAME_RULES = "pycddl-audit-digest = bstr .size 0 / bstr .size 32\n"
 _NAME_CHOICE = re.compile(r"^([a-z-]+)\s*=\s*([a-z-]+(?:\s*/\s*[a-z-]+)+)\s*(?:;.*)?$", re.M)
 _TOKEN_RULE = re.compile(r'^([a-z-]+)-token\s*=\s*attest-token<"([^"]+)",\s*([a-z-]+)>', re.M)
+#: workaround 11: vectors (by comment) whose only defect is an extra key in a map in an array
+PYCDDL_MISSES = frozenset({"a model map with an unknown key 6"})
 POD_CERT_CLAIMS = "pod-cert-claims"
 POD_MEMBERS_KEY = -70200
 POD_ID_KEY = -70005

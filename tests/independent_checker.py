@@ -45,6 +45,7 @@ CONTENT_TYPES = {
         "PodCert": "pod-cert",
         "LinkResponse": "link-response",
         "LinkConfirm": "link-confirm",
+        "ReferenceValues": "reference-values",
     }.items()
 }
 
@@ -107,8 +108,8 @@ def _small(point: bytes) -> bool:
     return bytes([*point[:31], point[31] & 0x7F]) in SMALL_ORDER
 
 
-def verify_token(token: bytes, public: bytes, content_type: str) -> dict[Any, Any]:
-    """SPEC §4.5 steps 1–5 and the map check of step 6: the payload's claims, or Invalid."""
+def envelope(token: bytes, content_type: str) -> tuple[bytes, bytes]:
+    """SPEC §4.5 steps 1–4: (payload, signature) of a token of ``content_type``, or Invalid."""
     if len(token) > MAX_BYTES or not token.startswith(b"\xd2"):
         raise Invalid("DecodeError", "size or tag")
     body = _deterministic(token[1:])
@@ -133,6 +134,12 @@ def verify_token(token: bytes, public: bytes, content_type: str) -> dict[Any, An
         raise Invalid("ContentTypeError", "another protected header")
     if unprotected:
         raise Invalid("DecodeError", "unprotected header not empty")
+    return payload, signature
+
+
+def verify_token(token: bytes, public: bytes, content_type: str) -> dict[Any, Any]:
+    """SPEC §4.5 steps 1–5 and the map check of step 6: the payload's claims, or Invalid."""
+    payload, signature = envelope(token, content_type)
     sig_structure = cbor2.dumps(["Signature1", protected_header(content_type), b"", payload])
     if not ed25519_verify(public, signature, sig_structure):
         raise Invalid("SignatureError", "signature does not verify")
@@ -177,3 +184,37 @@ def device_chain(
     if d.get(1) != m.get(2):
         raise Invalid("Issuer", "device cert not the manufacturer's")
     return d, m
+
+
+def reference_values(
+    token: bytes, authority_id: str, authority_key: bytes, now_s: int, held: int | None
+) -> dict[Any, Any]:
+    """§6.10 "Verifying" steps 1–4, 6 and 7 (the schema of step 5 is pycddl's job): the
+    document's claims, or Invalid whose ``kind`` is the refusal name of the failed step."""
+    try:
+        payload, _ = envelope(token, CONTENT_TYPES["ReferenceValues"])
+        claims = _deterministic(payload)
+    except Invalid as exc:
+        raise Invalid("RV_MALFORMED", str(exc)) from None
+    cert = claims.get(-70021) if isinstance(claims, dict) else None
+    if not isinstance(cert, bytes):
+        raise Invalid("RV_MALFORMED", "no issuer certificate")
+    try:
+        m = verify_token(cert, authority_key, CONTENT_TYPES["ManufacturerCert"])
+        key = cnf_key(m)
+    except Invalid as exc:
+        raise Invalid("RV_ISSUER_INVALID", str(exc)) from None
+    if m.get(1) != authority_id:
+        raise Invalid("RV_ISSUER_INVALID", "not the authority's manufacturer")
+    if now_s >= m[4]:
+        raise Invalid("RV_ISSUER_EXPIRED", "manufacturer certificate expired")
+    try:
+        verify_token(token, key, CONTENT_TYPES["ReferenceValues"])
+    except Invalid as exc:
+        raise Invalid("RV_SIGNATURE_INVALID", str(exc)) from None
+    if claims.get(1) != m.get(2):
+        raise Invalid("RV_ISSUER_MISMATCH", "iss is not the certificate's sub")
+    number = claims.get(-70020)
+    if held is not None and isinstance(number, int) and number <= held:
+        raise Invalid("RV_NOT_NEWER", "not newer than the held document")
+    return claims

@@ -19,7 +19,7 @@ from typing import Any
 import cbor2
 import pycddl
 import pytest
-from cddl_support import SPEC, Cddl, spec_cddl_checker
+from cddl_support import PYCDDL_MISSES, SPEC, Cddl, spec_cddl_checker
 
 from attest.registry import content_types
 
@@ -126,6 +126,15 @@ def _valid_tokens() -> Iterator[tuple[str, str, bytes]]:
     for _g, t in _tests("revocation.json"):
         if t["result"] == "valid":
             yield f"revocation {t['tcId']}", ct["RevocationList"], bytes.fromhex(t["list"])
+    for g, t in _tests("reference_values.json"):
+        if g["type"] == "ReferenceValuesOpen" and t["result"] == "valid":
+            token = bytes.fromhex(t["token"])
+            yield f"reference_values {t['tcId']}", ct["ReferenceValues"], token
+            issuer = cbor2.loads(cbor2.loads(token[1:])[2])[-70021]
+            yield f"reference_values {t['tcId']} i", ct["ManufacturerCert"], issuer
+        elif g["type"] == "ReferenceValuesFold" and t["result"] == "valid":
+            for d in t["documents"]:
+                yield f"reference_values {t['tcId']}", ct["ReferenceValues"], bytes.fromhex(d)
 
 
 def test_every_valid_token_satisfies_its_token_rule(cddl: Cddl) -> None:
@@ -239,6 +248,22 @@ def test_signed_malformed_evidence_fails_the_claims_rule(cddl: Cddl) -> None:
     assert checked >= 5
 
 
+def test_reference_values_schema_failures_agree_with_the_cddl(cddl: Cddl) -> None:
+    """A validly signed document the vectors refuse for its schema: CddlInvalid ones fail the
+    token rule of SPEC §6.10, ProseInvalid ones satisfy it (their rule is stated in prose)."""
+    checked = 0
+    for _g, t in _tests("reference_values.json"):
+        flags = set(t["flags"])
+        if t.get("refusal") != "RV_MALFORMED" or not flags & {"CddlInvalid", "ProseInvalid"}:
+            continue
+        if t["comment"] in PYCDDL_MISSES:
+            continue
+        checked += 1
+        satisfied = cddl.token(bytes.fromhex(t["token"]), CONTENT_TYPES["ReferenceValues"])
+        assert satisfied == ("ProseInvalid" in flags), (t["tcId"], t["comment"])
+    assert checked >= 15
+
+
 def test_pycddl_bugs_still_need_workarounds() -> None:
     """If a pycddl release fixes one of these, simplify tests/cddl_support.py."""
 
@@ -255,6 +280,8 @@ def test_pycddl_bugs_still_need_workarounds() -> None:
     assert accepts("root = bstr .ne h'0000'", b"\x00\x00")  # 5
     assert accepts("root = bstr .size 3", "abc")  # 8
     assert not accepts("root = [4, bstr, ? [bstr, bstr]]", [4, b""])  # 10
+    assert accepts("root = [* m]\nm = {1 => uint}", [{1: 1, 6: 1}])  # 11
+    assert not accepts("root = {2 => m}\nm = {1 => uint}", {2: {1: 1, 6: 1}})  # (not 11)
 
 
 def test_messages_of_a_real_session_satisfy_the_cddl(cddl: Cddl, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ below prove that each expected outcome is really checked (not just carried along
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -23,11 +24,13 @@ from attest.testvectors.check import (
     LICENSE_FILE,
     LOCATION_FILE,
     POD_FILE,
+    REFERENCE_FILE,
     check_dir,
     check_document,
 )
 from attest.testvectors.generate import generate, render
 from attest.verify.reasons import Reason
+from attest.verify.references import RvRefusal
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "vectors"
@@ -270,6 +273,42 @@ TAMPERINGS: dict[str, tuple[str, Callable[[dict[str, Any]], bool], Callable[...,
         lambda t: t.get("alerts") == ["concurrent-sessions"],
         _set("concurrent", []),
     ),
+    # -- vendors' reference values (vectors/reference_values.json)
+    "reference values refusal": (
+        REFERENCE_FILE,
+        lambda t: t.get("refusal") == "RV_ISSUER_MISMATCH",
+        _set("refusal", "RV_SIGNATURE_INVALID"),
+    ),
+    "reference values held number": (
+        REFERENCE_FILE,
+        lambda t: "token" in t and t["result"] == "valid" and t["heldNumber"] is not None,
+        _set("heldNumber", lambda n: n + 1000),
+    ),
+    "reference values time": (
+        REFERENCE_FILE,
+        lambda t: "token" in t and t["result"] == "valid" and "Expiry" in t["flags"],
+        _set("nowS", lambda n: n + 1),
+    ),
+    "reference values document": (
+        REFERENCE_FILE,
+        lambda t: bool(t.get("document")) and len(t["document"]["firmware"]) > 1,
+        lambda t: t["document"]["firmware"].reverse(),
+    ),
+    "reference values fold rule": (
+        REFERENCE_FILE,
+        lambda t: t.get("refusedRule") == 1,
+        _set("refusedRule", 2),
+    ),
+    "reference values fold references": (
+        REFERENCE_FILE,
+        lambda t: bool(t.get("firmwareReferences")),
+        lambda t: t["firmwareReferences"].pop(),
+    ),
+    "reference values configured models": (
+        REFERENCE_FILE,
+        lambda t: "configuredModels" in t and t["result"] == "valid" and t["documents"],
+        lambda t: t["configuredModels"].clear(),
+    ),
 }
 
 
@@ -304,6 +343,37 @@ def test_every_reason_has_an_evidence_vector() -> None:
         assert t["reasons"] == sorted(t["reasons"], key=lambda n: Reason[n].value)
         assert (t["result"] == "valid") == (t["tier"] != "contraindicated")
     assert doc["numberOfTests"] == len(_tests(doc)) == len({t["tcId"] for t in _tests(doc)})
+
+
+def test_every_reference_values_refusal_and_rule_has_a_vector() -> None:
+    """Each refusal name of SPEC §6.10 and each refusing rule of §8.1 that can fail is pinned."""
+    tests = _tests(_load(COMMITTED, REFERENCE_FILE))
+    assert {t["refusal"] for t in tests if "refusal" in t} == {None, *map(str, RvRefusal)}
+    assert {t["refusedRule"] for t in tests if "refusedRule" in t} == {None, 1, 2}
+    for t in tests:  # a refused test yields nothing; a valid one yields everything
+        outputs = ("document",) if "token" in t else ("models", "referencedModels")
+        assert all((t[o] is None) == (t["result"] == "invalid") for o in outputs), t["tcId"]
+
+
+#: the modules that re-verify vector files; none may import the generator or the test world
+_CHECKER_SIDE = {"check", "format", "inputs", "impl"}
+
+
+def test_checkers_import_nothing_from_the_generators() -> None:
+    """SPEC §15.10: `attest vectors check` recomputes from the JSON alone (every family)."""
+    package = REPO / "attest" / "testvectors"
+    checkers = [
+        p for p in package.glob("*.py") if p.stem in _CHECKER_SIDE or p.stem.endswith("_check")
+    ]
+    assert len(checkers) >= 11  # check, format, inputs, impl and one checker per family
+    for path in checkers:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.startswith("attest.testvectors."):
+                    leaf = name.rsplit(".", 1)[1]
+                    assert leaf in _CHECKER_SIDE or leaf.endswith("_check"), (path.name, name)
 
 
 def test_every_flag_is_explained() -> None:

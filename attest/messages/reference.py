@@ -127,7 +127,7 @@ class ReferenceValues(SignedMessage):
     FIELDS: ClassVar[tuple[Field, ...]] = (
         Field("issuer", C.ISS, TSTR),
         Field("issued_at", C.IAT, UINT),
-        Field("number", C.HEM_RV_NUMBER, UINT),
+        Field("number", C.HEM_RV_NUMBER, Kind(_positive)),  # u64 .ge 1
         Field("issuer_cert", C.HEM_RV_ISSUER_CERT, BSTR),
         Field("models", C.HEM_RV_MODELS, MODELS),
         Field("firmware", C.HEM_RV_FIRMWARE, FIRMWARE),

@@ -96,15 +96,22 @@ def provision(config: NodeConfig, token: bytes) -> ReferenceValues:
     """Verify a vendor's reference-values document and keep it in the node's store (the node
     reads it at start and on SIGHUP). Raises CertificateError or StoreError (not newer)."""
     anchors, identity = load_identity(config)
-    doc = open_reference_values(token, anchors, now_s=int(time.time()))
     with open_store(config, identity) as store:
-        current = [
-            open_reference_values(t, anchors, now_s=0)
-            for v, _, t in store.reference_values()
-            if v != doc.issuer
+        held = {vendor: (number, t) for vendor, number, t in store.reference_values()}
+        claimed = open_reference_values(token, anchors, now_s=int(time.time()))
+        doc = open_reference_values(
+            token,
+            anchors,
+            now_s=int(time.time()),
+            held_number=held[claimed.issuer][0] if claimed.issuer in held else None,
+        )  # RV_NOT_NEWER if the node holds this vendor's document or a newer one
+        others = [
+            open_reference_values(t, anchors, now_s=0)  # an expired vendor still owns its names
+            for vendor, (_, t) in held.items()
+            if vendor != doc.issuer
         ]
-        with_reference_values(policy_from(config), [*current, doc])  # refuses a model clash
-        store.put_reference_values(doc.issuer, doc.number, token)
+        with_reference_values(policy_from(config), [*others, doc])  # refuses a model clash
+        store.put_reference_values(doc.issuer, doc.number, token)  # atomic, anti-rollback again
     return doc
 
 

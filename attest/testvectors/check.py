@@ -36,6 +36,11 @@ from attest.testvectors.location_check import (  # location verification
 )
 from attest.testvectors.message_check import MESSAGE_ALGORITHM, MESSAGE_FILE, message_groups
 from attest.testvectors.pod_check import POD_ALGORITHM, POD_FILE, pod_groups  # Fixed Set
+from attest.testvectors.reference_check import (
+    REFERENCE_ALGORITHM,
+    REFERENCE_FILE,
+    reference_groups,
+)
 from attest.testvectors.revocation_check import (
     REVOCATION_ALGORITHM,
     REVOCATION_FILE,
@@ -190,6 +195,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(AUDIT_FILE, AUDIT_ALGORITHM, audit_groups),
     Family(REVOCATION_FILE, REVOCATION_ALGORITHM, revocation_groups),
     Family(MESSAGE_FILE, MESSAGE_ALGORITHM, message_groups),
+    Family(REFERENCE_FILE, REFERENCE_ALGORITHM, reference_groups),  # vendors' reference values
 )
 #: Every file a vector directory must hold, in the order they are generated and reported.
 FILES: tuple[str, ...] = tuple(f.file for f in FAMILIES)

@@ -7,8 +7,8 @@ deterministic, cases are listed in a fixed order and JSON is written with a fixe
 
 One module per family (``evidence_vectors``, ``codec_vectors`` for CBOR and COSE_Sign1,
 ``license_vectors``, ``pod_vectors``, ``location_vectors``, ``session_vectors``,
-``audit_vectors``, ``revocation_vectors``, ``message_vectors``), each with its checker module
-(``*_check``); a new family is one line in :func:`documents` and one in
+``audit_vectors``, ``revocation_vectors``, ``message_vectors``, ``reference_vectors``), each
+with its checker module (``*_check``); a new family is one line in :func:`documents` and one in
 ``attest.testvectors.check.FAMILIES``.
 """
 
@@ -28,6 +28,8 @@ from attest.testvectors.location_vectors import LOCATION_FILE, location_document
 from attest.testvectors.message_check import MESSAGE_FILE
 from attest.testvectors.message_vectors import messages_document
 from attest.testvectors.pod_vectors import pod_documents  # Fixed Set
+from attest.testvectors.reference_check import REFERENCE_FILE
+from attest.testvectors.reference_vectors import reference_document
 from attest.testvectors.revocation_check import REVOCATION_FILE
 from attest.testvectors.revocation_vectors import revocation_document
 from attest.testvectors.session_check import SESSION_FILE
@@ -49,6 +51,7 @@ def documents() -> dict[str, dict[str, Any]]:
         AUDIT_FILE: audit_document(w),
         REVOCATION_FILE: revocation_document(w),
         MESSAGE_FILE: messages_document(w),
+        REFERENCE_FILE: reference_document(w),
     }
     return {name: docs[name] for name in FILES}
 
