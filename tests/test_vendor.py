@@ -475,8 +475,11 @@ def test_provision_refuses_stale_foreign_and_clashing_documents(tmp_path: Path) 
         "verifier", "provision", "--config", w.config, first
     )
     for path, message in (
-        (first, "not newer than the stored document 2"),
-        (signed(1), "not newer"),
+        (
+            first,
+            "RV_NOT_NEWER: reference values 2 of 'mfr-a' are not newer than the held document 2",
+        ),
+        (signed(1), "RV_NOT_NEWER"),
         (tmp_path / "rv.json", "not a reference-values document"),
     ):
         proc = cli.run("verifier", "provision", "--config", w.config, path)
