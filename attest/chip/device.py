@@ -39,7 +39,7 @@ from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measur
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
 from attest.mechanism import ChipPart, DeviceSigner, Grant
-from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
+from attest.messages.attestation import AttestationResult, Challenge, Evidence, Firmware, Meters
 from attest.messages.certs import VerifierCert
 from attest.messages.claims import DBGSTAT_DISABLED_PERMANENTLY
 from attest.messages.schema import Extensions, SignedMessage
@@ -441,10 +441,9 @@ class Chip:
             uptime_s=max(0, int(now_s - self.booted_at_s)),
             dbgstat=DBGSTAT_DISABLED_PERMANENTLY,
             bootcount=self.bootcount,
-            firmware_version=self.firmware_version,
+            firmware=Firmware(self.firmware_version, self.firmware_measurement),
             attest_counter=self.attest_counter,
             meters=self.meters,
-            firmware_measurement=self.firmware_measurement,
             extensions=Extensions(claims),
         )
 
