@@ -366,20 +366,20 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("Evidence", "dbgstat 4", (V, E), _set(C.DBGSTAT, 4))
     add("Evidence", "dbgstat 5", (CI,), _set(C.DBGSTAT, 5))
     add("Evidence", "dbgstat true (booleans are not integers)", (CI,), _set(C.DBGSTAT, True))
-    add("Evidence", "swversion 01.2 (leading zero)", (V,), _version("01.2"))
+    add("Evidence", "firmware version 01.2 (leading zero)", (V,), _version("01.2"))
     add(
         "Evidence",
-        "swversion of four parts of six digits",
+        "firmware version of four parts of six digits",
         (V, E),
         _version("999999.0.0.999999"),
     )
-    add("Evidence", "swversion of five parts", (CI,), _version("1.2.3.4.5"))
-    add("Evidence", "swversion part of seven digits", (CI,), _version("1234567"))
-    add("Evidence", "swversion with a letter", (CI,), _version("1.2a"))
-    add("Evidence", "swversion ending in a dot", (CI,), _version("1."))
-    add("Evidence", "swversion with a leading space", (CI,), _version(" 1.2"))
-    add("Evidence", "swversion empty", (CI,), _version(""))
-    add("Evidence", "swversion scheme 2", (CI,), _version("1.2.0", 2))
+    add("Evidence", "firmware version of five parts", (CI,), _version("1.2.3.4.5"))
+    add("Evidence", "firmware version part of seven digits", (CI,), _version("1234567"))
+    add("Evidence", "firmware version with a letter", (CI,), _version("1.2a"))
+    add("Evidence", "firmware version ending in a dot", (CI,), _version("1."))
+    add("Evidence", "firmware version with a leading space", (CI,), _version(" 1.2"))
+    add("Evidence", "firmware version empty", (CI,), _version(""))
+    add("Evidence", "firmware version scheme 2", (CI,), _version("1.2.0", 2))
     add(
         "Evidence",
         "firmware CoSWID without its version scheme",
