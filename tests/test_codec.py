@@ -22,6 +22,7 @@ from attest.codec.cose import parse_sign1, protected_header, sign1, verify1
 from attest.errors import AttestError, ContentTypeError, DecodeError, SignatureError
 from attest.keys import SigningKey, read_secret_key, write_secret_key
 from attest.messages import Evidence, Meters
+from attest.messages.attestation import Firmware
 from attest.messages.content import ContentType
 from attest.registry import content_types
 
@@ -37,10 +38,9 @@ def _evidence() -> Evidence:
         uptime_s=86_400,
         dbgstat=3,
         bootcount=12,
-        firmware_version=(2, 0, 17),
+        firmware=Firmware((2, 0, 17), bytes(range(32, 64))),
         attest_counter=99,
         meters=Meters(flops=2**60, energy_mj=5_000_000, interconnect_bytes=2**45),
-        firmware_measurement=bytes(range(32, 64)),
     )
 
 

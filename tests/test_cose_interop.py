@@ -36,8 +36,10 @@ from attest.codec.cose import (
 from attest.errors import ContentTypeError, DecodeError, SignatureError
 from attest.keys import PublicKey, SigningKey
 from attest.messages import DeviceCert, Evidence, Meters, VerifierCert
+from attest.messages.attestation import AttestationResult, Firmware
 from attest.messages.content import ContentType
 from attest.registry import content_types
+from attest.verify.reasons import Reason, trustworthiness_vector
 
 EXTERNAL = Path(__file__).resolve().parents[1].parent / "shared" / "external"
 COSE_DIR = EXTERNAL / "cose"
@@ -86,10 +88,9 @@ def _evidence() -> Evidence:
         uptime_s=3600,
         dbgstat=3,
         bootcount=7,
-        firmware_version=(1, 4, 2),
+        firmware=Firmware((1, 4, 2), bytes(range(200, 232))),
         attest_counter=42,
         meters=Meters(flops=10**18, energy_mj=123_456, interconnect_bytes=2**40),
-        firmware_measurement=bytes(range(200, 232)),
     )
 
 
@@ -464,3 +465,89 @@ def test_cwt_native_cwt_verifies_with_foreign_verify() -> None:
         verify1(token, PK, ContentType.DEVICE_CERT)
     with pytest.raises(SignatureError):
         verify1_foreign(token, OTHER_PK)
+
+
+# --------------------------------------------------------------------------------------------
+# Standard tooling reads our EAR (SPEC §6.8) and our EAT Evidence (§6.7)
+# --------------------------------------------------------------------------------------------
+
+
+def _ear() -> AttestationResult:
+    return AttestationResult.of(
+        verifier_id="verifier-eu-1",
+        issued_at=1_800_000_000,
+        nonce=bytes(range(32)),
+        ueid=b"\x01" + bytes(range(100, 116)),
+        status=32,
+        vector=trustworthiness_vector([Reason.FIRMWARE_OUTDATED]),
+        policy_id="attest-default-v1",
+        reasons=(81,),
+        verifier_build="attest test",
+        evidence_digest=bytes(range(32)),
+    )
+
+
+def test_pycose_reads_our_ear() -> None:
+    token = _ear().sign(KEY)
+    msg = Sign1Message.decode(token)
+    msg.key = _pycose_public()
+    assert msg.verify_signature()
+    claims = cbor2.loads(msg.payload)
+    # an EAR of draft-ietf-rats-ear-04: its profile at the top, one appraisal with its status,
+    # an AR4SI vector and its policy ids, attest's own profile and claims inside the appraisal
+    assert claims[265] == "tag:ietf.org,2026:rats/ear#04"
+    assert set(claims) == {6, 10, 265, 266, 1004}
+    hem = claims[266]["hem"]
+    assert hem[265] == "tag:attest.example,2026:hem-appraisal-v1"
+    assert (hem[1000], hem[1001], hem[1003]) == (
+        32,
+        {0: 2, 1: 2, 2: 32, 4: 2},
+        ["attest-default-v1"],
+    )
+    assert hem[-70018][1] == "verifier-eu-1" and hem[-70018][-70009] == [81]
+
+
+def test_cwt_decodes_our_ear_as_a_cwt() -> None:
+    ear = _ear()
+    ctx = cwt.CWT.new()
+    ctx.cose.verify_kid = False
+    claims = ctx.decode(ear.sign(KEY), _cwt_public())
+    assert claims == ear.to_claims()
+    assert claims[265] == "tag:ietf.org,2026:rats/ear#04" and claims[1004][0] == "attest"
+
+
+def test_our_evidence_is_an_eat_with_a_coswid_measurement() -> None:
+    evidence = _evidence()
+    claims = cwt.COSE.new().decode(evidence.sign(KEY), _cwt_public())
+    eat = cbor2.loads(claims)
+    assert eat[265] == "tag:attest.example,2026:evidence-v1"
+    ((content_format, coswid),) = eat[273]
+    tag = cbor2.loads(coswid)
+    assert content_format == 258  # application/swid+cbor
+    assert (tag[13], tag[14]) == ("1.4.2", 1)  # software-version, multipartnumeric
+    assert tag[3][17][7] == [1, evidence.firmware_measurement]  # sha-256 of the image
+
+
+def test_alg_choice_pycose_knows_only_eddsa() -> None:
+    """SPEC §4.3: why −8 and not RFC 9864's −19. If pycose learns −19, revisit the choice."""
+    from pycose.algorithms import CoseAlgorithm
+    from pycose.exceptions import CoseException
+
+    assert CoseAlgorithm.from_id(-8) is EdDSA
+    with pytest.raises(CoseException, match="Unknown"):
+        CoseAlgorithm.from_id(-19)
+    # python-cwt signs and verifies both
+    for alg in (-8, -19):
+        key = cwt.COSEKey.new({1: 1, -1: 6, -2: PK.raw, -4: SEED, 3: alg})
+        public = cwt.COSEKey.new({1: 1, -1: 6, -2: PK.raw, 3: alg})
+        token = cwt.COSE.new().encode_and_sign(b"ear", key, protected={1: alg}, unprotected={})
+        assert cwt.COSE.new().decode(token, public) == b"ear"
+    # a −19 token is not ours: the protected header is a per-type constant with −8 (§4.4)
+    signed = cwt.COSE.new().encode_and_sign(
+        _ear().payload(),
+        cwt.COSEKey.new({1: 1, -1: 6, -2: PK.raw, -4: SEED, 3: -19}),
+        protected={1: -19, 3: str(ContentType.RESULT)},
+        unprotected={},
+    )
+    with pytest.raises(SignatureError):
+        verify1(signed, PK, ContentType.RESULT)

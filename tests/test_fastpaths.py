@@ -20,7 +20,7 @@ from attest.codec import cose
 from attest.codec.cbor import decode, encode
 from attest.errors import DecodeError
 from attest.messages import _fast as schema_fast
-from attest.messages.attestation import Challenge, Evidence, Meters
+from attest.messages.attestation import AttestationResult, Challenge, Evidence, Meters
 from attest.messages.certs import DeviceCert
 from attest.messages.content import ContentType
 from attest.messages.schema import parse_claims, parse_claims_general
@@ -35,6 +35,8 @@ def _vector_tokens() -> list[bytes]:
         tokens += [bytes.fromhex(t["token"]) for t in group["tests"]]
     for group in json.loads((VECTORS / "evidence_appraisal.json").read_text())["testGroups"]:
         tokens += [bytes.fromhex(t["evidence"]) for t in group["tests"]]
+    for group in json.loads((VECTORS / "session.json").read_text())["testGroups"]:
+        tokens += [bytes.fromhex(t["resultToken"]) for t in group["tests"] if "resultToken" in t]
     return tokens
 
 
@@ -113,7 +115,7 @@ def _payloads() -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("cls", [Evidence, Challenge, DeviceCert])
+@pytest.mark.parametrize("cls", [Evidence, Challenge, DeviceCert, AttestationResult])
 def test_compiled_payload_parser_matches_strict_decode_plus_schema(cls: type) -> None:
     rng = random.Random(7)
     payloads = _payloads()

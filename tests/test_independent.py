@@ -191,10 +191,12 @@ def _chip_side(g: dict[str, Any], t: dict[str, Any]) -> None:
     else:
         r = verify_token(_h(t["resultToken"]), cnf_key(vc), CT["AttestationResult"])
         round_values = (_h(t["chipUeid"]), _h(t["roundNonce"]), t["roundVerifierId"])
-        ueid = r.get(256)
+        # SPEC §6.8: the nonce is the EAR's own; iss and ueid are HEM claims of the "hem" appraisal
+        hem = r.get(266, {}).get("hem", {}).get(-70018, {})
+        ueid = hem.get(256)
         if ueid == NO_CHIP and _contraindicated(r):
             ueid = round_values[0]  # a diagnostic result names no chip (SPEC §7.12)
-        if (ueid, r.get(10), r.get(1)) != round_values:
+        if (ueid, r.get(10), hem.get(1)) != round_values:
             raise Invalid("Binding", "result of another round")
 
 

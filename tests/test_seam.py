@@ -55,7 +55,7 @@ from attest.registry import MECHANISMS, content_types
 from attest.store.base import Advance, Enroll, Nothing
 from attest.testvectors.world import ROUND1_MS, ROUND2_MS, ROUND2_SIGN_S
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, ReasonCode, Tier, reason_of, register_reasons
+from attest.verify.reasons import Reason, ReasonCode, Tier, Trust, reason_of, register_reasons
 from attest.verify.state import ChipState
 
 UEID = b"\x01" + bytes(16)
@@ -177,10 +177,23 @@ def test_every_mechanism_declares_disjoint_ranges_and_its_reasons_resolve() -> N
 
 def test_an_overlapping_reason_range_is_refused() -> None:
     class Clash(ReasonCode):
-        CLASH = 101
+        CLASH = 101, Trust.CONFIGURATION, 96
 
     with pytest.raises(ValueError, match="overlaps"):
         register_reasons(Clash, 100, 129)
+
+
+def test_a_reason_without_an_ar4si_claim_is_refused() -> None:
+    """Every reason says what it means to a relying party (SPEC §10.1), or it does not exist."""
+    with pytest.raises(TypeError, match="declares no AR4SI claim"):
+
+        class Bare(ReasonCode):
+            BARE = 170
+
+    with pytest.raises(ValueError, match="not a warning or worse"):
+
+        class Affirming(ReasonCode):
+            FINE = 171, Trust.HARDWARE, 2
 
 
 def test_a_claim_key_or_name_taken_twice_is_refused() -> None:

@@ -40,6 +40,7 @@ from attest.codec.cbor import encode
 from attest.codec.cose import parse_sign1, protected_header
 from attest.hardware import simulated_firmware_measurement
 from attest.messages import claims as C
+from attest.messages.attestation import Firmware, fw_coswid
 from attest.messages.content import ContentType
 
 _LEN = struct.Struct(">I")
@@ -48,8 +49,13 @@ _TBS_PREFIX = b"\x84\x6aSignature1" + b"\x58" + bytes((len(_PROTECTED),)) + _PRO
 _TOKEN_PREFIX = b"\xd2\x84\x58" + bytes((len(_PROTECTED),)) + _PROTECTED + b"\xa0"
 _NEXT = _LEN.pack(2) + b"\x81\x05"
 _BYE = _LEN.pack(2) + b"\x81\x06"
-_MEASUREMENT = simulated_firmware_measurement(FIRMWARE)
-_SWVERSION = [".".join(map(str, FIRMWARE)), C.SWVERSION_SCHEME_MULTIPARTNUMERIC]
+#: EAT measurements (273): the firmware's CoSWID evidence tag, written once
+_MEASUREMENTS = [
+    [
+        C.COAP_SWID_CBOR,
+        encode(fw_coswid(Firmware(FIRMWARE, simulated_firmware_measurement(FIRMWARE)))),
+    ]
+]
 _AFFIRMING = 2
 
 # chip states
@@ -104,11 +110,11 @@ class _Chip:
             C.UEID: self.ueid,
             C.UPTIME: uptime_s,
             C.DBGSTAT: C.DBGSTAT_DISABLED_PERMANENTLY,
+            C.EAT_PROFILE: C.EVIDENCE_PROFILE,
             C.BOOTCOUNT: 1,
-            C.SWVERSION: _SWVERSION,
+            C.MEASUREMENTS: _MEASUREMENTS,
             C.HEM_ATTEST_COUNTER: self.counter,
             C.HEM_METERS: {C.METER_FLOPS: 0, C.METER_ENERGY_MJ: 0, C.METER_INTERCONNECT_BYTES: 0},
-            C.HEM_FW_MEASUREMENT: _MEASUREMENT,
         }
         payload = cbor2.dumps(claims)  # keys are written in deterministic order (checked once)
         body_payload = _bstr(payload)
@@ -222,12 +228,13 @@ class LoadGenerator:
             done = time.perf_counter()
             self.inflight -= 1
             chip.state = _IDLE
-            status = result[C.SUBMODS]["hem"][C.EAR_STATUS]
+            appraisal = result[C.SUBMODS]["hem"]
+            status = appraisal[C.EAR_STATUS]
             ok = False
             if result[C.EAT_NONCE] != chip.nonce:
                 self.errors["result for another nonce"] += 1
             elif status != _AFFIRMING:
-                reasons = result[C.SUBMODS]["hem"][C.HEM_REASONS]
+                reasons = appraisal[C.HEM_RESULT][C.HEM_REASONS]
                 self.errors[f"verdict {status} reasons {reasons}"] += 1
             else:
                 ok = True

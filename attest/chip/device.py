@@ -44,6 +44,7 @@ from attest.messages.attestation import (
     AttestationResult,
     Challenge,
     Evidence,
+    Firmware,
     Meters,
 )
 from attest.messages.certs import VerifierCert
@@ -448,10 +449,9 @@ class Chip:
             uptime_s=max(0, int(now_s - self.booted_at_s)),
             dbgstat=DBGSTAT_DISABLED_PERMANENTLY,
             bootcount=self.bootcount,
-            firmware_version=self.firmware_version,
+            firmware=Firmware(self.firmware_version, self.firmware_measurement),
             attest_counter=self.attest_counter,
             meters=self.meters,
-            firmware_measurement=self.firmware_measurement,
             extensions=Extensions(claims),
         )
 

@@ -1,12 +1,20 @@
 """The attestation exchange: Challenge (verifier → chip), Evidence (chip → verifier),
-AttestationResult (verifier → chip and relying parties, EAR-shaped).
+AttestationResult (verifier → chip and relying parties, an EAR).
+
+Both Evidence and results are written for standard tooling (SPEC §6.7, §6.8): Evidence is an
+EAT with its own ``eat_profile`` and the firmware in EAT ``measurements`` as a CoSWID evidence
+tag; a result is an EAR of draft-ietf-rats-ear-04, whose one appraisal ``hem`` carries attest's
+profile, an AR4SI trustworthiness vector and the HEM claims in one extension map.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from attest.codec.cbor import decode, encode
 from attest.errors import DecodeError
 from attest.messages import claims as C
 from attest.messages.content import ContentType
@@ -14,7 +22,6 @@ from attest.messages.schema import (
     DIGEST,
     NO_EXTENSIONS,
     NONCE,
-    SWVERSION,
     TSTR,
     UEID,
     UINT,
@@ -24,6 +31,8 @@ from attest.messages.schema import (
     Kind,
     SignedMessage,
     parse_claims,
+    parse_version,
+    version_text,
 )
 
 NONCE_BYTES = 32
@@ -90,6 +99,138 @@ class Challenge(SignedMessage):
 
 
 @dataclass(frozen=True, slots=True)
+class Firmware:
+    """The running firmware: its version and the SHA-256 measurement of its image."""
+
+    version: tuple[int, ...]
+    measurement: bytes
+
+
+#: the fixed members of the CoSWID evidence tag (SPEC §6.7): names the verifier does not use
+FW_SOFTWARE_NAME = "firmware"
+FW_ENTITY = {C.COSWID_ENTITY_NAME: "attest", C.COSWID_ROLE: C.COSWID_ROLE_TAG_CREATOR}
+FW_FS_NAME = "firmware"
+
+
+def fw_tag_id(measurement: bytes) -> bytes:
+    """The CoSWID tag-id of a firmware image: a UUID (RFC 9562 version 8) made of the first 16
+    bytes of its measurement, so the id names exactly one image without a registry."""
+    uuid = bytearray(measurement[:16])
+    uuid[6] = 0x80 | (uuid[6] & 0x0F)
+    uuid[8] = 0x80 | (uuid[8] & 0x3F)
+    return bytes(uuid)
+
+
+def fw_coswid(firmware: Firmware, version: str | None = None) -> dict[int, Any]:
+    """The CoSWID evidence tag (RFC 9393) of ``firmware``, as Evidence carries it (``version``:
+    the version text as received, which may have leading zeros)."""
+    return {
+        C.COSWID_TAG_ID: fw_tag_id(firmware.measurement),
+        C.COSWID_SOFTWARE_NAME: FW_SOFTWARE_NAME,
+        C.COSWID_ENTITY: dict(FW_ENTITY),
+        C.COSWID_EVIDENCE: {
+            C.COSWID_FILE: {
+                C.COSWID_HASH: [C.NI_SHA256, firmware.measurement],
+                C.COSWID_FS_NAME: FW_FS_NAME,
+            }
+        },
+        C.COSWID_TAG_VERSION: 0,
+        C.COSWID_SOFTWARE_VERSION: version or version_text(firmware.version),
+        C.COSWID_VERSION_SCHEME: C.SWVERSION_SCHEME_MULTIPARTNUMERIC,
+    }
+
+
+#: CoSWID bytes already judged (every chip of a fleet runs one of a few images): bytes -> value
+_FIRMWARE: dict[bytes, Firmware] = {}
+_MAX_FIRMWARE = 1024
+
+
+def _firmware(v: Any) -> Firmware:
+    """EAT measurements (273) holding exactly one CoSWID evidence tag of the form of SPEC §6.7."""
+    if (
+        type(v) is not list
+        or len(v) != 1
+        or type(v[0]) is not list
+        or len(v[0]) != 2
+        or type(v[0][0]) is not int
+        or v[0][0] != C.COAP_SWID_CBOR
+        or type(v[0][1]) is not bytes
+    ):
+        raise DecodeError("measurements must be [[258, CoSWID bytes]]")
+    raw: bytes = v[0][1]
+    known = _FIRMWARE.get(raw)
+    if known is not None:
+        return known
+    tag = decode(raw)  # deterministic CBOR, like everything signed (§4.1)
+    if type(tag) is not dict or set(tag) != _COSWID_KEYS:
+        raise DecodeError("the firmware CoSWID must have exactly the members of SPEC §6.7")
+    version = tag[C.COSWID_SOFTWARE_VERSION]
+    evidence = tag[C.COSWID_EVIDENCE]
+    file = evidence.get(C.COSWID_FILE) if type(evidence) is dict else None
+    if type(version) is not str or type(file) is not dict or set(evidence) != {C.COSWID_FILE}:
+        raise DecodeError("the firmware CoSWID needs a software-version and one evidence file")
+    firmware = Firmware(parse_version(version), _file_digest(file))
+    if tag != fw_coswid(firmware, version):
+        raise DecodeError("the firmware CoSWID differs from SPEC §6.7 (names, tag-id or scheme)")
+    if len(_FIRMWARE) < _MAX_FIRMWARE:
+        _FIRMWARE[raw] = firmware
+    return firmware
+
+
+_COSWID_KEYS = frozenset(
+    (
+        C.COSWID_TAG_ID,
+        C.COSWID_SOFTWARE_NAME,
+        C.COSWID_ENTITY,
+        C.COSWID_EVIDENCE,
+        C.COSWID_TAG_VERSION,
+        C.COSWID_SOFTWARE_VERSION,
+        C.COSWID_VERSION_SCHEME,
+    )
+)
+
+
+def _file_digest(file: dict[Any, Any]) -> bytes:
+    h = file.get(C.COSWID_HASH)
+    if (
+        type(h) is not list
+        or len(h) != 2
+        or type(h[0]) is not int
+        or h[0] != C.NI_SHA256
+        or type(h[1]) is not bytes
+        or len(h[1]) != 32
+    ):
+        raise DecodeError("the firmware file hash must be [1 (sha-256), 32 bytes]")
+    return h[1]
+
+
+#: encoded CoSWID per firmware (a chip signs the same tag until it installs other firmware)
+_FIRMWARE_OUT: dict[Firmware, bytes] = {}
+
+
+def _firmware_out(firmware: Firmware) -> list[list[Any]]:
+    raw = _FIRMWARE_OUT.get(firmware)
+    if raw is None:
+        raw = encode(fw_coswid(firmware))
+        if len(_FIRMWARE_OUT) < _MAX_FIRMWARE:
+            _FIRMWARE_OUT[firmware] = raw
+    return [[C.COAP_SWID_CBOR, raw]]
+
+
+def _constant(value: str, name: str) -> Kind:
+    def parse(v: Any) -> str:
+        if v != value or type(v) is not str:
+            raise DecodeError(f"{name} must be {value!r}")
+        return value
+
+    return Kind(parse)
+
+
+FIRMWARE = Kind(_firmware, _firmware_out)
+EVIDENCE_PROFILE = _constant(C.EVIDENCE_PROFILE, "eat_profile")
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence(SignedMessage):
     """What a chip claims about itself, signed with its device key (an EAT)."""
 
@@ -100,11 +241,11 @@ class Evidence(SignedMessage):
         Field("ueid", C.UEID, UEID),
         Field("uptime_s", C.UPTIME, UINT),
         Field("dbgstat", C.DBGSTAT, DBGSTAT),
+        Field("profile", C.EAT_PROFILE, EVIDENCE_PROFILE),
         Field("bootcount", C.BOOTCOUNT, UINT),
-        Field("firmware_version", C.SWVERSION, SWVERSION),
+        Field("firmware", C.MEASUREMENTS, FIRMWARE),
         Field("attest_counter", C.HEM_ATTEST_COUNTER, UINT),
         Field("meters", C.HEM_METERS, METERS),
-        Field("firmware_measurement", C.HEM_FW_MEASUREMENT, DIGEST),
     )
     #: mechanisms add optional claims (license state, pod links ...): see ``extensions``
     EXTENSIBLE: ClassVar[bool] = True
@@ -115,54 +256,135 @@ class Evidence(SignedMessage):
     uptime_s: int
     dbgstat: int
     bootcount: int
-    firmware_version: tuple[int, ...]
+    firmware: Firmware
     attest_counter: int
     meters: Meters
-    firmware_measurement: bytes
     #: claims of the chip's mechanisms, by registered name (attest/licensing, attest/pods ...);
     #: a chip without a mechanism leaves its claims out
     extensions: Extensions = NO_EXTENSIONS
+    profile: str = C.EVIDENCE_PROFILE
+
+    @property
+    def firmware_version(self) -> tuple[int, ...]:
+        return self.firmware.version
+
+    def replaced(self, **changes: Any) -> Evidence:
+        """A copy with some claims changed, for tests and attacks; ``firmware_version`` and
+        ``firmware_measurement`` may be changed on their own."""
+        version = changes.pop("firmware_version", self.firmware.version)
+        measurement = changes.pop("firmware_measurement", self.firmware.measurement)
+        changes.setdefault("firmware", Firmware(version, measurement))
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def firmware_measurement(self) -> bytes:
+        return self.firmware.measurement
 
 
-def _submod(v: Any) -> dict[str, Any]:
-    return parse_claims(v, _APPRAISAL_FIELDS)
+# -- AttestationResult ----------------------------------------------------------------------------
+
+TIERS = (0, 2, 32, 96)
 
 
-_APPRAISAL_FIELDS: tuple[Field, ...] = (
-    Field("status", C.EAR_STATUS, UINT),
-    Field("policy_id", C.EAR_APPRAISAL_POLICY_ID, TSTR),
-    Field("reasons", C.HEM_REASONS, UINT_LIST),
-)
-SUBMOD_NAME = "hem"
+def _tier(v: Any) -> int:
+    if type(v) is not int or v not in TIERS:
+        raise DecodeError("ear_status must be a tier: 0, 2, 32 or 96")
+    return v
 
 
-def _submods(v: Any) -> tuple[int, str, tuple[int, ...]]:
-    if type(v) is not dict or set(v) != {SUBMOD_NAME}:
-        raise DecodeError(f'submods must hold exactly the "{SUBMOD_NAME}" appraisal')
-    a = _submod(v[SUBMOD_NAME])
-    return (a["status"], a["policy_id"], a["reasons"])
+def _vector(v: Any) -> tuple[tuple[int, int], ...]:
+    """An AR4SI trustworthiness vector: 1..8 categories 0..7, each a claim -128..127."""
+    if type(v) is not dict or not v:
+        raise DecodeError("ear_trustworthiness_vector must be a non-empty map")
+    for key, claim in v.items():
+        if type(key) is not int or not 0 <= key <= 7:
+            raise DecodeError("trustworthiness vector categories are 0..7")
+        if type(claim) is not int or not -128 <= claim <= 127:
+            raise DecodeError("a trustworthiness claim is an integer -128..127")
+    return tuple(v.items())
 
 
-def _submods_out(v: tuple[int, str, tuple[int, ...]]) -> dict[str, Any]:
-    status, policy_id, reasons = v
+def _vector_out(v: tuple[tuple[int, int], ...]) -> dict[int, int]:
+    return dict(v)
+
+
+def _policy_ids(v: Any) -> str:
+    if type(v) is not list or len(v) != 1:
+        raise DecodeError("ear_appraisal_policy_ids must hold exactly one policy id")
+    policy_id: str = TSTR.parse(v[0])
+    return policy_id
+
+
+def _policy_ids_out(policy_id: str) -> list[str]:
+    return [policy_id]
+
+
+@dataclass(frozen=True, slots=True)
+class HemClaims:
+    """The HEM result claims: who appraised which chip, why, and on which Evidence."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("verifier_id", C.ISS, TSTR),
+        Field("ueid", C.UEID, UEID),
+        Field("reasons", C.HEM_REASONS, UINT_LIST),
+        Field("evidence_digest", C.HEM_EVIDENCE_DIGEST, DIGEST),
+    )
+
+    verifier_id: str
+    ueid: bytes
+    reasons: tuple[int, ...]
+    evidence_digest: bytes
+
+
+def _hem_claims(v: Any) -> HemClaims:
+    return HemClaims(**parse_claims(v, HemClaims.FIELDS))
+
+
+def _hem_claims_out(h: HemClaims) -> dict[int, Any]:
     return {
-        SUBMOD_NAME: {
-            C.EAR_STATUS: status,
-            C.EAR_APPRAISAL_POLICY_ID: policy_id,
-            C.HEM_REASONS: list(reasons),
-        }
+        C.ISS: h.verifier_id,
+        C.UEID: h.ueid,
+        C.HEM_REASONS: list(h.reasons),
+        C.HEM_EVIDENCE_DIGEST: h.evidence_digest,
     }
 
 
-def _profile(v: Any) -> str:
-    if v != C.EAR_PROFILE:
-        raise DecodeError(f"eat_profile must be {C.EAR_PROFILE!r}")
-    return C.EAR_PROFILE
+@dataclass(frozen=True, slots=True)
+class HemAppraisal:
+    """The one EAR appraisal of a result, named ``hem`` in ``submods`` (SPEC §6.8)."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("profile", C.EAT_PROFILE, _constant(C.HEM_APPRAISAL_PROFILE, "eat_profile")),
+        Field("status", C.EAR_STATUS, Kind(_tier)),
+        Field("vector", C.EAR_TRUSTWORTHINESS_VECTOR, Kind(_vector, _vector_out)),
+        Field("policy_id", C.EAR_APPRAISAL_POLICY_IDS, Kind(_policy_ids, _policy_ids_out)),
+        Field("hem", C.HEM_RESULT, Kind(_hem_claims, _hem_claims_out)),
+    )
+
+    status: int
+    #: the AR4SI trustworthiness vector as (category, claim) pairs in category order
+    vector: tuple[tuple[int, int], ...]
+    policy_id: str
+    hem: HemClaims
+    profile: str = C.HEM_APPRAISAL_PROFILE
+
+
+SUBMOD_NAME = "hem"
+
+
+def _submods(v: Any) -> HemAppraisal:
+    if type(v) is not dict or set(v) != {SUBMOD_NAME}:
+        raise DecodeError(f'submods must hold exactly the "{SUBMOD_NAME}" appraisal')
+    return HemAppraisal(**parse_claims(v[SUBMOD_NAME], HemAppraisal.FIELDS))
+
+
+def _submods_out(a: HemAppraisal) -> dict[str, Any]:
+    return {SUBMOD_NAME: {f.key: f.kind.emit(getattr(a, f.name)) for f in HemAppraisal.FIELDS}}
 
 
 def _verifier_build(v: Any) -> str:
     if type(v) is not dict or set(v) != {C.EAR_VERIFIER_BUILD, C.EAR_VERIFIER_DEVELOPER}:
-        raise DecodeError("ear.verifier-id must be {0: build, 1: developer}")
+        raise DecodeError("ear_verifier_id must be {0: developer, 1: build}")
     TSTR.parse(v[C.EAR_VERIFIER_DEVELOPER])
     build: str = TSTR.parse(v[C.EAR_VERIFIER_BUILD])
     return build
@@ -178,33 +400,67 @@ NO_CHIP_UEID = b"\x01" + bytes(16)
 
 @dataclass(frozen=True, slots=True)
 class AttestationResult(SignedMessage):
-    """An EAR (EAT Attestation Result) as CBOR, signed by the verifier node."""
+    """An EAR (EAT Attestation Result, draft-ietf-rats-ear-04) as CBOR, signed by the verifier."""
 
     CONTENT_TYPE: ClassVar[str] = ContentType.RESULT
     FIELDS: ClassVar[tuple[Field, ...]] = (
-        Field("verifier_id", C.ISS, TSTR),
         Field("issued_at", C.IAT, UINT),
         Field("nonce", C.EAT_NONCE, NONCE),
-        Field("ueid", C.UEID, UEID),
-        Field("profile", C.EAT_PROFILE, Kind(_profile)),
+        Field("profile", C.EAT_PROFILE, _constant(C.EAR_PROFILE, "eat_profile")),
         Field("appraisal", C.SUBMODS, Kind(_submods, _submods_out)),
         Field("verifier_build", C.EAR_VERIFIER_ID, Kind(_verifier_build, _verifier_build_out)),
-        Field("evidence_digest", C.HEM_EVIDENCE_DIGEST, DIGEST),
     )
 
-    verifier_id: str
     issued_at: int
     nonce: bytes
-    ueid: bytes
-    profile: str
-    appraisal: tuple[int, str, tuple[int, ...]]
+    appraisal: HemAppraisal
     verifier_build: str
-    evidence_digest: bytes
+    profile: str = C.EAR_PROFILE
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        verifier_id: str,
+        issued_at: int,
+        nonce: bytes,
+        ueid: bytes,
+        status: int,
+        vector: Mapping[int, int],
+        policy_id: str,
+        reasons: tuple[int, ...],
+        verifier_build: str,
+        evidence_digest: bytes,
+    ) -> AttestationResult:
+        """A result from its flat values (``vector`` by category; see SPEC §10.1)."""
+        hem = HemClaims(verifier_id, ueid, tuple(reasons), evidence_digest)
+        appraisal = HemAppraisal(status, tuple(sorted(vector.items())), policy_id, hem)
+        return cls(issued_at, nonce, appraisal, verifier_build)
 
     @property
     def status(self) -> int:
-        return self.appraisal[0]
+        return self.appraisal.status
 
     @property
     def reasons(self) -> tuple[int, ...]:
-        return self.appraisal[2]
+        return self.appraisal.hem.reasons
+
+    @property
+    def vector(self) -> dict[int, int]:
+        return dict(self.appraisal.vector)
+
+    @property
+    def policy_id(self) -> str:
+        return self.appraisal.policy_id
+
+    @property
+    def verifier_id(self) -> str:
+        return self.appraisal.hem.verifier_id
+
+    @property
+    def ueid(self) -> bytes:
+        return self.appraisal.hem.ueid
+
+    @property
+    def evidence_digest(self) -> bytes:
+        return self.appraisal.hem.evidence_digest

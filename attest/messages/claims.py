@@ -33,11 +33,12 @@ BOOTCOUNT = 267
 SWVERSION = 271
 MEASUREMENTS = 273
 
-# EAR claims (draft-ietf-rats-ear, CBOR serialization)
+# EAR claims (draft-ietf-rats-ear-04, CBOR serialization)
 EAR_STATUS = 1000
 EAR_TRUSTWORTHINESS_VECTOR = 1001
 EAR_RAW_EVIDENCE = 1002
-EAR_APPRAISAL_POLICY_ID = 1003
+#: ear_appraisal_policy_ids: an array of policy ids, in the order they were applied
+EAR_APPRAISAL_POLICY_IDS = 1003
 EAR_VERIFIER_ID = 1004
 EAR_VERIFIER_DEVELOPER = 0
 EAR_VERIFIER_BUILD = 1
@@ -54,7 +55,8 @@ CRV_ED25519 = 6
 HEM_REGION = -70001
 HEM_ATTEST_COUNTER = -70002
 HEM_METERS = -70003
-HEM_FW_MEASUREMENT = -70007
+# -70007 (hem-fw-measurement) was Evidence's firmware digest up to revision 2; it is retired
+# (the digest travels in EAT measurements, 273) and never reused
 #: DeviceCert: the pod size class the chip was certified for (Fixed Set)
 HEM_POD_CLASS = -70008
 HEM_REASONS = -70009
@@ -66,6 +68,9 @@ HEM_REVOKED_VERIFIERS = -70014
 HEM_REVOKED_PODS = -70015
 HEM_AUDIT_SEQ = -70016
 HEM_AUDIT_HEAD = -70017
+#: AttestationResult, inside the "hem" appraisal: the map of HEM result claims (iss, ueid,
+#: reasons, evidence digest), one EAR appraisal extension (EAR extensions are maps)
+HEM_RESULT = -70018
 # ReferenceValues (a manufacturer's models and firmware reference values)
 HEM_RV_NUMBER = -70020
 HEM_RV_ISSUER_CERT = -70021
@@ -94,5 +99,28 @@ DBGSTAT_DISABLED_FULLY_AND_PERMANENTLY = 4
 #: EAT swversion scheme "multipartnumeric" (CoSWID version-scheme 1)
 SWVERSION_SCHEME_MULTIPARTNUMERIC = 1
 
-#: eat_profile of our attestation results
-EAR_PROFILE = "tag:attest.example,2026:ear-v1"
+#: eat_profile of an attestation result: the EAR profile of draft-ietf-rats-ear-04
+EAR_PROFILE = "tag:ietf.org,2026:rats/ear#04"
+#: eat_profile of the "hem" appraisal inside a result: attest's own claims (SPEC §6.8)
+HEM_APPRAISAL_PROFILE = "tag:attest.example,2026:hem-appraisal-v1"
+#: eat_profile of Evidence (SPEC §6.7)
+EVIDENCE_PROFILE = "tag:attest.example,2026:evidence-v1"
+
+# EAT measurements (273) of Evidence: one CoSWID evidence tag (RFC 9393) of the running firmware
+#: CoAP Content-Format of application/swid+cbor (RFC 9393 §6.2)
+COAP_SWID_CBOR = 258
+COSWID_TAG_ID = 0
+COSWID_SOFTWARE_NAME = 1
+COSWID_ENTITY = 2
+COSWID_EVIDENCE = 3
+COSWID_HASH = 7
+COSWID_TAG_VERSION = 12
+COSWID_SOFTWARE_VERSION = 13
+COSWID_VERSION_SCHEME = 14
+COSWID_FILE = 17
+COSWID_FS_NAME = 24
+COSWID_ENTITY_NAME = 31
+COSWID_ROLE = 33
+COSWID_ROLE_TAG_CREATOR = 1
+#: Named Information Hash Algorithm Registry: sha-256
+NI_SHA256 = 1

@@ -119,13 +119,23 @@ def _swversion(v: Any) -> tuple[int, ...]:
         or v[1] != C.SWVERSION_SCHEME_MULTIPARTNUMERIC
     ):
         raise DecodeError("swversion must be [version-text, 1 (multipartnumeric)]")
-    known = _VERSIONS.get(v[0])
+    return parse_version(v[0])
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """A firmware version text (1..4 dot-separated decimals of 1..6 digits) as its tuple."""
+    known = _VERSIONS.get(text)
     if known is not None:
         return known
-    version = _version_text(v[0])
+    version = _version_text(text)
     if len(_VERSIONS) < _MAX_VERSIONS:
-        _VERSIONS[v[0]] = version
+        _VERSIONS[text] = version
     return version
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    """The text of a version tuple (the inverse of :func:`parse_version` up to leading zeros)."""
+    return ".".join(str(p) for p in version)
 
 
 #: version texts already parsed (a fleet runs a handful of firmware versions)
@@ -143,7 +153,7 @@ def _version_text(text: str) -> tuple[int, ...]:
 
 
 def _swversion_out(v: tuple[int, ...]) -> list[Any]:
-    return [".".join(str(p) for p in v), C.SWVERSION_SCHEME_MULTIPARTNUMERIC]
+    return [version_text(v), C.SWVERSION_SCHEME_MULTIPARTNUMERIC]
 
 
 def list_of(item: Callable[[Any], Any], max_items: int) -> Callable[[Any], tuple[Any, ...]]:

@@ -29,7 +29,6 @@ from attest.mechanism import (
     VerifierPart,
     appraise_session,
 )
-from attest.messages import claims as C
 from attest.messages.attestation import NO_CHIP_UEID, NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
 from attest.store.audit import AuditEntry, AuditRecord
@@ -37,6 +36,7 @@ from attest.store.base import ChipRecord, StateConflict, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
 from attest.verify.core import Verdict
 from attest.verify.policy import Policy
+from attest.verify.reasons import trustworthiness_vector
 from attest.verify.state import ChipState, ChipStatus
 
 P = TypeVar("P")
@@ -198,17 +198,15 @@ class VerifierService:
         )
         verdict = session.verdict
         subject = verdict.ueid or b""
-        result = AttestationResult(
+        result = AttestationResult.of(
             verifier_id=self.identity.verifier_id,
             issued_at=now_ms // 1000,
             nonce=challenge.nonce,
             ueid=subject if subject else NO_CHIP_UEID,
-            profile=C.EAR_PROFILE,
-            appraisal=(
-                int(verdict.tier),
-                self.policy.policy_id,
-                tuple(int(r) for r in verdict.reasons),
-            ),
+            status=int(verdict.tier),
+            vector=trustworthiness_vector(verdict.reasons),
+            policy_id=self.policy.policy_id,
+            reasons=tuple(int(r) for r in verdict.reasons),
             verifier_build=f"attest {__version__}",
             evidence_digest=verdict.evidence_digest,
         ).sign(self.identity.key)

@@ -17,7 +17,6 @@ from attest.codec.cose import protected_header, sig_structure, sign1, verify1
 from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.attestation import AttestationResult
-from attest.messages.claims import EAR_PROFILE
 from attest.messages.content import ContentType
 from attest.messages.revocation import RevocationList
 from attest.registry import content_types
@@ -47,6 +46,7 @@ from attest.testvectors.world import (
     vector_key,
     vector_ueid,
 )
+from attest.verify.reasons import trustworthiness_vector
 
 # ================================================================================================
 # Deterministic CBOR decoding
@@ -361,13 +361,15 @@ def _sample_payloads(w: World) -> dict[str, bytes]:
         ).payload(),
         ContentType.CHALLENGE: ch.payload(),
         ContentType.EVIDENCE: ev.payload(),
-        ContentType.RESULT: AttestationResult(
+        ContentType.RESULT: AttestationResult.of(
             verifier_id="kl-1",
             issued_at=NOW_S,
             nonce=ch.nonce,
             ueid=chip.ueid,
-            profile=EAR_PROFILE,
-            appraisal=(2, "attest-default-v1", ()),
+            status=2,
+            vector=trustworthiness_vector(()),
+            policy_id="attest-default-v1",
+            reasons=(),
             verifier_build=__version__,
             evidence_digest=hashlib.sha256(b"evidence").digest(),
         ).payload(),

@@ -205,7 +205,7 @@ class Session:
 
     def forge(self, challenge: Challenge, round_no: int = 1, **changes: Any) -> bytes:
         """Evidence with some claims replaced, signed by the chip's genuine key."""
-        ev = dataclasses.replace(self.claims(challenge, round_no), **changes)
+        ev = self.claims(challenge, round_no).replaced(**changes)
         return self.chip.sign_arbitrary_evidence(ev)
 
     def accepted_round1(self) -> tuple[bytes, bytes, ChipState]:

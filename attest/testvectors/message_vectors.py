@@ -28,7 +28,6 @@ from attest.licensing.messages import Budgets
 from attest.location.messages import LocationRecord, PingResponse
 from attest.messages import claims as C
 from attest.messages.attestation import AttestationResult
-from attest.messages.claims import EAR_PROFILE
 from attest.messages.reference import FirmwareReference, FirmwareStatus
 from attest.messages.revocation import RevocationList
 from attest.pods import claims as PC
@@ -46,6 +45,7 @@ from attest.testvectors.world import (
     vector_nonce,
     vector_ueid,
 )
+from attest.verify.reasons import Reason, trustworthiness_vector
 
 HEADER = [
     "Claims schemas of every message type (SPEC §4.5 step 6, §6, §13, §14) and frame shapes",
@@ -139,13 +139,15 @@ def sample_claims(w: World) -> dict[str, dict[Any, Any]]:
         "Challenge": _claims(ch.payload(), token=False),
         "Evidence": _claims(ev.payload(), token=False),
         "AttestationResult": _claims(
-            AttestationResult(
+            AttestationResult.of(
                 verifier_id="kl-1",
                 issued_at=NOW_S,
                 nonce=ch.nonce,
                 ueid=chip.ueid,
-                profile=EAR_PROFILE,
-                appraisal=(32, "attest-default-v1", (81, 83)),
+                status=32,
+                vector=trustworthiness_vector([Reason.FIRMWARE_OUTDATED, Reason.DEBUG_ENABLED]),
+                policy_id="attest-default-v1",
+                reasons=(81, 83),
                 verifier_build="vectors",
                 evidence_digest=vector_nonce("messages/evidence"),
             ).payload(),
@@ -207,6 +209,46 @@ def _nested(key: Any, inner: Mutation) -> Mutation:
     return lambda c: {**c, key: inner(c[key])}
 
 
+def _coswid(inner: Mutation) -> Mutation:
+    """Change the firmware CoSWID inside Evidence's measurements (§6.7)."""
+
+    def change(c: dict[Any, Any]) -> dict[Any, Any]:
+        tag = inner(cbor2.loads(c[C.MEASUREMENTS][0][1]))
+        return {**c, C.MEASUREMENTS: [[C.COAP_SWID_CBOR, cbor2.dumps(tag, canonical=True)]]}
+
+    return change
+
+
+def _version(text: str, scheme: int = 1) -> Mutation:
+    """Evidence whose firmware CoSWID states another version (and scheme)."""
+    return _coswid(
+        lambda t: {**t, C.COSWID_SOFTWARE_VERSION: text, C.COSWID_VERSION_SCHEME: scheme}
+    )
+
+
+def _hem(key: Any, value: Any) -> Mutation:
+    """A result whose HEM claims (inside the "hem" appraisal) have ``key`` set to ``value``
+    (None: removed)."""
+
+    def change(c: dict[Any, Any]) -> dict[Any, Any]:
+        a = c[C.SUBMODS]["hem"]
+        hem = {k: v for k, v in a[C.HEM_RESULT].items() if k != key}
+        hem = hem if value is None else {**hem, key: value}
+        return {**c, C.SUBMODS: {"hem": {**a, C.HEM_RESULT: hem}}}
+
+    return change
+
+
+def _appraisal(key: Any, value: Any) -> Mutation:
+    """A result whose "hem" appraisal has ``key`` set to ``value`` (None: removed)."""
+
+    def change(c: dict[Any, Any]) -> dict[Any, Any]:
+        a = {k: v for k, v in c[C.SUBMODS]["hem"].items() if k != key}
+        return {**c, C.SUBMODS: {"hem": a if value is None else {**a, key: value}}}
+
+    return change
+
+
 def _cnf(x: Any) -> dict[int, Any]:
     return {1: {1: 1, -1: 6, -2: x}}
 
@@ -222,7 +264,13 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     for t in MESSAGE_NAMES:
         add(t, "a real payload", (V,))
     for t in MESSAGE_NAMES:
-        some_required = C.ISS if C.ISS in s[t] else (C.AUD if C.AUD in s[t] else -70202)
+        some_required = (
+            C.ISS
+            if C.ISS in s[t]
+            else C.AUD
+            if C.AUD in s[t]
+            else {"AttestationResult": C.IAT}.get(t, -70202)
+        )
         add(t, f"required claim {some_required} missing", (CI,), _drop(some_required))
         add(t, "an unknown claim (nbf, 5)", (CI,), _set(5, NOW_S))
         add(t, "the reserved claim location (264)", (CI,), _set(C.LOCATION, 0))
@@ -260,8 +308,55 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
         _set(C.UEID, b"\x02" + bytes(16)),
     )
     add(
-        "Evidence", "firmware measurement of 33 bytes", (CI,), _set(C.HEM_FW_MEASUREMENT, bytes(33))
+        "Evidence",
+        "firmware measurement of 33 bytes",
+        (CI,),
+        _coswid(lambda t: {**t, C.COSWID_EVIDENCE: {17: {7: [1, bytes(33)], 24: "firmware"}}}),
     )
+    add(
+        "Evidence",
+        "firmware hash algorithm sha-384 (7)",
+        (CI,),
+        _coswid(lambda t: {**t, C.COSWID_EVIDENCE: {17: {7: [7, bytes(32)], 24: "firmware"}}}),
+    )
+    add(
+        "Evidence",
+        "firmware CoSWID tag-id not derived from the measurement",
+        (PI,),
+        _coswid(lambda t: {**t, C.COSWID_TAG_ID: bytes(16)}),
+    )
+    add(
+        "Evidence",
+        "firmware CoSWID with another software name",
+        (CI,),
+        _coswid(lambda t: {**t, C.COSWID_SOFTWARE_NAME: "other"}),
+    )
+    add(
+        "Evidence",
+        "firmware CoSWID with an extra member (media, 10)",
+        (CI,),
+        _coswid(lambda t: {**t, 10: "x"}),
+    )
+    add(
+        "Evidence",
+        "measurements with a second entry",
+        (CI,),
+        lambda c: {**c, C.MEASUREMENTS: [c[C.MEASUREMENTS][0]] * 2},
+    )
+    add(
+        "Evidence",
+        "measurement of content format 259",
+        (CI,),
+        lambda c: {**c, C.MEASUREMENTS: [[259, c[C.MEASUREMENTS][0][1]]]},
+    )
+    add(
+        "Evidence",
+        "measurement that is not CBOR",
+        (CI,),
+        _set(C.MEASUREMENTS, [[C.COAP_SWID_CBOR, b"\xff"]]),
+    )
+    add("Evidence", "another eat_profile", (CI,), _set(C.EAT_PROFILE, "tag:other"))
+    add("Evidence", "swversion (271) as well: not an Evidence claim", (CI,), _set(271, ["1.2", 1]))
     # Evidence values
     add(
         "Evidence",
@@ -290,21 +385,26 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("Evidence", "dbgstat 4", (V, E), _set(C.DBGSTAT, 4))
     add("Evidence", "dbgstat 5", (CI,), _set(C.DBGSTAT, 5))
     add("Evidence", "dbgstat true (booleans are not integers)", (CI,), _set(C.DBGSTAT, True))
-    add("Evidence", "swversion 01.2 (leading zero)", (V,), _set(C.SWVERSION, ["01.2", 1]))
+    add("Evidence", "firmware version 01.2 (leading zero)", (V,), _version("01.2"))
     add(
         "Evidence",
-        "swversion of four parts of six digits",
+        "firmware version of four parts of six digits",
         (V, E),
-        _set(C.SWVERSION, ["999999.0.0.999999", 1]),
+        _version("999999.0.0.999999"),
     )
-    add("Evidence", "swversion of five parts", (CI,), _set(C.SWVERSION, ["1.2.3.4.5", 1]))
-    add("Evidence", "swversion part of seven digits", (CI,), _set(C.SWVERSION, ["1234567", 1]))
-    add("Evidence", "swversion with a letter", (CI,), _set(C.SWVERSION, ["1.2a", 1]))
-    add("Evidence", "swversion ending in a dot", (CI,), _set(C.SWVERSION, ["1.", 1]))
-    add("Evidence", "swversion with a leading space", (CI,), _set(C.SWVERSION, [" 1.2", 1]))
-    add("Evidence", "swversion empty", (CI,), _set(C.SWVERSION, ["", 1]))
-    add("Evidence", "swversion scheme 2", (CI,), _set(C.SWVERSION, ["1.2.0", 2]))
-    add("Evidence", "swversion without its scheme", (CI,), _set(C.SWVERSION, ["1.2.0"]))
+    add("Evidence", "firmware version of five parts", (CI,), _version("1.2.3.4.5"))
+    add("Evidence", "firmware version part of seven digits", (CI,), _version("1234567"))
+    add("Evidence", "firmware version with a letter", (CI,), _version("1.2a"))
+    add("Evidence", "firmware version ending in a dot", (CI,), _version("1."))
+    add("Evidence", "firmware version with a leading space", (CI,), _version(" 1.2"))
+    add("Evidence", "firmware version empty", (CI,), _version(""))
+    add("Evidence", "firmware version scheme 2", (CI,), _version("1.2.0", 2))
+    add(
+        "Evidence",
+        "firmware CoSWID without its version scheme",
+        (CI,),
+        _coswid(lambda t: {k: v for k, v in t.items() if k != C.COSWID_VERSION_SCHEME}),
+    )
     # Evidence: mechanism claims (§6.7, §13.4, §14.6)
     pa, pb = vector_ueid("pod-chip/a1"), vector_ueid("pod-chip/a2")
     ls = {1: 3, 2: 10**17, 3: 7200}
@@ -455,6 +555,74 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
     add("AttestationResult", "another eat_profile", (CI,), _set(C.EAT_PROFILE, "tag:other"))
     add(
         "AttestationResult",
+        "revision 2's eat_profile",
+        (CI,),
+        _set(C.EAT_PROFILE, "tag:attest.example,2026:ear-v1"),
+    )
+    add("AttestationResult", "iss at the top level", (CI,), _set(C.ISS, "kl-1"))
+    add(
+        "AttestationResult",
+        "appraisal of another eat_profile",
+        (CI,),
+        _appraisal(C.EAT_PROFILE, "tag:other"),
+    )
+    add(
+        "AttestationResult",
+        "appraisal without its eat_profile",
+        (CI,),
+        _appraisal(C.EAT_PROFILE, None),
+    )
+    add(
+        "AttestationResult",
+        "policy id as a text string (revision 2)",
+        (CI,),
+        _appraisal(C.EAR_APPRAISAL_POLICY_IDS, "attest-default-v1"),
+    )
+    add(
+        "AttestationResult",
+        "two policy ids",
+        (CI,),
+        _appraisal(C.EAR_APPRAISAL_POLICY_IDS, ["a", "b"]),
+    )
+    add(
+        "AttestationResult",
+        "trustworthiness vector missing",
+        (CI,),
+        _appraisal(C.EAR_TRUSTWORTHINESS_VECTOR, None),
+    )
+    add(
+        "AttestationResult",
+        "trustworthiness vector empty",
+        (PI,),
+        _appraisal(C.EAR_TRUSTWORTHINESS_VECTOR, {}),
+    )
+    add(
+        "AttestationResult",
+        "trustworthiness vector with category 8",
+        (CI,),
+        _appraisal(C.EAR_TRUSTWORTHINESS_VECTOR, {0: 2, 8: 2}),
+    )
+    add(
+        "AttestationResult",
+        "trustworthiness claim 128",
+        (CI,),
+        _appraisal(C.EAR_TRUSTWORTHINESS_VECTOR, {0: 128}),
+    )
+    add(
+        "AttestationResult",
+        "trustworthiness claims -128 and 127 (the bounds)",
+        (V, E),
+        _appraisal(C.EAR_TRUSTWORTHINESS_VECTOR, {0: -128, 7: 127}),
+    )
+    add(
+        "AttestationResult",
+        "HEM claims as an array, not a map",
+        (CI,),
+        _appraisal(C.HEM_RESULT, ["kl-1"]),
+    )
+    add("AttestationResult", "HEM claims without iss", (CI,), _hem(C.ISS, None))
+    add(
+        "AttestationResult",
         "submods with another name",
         (CI,),
         lambda c: {**c, C.SUBMODS: {"other": c[C.SUBMODS]["hem"]}},
@@ -469,21 +637,17 @@ def _cases(s: dict[str, dict[Any, Any]]) -> list[tuple[str, str, tuple[str, ...]
         "AttestationResult",
         "256 reasons (the most allowed)",
         (V, E),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 256}}},
+        _hem(C.HEM_REASONS, [1] * 256),
     )
     add(
         "AttestationResult",
         "257 reasons",
         (CI,),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.HEM_REASONS: [1] * 257}}},
+        _hem(C.HEM_REASONS, [1] * 257),
     )
-    add(
-        "AttestationResult",
-        "status 0 (schema admits any uint)",
-        (V,),
-        lambda c: {**c, C.SUBMODS: {"hem": {**c[C.SUBMODS]["hem"], C.EAR_STATUS: 0}}},
-    )
-    add("AttestationResult", "the placeholder UEID", (V,), _set(C.UEID, b"\x01" + bytes(16)))
+    add("AttestationResult", "status 0 (none)", (V,), _appraisal(C.EAR_STATUS, 0))
+    add("AttestationResult", "status 33 (not a tier)", (CI,), _appraisal(C.EAR_STATUS, 33))
+    add("AttestationResult", "the placeholder UEID", (V,), _hem(C.UEID, b"\x01" + bytes(16)))
     # Offline Licensing (§13.2, §13.3)
     add("License", "serial 0", (CI, M), _set(LC.HEM_LICENSE_SERIAL, 0))
     add("License", "serial 2^64 - 1", (V, M, E), _set(LC.HEM_LICENSE_SERIAL, U64))

@@ -10,7 +10,6 @@ from typing import Any
 
 from attest.messages.attestation import AttestationResult, Challenge
 from attest.messages.certs import VerifierCert
-from attest.messages.claims import EAR_PROFILE
 from attest.testvectors.format import VectorError
 from attest.testvectors.session_check import _challenge, _result
 from attest.testvectors.world import (
@@ -23,6 +22,7 @@ from attest.testvectors.world import (
     vector_ueid,
 )
 from attest.verify.chain import verify_verifier_cert
+from attest.verify.reasons import reason_of, trustworthiness_vector
 
 
 def result_token(
@@ -37,13 +37,15 @@ def result_token(
 ) -> bytes:
     """A signed AttestationResult answering ``ch`` for ``ueid``."""
     v = w.verifiers[verifier]
-    res = AttestationResult(
+    res = AttestationResult.of(
         verifier_id=v.verifier_id,
         issued_at=ch.issued_at + 1,
         nonce=ch.nonce,
         ueid=ueid,
-        profile=EAR_PROFILE,
-        appraisal=(tier, "attest-default-v1", reasons),
+        status=tier,
+        vector=trustworthiness_vector([r for r in map(reason_of, reasons) if r is not None]),
+        policy_id="attest-default-v1",
+        reasons=reasons,
         verifier_build="vectors",
         evidence_digest=bytes(32),
     )
@@ -314,13 +316,15 @@ def result_group(w: World, first_tc: int) -> dict[str, Any]:
         (
             "result in another verifier's name, signed with the certified key",
             vc,
-            AttestationResult(
+            AttestationResult.of(
                 verifier_id="sg-1",
                 issued_at=NOW_S + 1,
                 nonce=ch.nonce,
                 ueid=ueid,
-                profile=EAR_PROFILE,
-                appraisal=(2, "attest-default-v1", ()),
+                status=2,
+                vector=trustworthiness_vector(()),
+                policy_id="attest-default-v1",
+                reasons=(),
                 verifier_build="vectors",
                 evidence_digest=bytes(32),
             ).sign(w.verifiers["kl-1"].key),

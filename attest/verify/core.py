@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from attest.codec.cose import parse_sign1, protected_header, sig_structure
 from attest.errors import DecodeError
 from attest.keys import PublicKey, ct_equal, ed25519_verify
-from attest.messages.attestation import NO_CHIP_UEID, Challenge, Evidence, Meters
+from attest.messages.attestation import NO_CHIP_UEID, Challenge, Evidence, Firmware, Meters
 from attest.messages.claims import DBGSTAT_ENABLED
 from attest.messages.content import ContentType
 from attest.messages.revocation import Revocations
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
 from attest.verify.policy import ChipModel, FirmwareStatus, Policy
-from attest.verify.reasons import Reason, ReasonCode, Tier, tier_of
+from attest.verify.reasons import ENVELOPE, Reason, ReasonCode, Tier, tier_of
 from attest.verify.state import ChipState, ChipStatus
 
 _EVIDENCE_PROTECTED = protected_header(ContentType.EVIDENCE)
@@ -58,15 +58,9 @@ _EMPTY_EVIDENCE = Evidence(
     uptime_s=0,
     dbgstat=1,
     bootcount=0,
-    firmware_version=(0,),
+    firmware=Firmware((0,), bytes(32)),
     attest_counter=0,
     meters=Meters(),
-    firmware_measurement=bytes(32),
-)
-
-# Reasons that are about the envelope itself and are reported even when it is not authentic.
-_ENVELOPE = frozenset(
-    {Reason.MALFORMED, Reason.WRONG_CONTENT_TYPE, Reason.BAD_SIGNATURE, Reason.CERT_CHAIN_INVALID}
 )
 
 
@@ -228,10 +222,10 @@ def appraise(
         (Reason.DEBUG_ENABLED, ev.dbgstat == DBGSTAT_ENABLED),
         (Reason.FIRMWARE_REVOKED, fw_status is FirmwareStatus.REVOKED),
     )
-    # ``r in _ENVELOPE`` is evaluated for every failed check, authentic or not, so that masking
+    # ``r in ENVELOPE`` is evaluated for every failed check, authentic or not, so that masking
     # costs the same whichever check failed (the timing benchmark compares failure classes).
     reasons: tuple[ReasonCode, ...] = tuple(
-        sorted([r for r, failed in checks if failed and (r in _ENVELOPE or authentic)])
+        sorted([r for r, failed in checks if failed and (r in ENVELOPE or authentic)])
     )
     tier = tier_of(reasons)
 
