@@ -266,9 +266,18 @@ class LicenseIssuer:
         )
 
     def _redeliver(self, ueid: bytes, serial: int) -> Renewal:
+        """The outstanding licence again, whichever node of the shared ledger issued it: its
+        delegation is in the ledger too (a node that lost a renewal race, or whose RESULT was
+        lost, must not leave the chip waiting for the issuing node)."""
         for rec in self.ledger.license_records(ueid):
-            if rec.serial == serial and rec.delegation_id == self.delegation.delegation_id:
-                grant = LicenseGrant(rec.token, self.delegation_token)
+            if rec.serial != serial or rec.delegation_id is None:
+                continue
+            if rec.delegation_id == self.delegation.delegation_id:
+                companion: bytes | None = self.delegation_token
+            else:
+                companion = self.ledger.delegation_token(rec.delegation_id)
+            if companion is not None:
+                grant = LicenseGrant(rec.token, companion)
                 return Renewal(RenewalOutcome.REDELIVERED, grant, serial)
-        # issued by someone else (another node, the authority): theirs to deliver
+        # issued by the authority itself: delivered out of band
         return Renewal(RenewalOutcome.NOT_DUE)

@@ -29,6 +29,7 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from attest.errors import StoreError
 from attest.store.audit import AuditEntry, AuditRecord, Checkpoint
+from attest.store.migrations import Migration, SchemaStatus
 from attest.verify.state import ChipState, ChipStatus
 
 T = TypeVar("T")
@@ -221,6 +222,11 @@ class Store(Protocol):
         """(number of entries, hash of the newest entry or 32 zero bytes)."""
         ...
 
+    def audit_by_nonce(self, nonce: bytes) -> list[AuditRecord]:
+        """This verifier's entries for the challenge ``nonce`` (at most one for a sound log):
+        how a relying party holding a result finds it in the log."""
+        ...
+
     def audit_checkpoints(self) -> Iterator[Checkpoint]: ...
 
     def checkpoint(self) -> Checkpoint | None:
@@ -234,6 +240,17 @@ class Store(Protocol):
         ...
 
     def get_revocations(self) -> tuple[int, bytes] | None: ...
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> SchemaStatus:
+        """The core schema's version as found when the store was opened (see migrations.py)."""
+        ...
+
+    def migrate(self) -> list[Migration]:
+        """Apply the pending migrations (for a store opened with ``migrate=False``)."""
+        ...
 
     # -- lifecycle ---------------------------------------------------------------------------
 
