@@ -38,7 +38,7 @@ from attest.node.service import VerifierService
 from attest.pods.messages import LinkConfirm
 from attest.pods.reasons import PodReason
 from attest.pods.verifier import PodsVerifier
-from attest.store import Advance, Enroll, SqliteStore
+from attest.store import Advance, ChipRecord, Enroll, SqliteStore
 from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id, transcript
 from attest.testvectors.world import (
     NOW_S,
@@ -202,6 +202,26 @@ def _counter_rollback(make: MakeBench) -> Appraisal:
     state, ch = b.next_round()
     ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
     return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.CLONE_SUSPECTED, Reason.COUNTER_ROLLBACK)
+def _clone_suspected(make: MakeBench) -> SessionAppraisal:
+    """A copy of the chip's state answers another challenge with the counter already used."""
+    b = make()
+    state, ch = b.next_round()
+    ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
+    record = ChipRecord(b.chain.device_cert, b.chain.manufacturer_cert, state)
+    return appraise_session(
+        ev,
+        challenge=ch,
+        chain=b.chain,
+        record=record,
+        anchors=b.world.anchors,
+        revocations=Revocations(),
+        policy=Policy(),
+        now_ms=ROUND2_MS,
+        node_checks=True,
+    )
 
 
 @crafts(Reason.METER_ROLLBACK)

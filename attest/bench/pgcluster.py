@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,8 @@ class ClusterError(RuntimeError):
 
 def find_bindir() -> Path:
     """The folder holding ``initdb`` and ``postgres`` (see the module docstring)."""
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pgserver warns about XDG_RUNTIME_DIR on import
         from pgserver._commands import POSTGRES_BIN_PATH
 
         if (Path(POSTGRES_BIN_PATH) / "postgres").exists():

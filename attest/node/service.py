@@ -138,6 +138,7 @@ class VerifierService:
             now_ms=now_ms,
             mechanisms=loaded,
             cache=self.cache,
+            node_checks=True,
         )
         verdict = session.verdict
         subject = verdict.ueid or b""

@@ -57,6 +57,9 @@ class Reason(ReasonCode):
     REGISTRATION_MISMATCH = 24
     EVIDENCE_REPLAY = 25
     NOT_ENROLLED = 26
+    #: the device key signed two different fresh Evidence tokens with one counter value (a
+    #: copied chip); a node's check (SPEC §9.11, attest.verify.clone), not appraise()'s
+    CLONE_SUSPECTED = 27
     # -- monotonic state (40-59)
     BOOTCOUNT_ROLLBACK = 40
     COUNTER_ROLLBACK = 41
@@ -71,6 +74,10 @@ class Reason(ReasonCode):
     FIRMWARE_UNKNOWN = 82, Tier.WARNING
     DEBUG_ENABLED = 83, Tier.WARNING
 
+
+#: reasons a verifier node adds beyond the appraisal procedure of SPEC §9.1-9.10 (which the
+#: published vectors pin): the clone check of §9.11 (attest.verify.clone)
+NODE_REASONS: frozenset[ReasonCode] = frozenset({Reason.CLONE_SUSPECTED})
 
 #: the code range of each registered reason enum: (first, last) inclusive
 _RANGES: dict[type[ReasonCode], tuple[int, int]] = {Reason: (1, 99)}
