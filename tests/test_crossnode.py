@@ -108,7 +108,7 @@ async def two_nodes(
                     region=REGION,
                     quota=Budgets(quota * BUDGET),
                     now_s=fed.now_s,
-                )  # fmt: skip
+                )
             )
             sections["licensing"] = LicensingSection(
                 enabled=True, delegation_file=str(path), budget_flops=BUDGET
@@ -285,7 +285,7 @@ async def test_concurrent_renewals_through_two_nodes_issue_one_licence(
             for chip in chips:
                 a, b = Session(chip, kl), Session(chip, jb)
                 await both(a.open(), b.open())
-                (ra, fa), (rb, fb) = await both(a.send(a.answer()), b.send(b.answer()))
+                (_, fa), (rb, fb) = await both(a.send(a.answer()), b.send(b.answer()))
                 assert rb.status == Tier.AFFIRMING
                 grants = [f.grant for f in (fa, fb) if f.grant is not None]
                 assert grants and all(g == grants[0] for g in grants)  # one licence, resent

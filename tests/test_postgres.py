@@ -115,7 +115,7 @@ def test_contract_nonce_once_and_conflicts(backend: Callable[..., Store]) -> Non
             store.commit_appraisal(
                 nonce=replay, ueid=ueid(1), now_ms=6, commit=Nothing(), entry=entry(2)
             )
-    with pytest.raises(StoreError, match="never go backwards|backwards"):
+    with pytest.raises(StoreError, match="never go backwards"):
         # only the store's own trigger stands between a bug and a rolled-back counter
         store.issue_challenge(nonce(3), ueid(1), 0, 60_000)
         store.commit_appraisal(
