@@ -283,7 +283,10 @@ def test_pod_version_bumps_are_atomic_across_nodes(pg_url: str) -> None:
 
 
 def test_server_restart_is_a_pause_not_an_error(pg_cluster: Any, pg_url: str) -> None:
-    with PostgresStore(pg_url, verifier_id=VERIFIER, signing_key=VKEY) as store:
+    # a generous wait: the server's crash recovery on a loaded 2-core machine is not timed
+    with PostgresStore(
+        pg_url, verifier_id=VERIFIER, signing_key=VKEY, reconnect_timeout_s=60
+    ) as store:
         store.enroll(record(1))
         _appraise(store, 1)
         pg_cluster.kill()  # SIGKILL: the pooled connection is dead, the server must recover

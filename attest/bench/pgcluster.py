@@ -100,6 +100,7 @@ class Cluster:
         self.bindir = find_bindir()
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="attest-pg-")) if root is None else root
+        self.root.mkdir(parents=True, exist_ok=True)
         self.data = self.root / "data"
         self.port = port or free_port()
         self.log = self.root / "server.log"

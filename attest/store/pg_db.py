@@ -95,15 +95,28 @@ class CommitUnknown(StoreError):
     been applied. Nothing may be reported as done; the next read tells which it was."""
 
 
-class _Txn:
-    """A :class:`~attest.store.base.Transaction` over one psycopg connection."""
+class PgTransaction:
+    """A :class:`~attest.store.base.Transaction` over one psycopg connection.
 
-    __slots__ = ("_conn",)
+    Inside :meth:`PostgresDatabase.write` the ``BEGIN`` is not a round trip of its own: it
+    travels with the first statement (psycopg's pipeline mode). :meth:`batch` sends several
+    statements in one round trip and :meth:`finish` sends the last ones together with
+    ``COMMIT`` (the appraisal transaction takes two round trips this way, plus its steps).
+    """
 
-    def __init__(self, conn: Any) -> None:
+    __slots__ = ("_begin", "_conn", "committing", "finished")
+
+    def __init__(self, conn: Any, transaction: bool = False) -> None:
         self._conn = conn
+        self._begin = transaction
+        #: COMMIT has been sent (a connection lost now leaves the outcome unknown)
+        self.committing = False
+        #: COMMIT was sent by :meth:`finish` and succeeded
+        self.finished = False
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        if self._begin:
+            return self.batch([(sql, parameters)])[0]
         cur = self._conn.cursor()
         if parameters:
             cur.execute(translate(sql), parameters)
@@ -112,8 +125,35 @@ class _Txn:
         result: Cursor = cur
         return result
 
+    def batch(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], *, commit: bool = False
+    ) -> list[Cursor]:
+        """Run ``statements`` in one round trip (results are ready when it returns)."""
+        cursors: list[Cursor] = []
+        with self._conn.pipeline():
+            if self._begin:
+                self._conn.execute("BEGIN")
+                self._begin = False
+            for sql, parameters in statements:
+                cur = self._conn.cursor()
+                cur.execute(translate(sql) if parameters else sql, parameters or None)
+                cursors.append(cur)
+            if commit:
+                self.committing = True
+                self._conn.execute("COMMIT")
+        if commit:
+            self.finished = True
+        return cursors
+
+    def finish(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[Cursor]:
+        """The transaction's last statements and its COMMIT, in one round trip."""
+        return self.batch(statements, commit=True)
+
     def script(self, script: str) -> None:
         """Several statements at once (DDL; no parameters, so psycopg sends it as one query)."""
+        if self._begin:
+            self._conn.execute("BEGIN")
+            self._begin = False
         self._conn.execute(script)
 
 
@@ -165,12 +205,18 @@ class PostgresDatabase:
         }
         if readonly:
             self._kwargs["options"] = "-c default_transaction_read_only=on"
-        try:
-            self._idle.append(self._connect())
-        except self._psycopg.Error as exc:
-            raise StoreError(
-                f"{redact(url)}: cannot connect to PostgreSQL: {_message(exc)}"
-            ) from None
+        deadline = time.monotonic() + reconnect_timeout_s
+        while True:  # a node starting while its server restarts waits for it, as a call would
+            try:
+                self._idle.append(self._connect())
+                break
+            except self._psycopg.Error as exc:
+                retry = isinstance(exc, self._psycopg.OperationalError)
+                if not retry or time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"{redact(url)}: cannot connect to PostgreSQL: {_message(exc)}"
+                    ) from None
+                time.sleep(0.1)
 
     @property
     def url(self) -> str:
@@ -217,7 +263,11 @@ class PostgresDatabase:
 
     # -- the transaction helper ------------------------------------------------------------------
 
-    def _run(self, fn: Callable[[_Txn], _T], *, transaction: bool) -> _T:
+    def _run(
+        self, fn: Callable[[PgTransaction], _T], *, transaction: bool, writes: bool = False
+    ) -> _T:
+        """Run ``fn`` on a pooled connection: in one transaction (``transaction``), or each
+        statement on its own (a read; or, with ``writes``, one autocommitted write)."""
         psycopg = self._psycopg
         if self._closed:
             raise StoreError("store is closed")
@@ -225,20 +275,22 @@ class PostgresDatabase:
         conflicts = 0
         while True:
             conn = None
-            committing = False
+            txn: PgTransaction | None = None
             try:
                 conn = self._getconn(deadline - time.monotonic())
+                txn = PgTransaction(conn, transaction)
                 if not transaction:
-                    return fn(_Txn(conn))
-                conn.execute("BEGIN")
+                    txn.committing = writes  # its one statement commits as it runs
+                    return fn(txn)
                 try:
-                    result = fn(_Txn(conn))
+                    result = fn(txn)
                 except BaseException:
                     if not conn.broken:
                         conn.execute("ROLLBACK")
                     raise
-                committing = True
-                conn.execute("COMMIT")
+                if not txn.finished:
+                    txn.committing = True
+                    conn.execute("COMMIT")
                 return result
             except psycopg.OperationalError as exc:
                 if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES:
@@ -247,7 +299,7 @@ class PostgresDatabase:
                         continue
                 if conn is not None and not conn.broken:
                     raise StoreError(f"postgresql: {_message(exc)}") from None
-                if committing:
+                if txn is not None and txn.committing:
                     raise CommitUnknown(
                         f"postgresql: connection lost during COMMIT: {_message(exc)}"
                     ) from None
@@ -273,7 +325,7 @@ class PostgresDatabase:
         """DDL in one transaction, under the schema lock (nodes starting at once take turns)."""
 
         def run(txn: Transaction) -> None:
-            assert isinstance(txn, _Txn)
+            assert isinstance(txn, PgTransaction)
             lock_schema(txn)
             txn.script(script)
 
