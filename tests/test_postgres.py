@@ -368,3 +368,34 @@ def test_nodes_starting_together_create_the_schema_once(pg_url: str) -> None:
     assert stores[0].verifiers() == [f"node-{i}" for i in range(4)]
     for s in stores:
         s.close()
+
+
+# -- the operator commands on a shared database ------------------------------------------------
+
+
+def test_migrate_and_audit_commands_on_postgresql(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from attest.cli.main import main
+    from attest.node import provision
+    from attest.store.postgres import SCHEMA_V1
+
+    authority = provision.create_authority(tmp_path / "authority", "authority.test")
+    _, config = provision.certify_verifier_folder(authority, tmp_path / "kl", "kl-1", "MY")
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a database of schema version 1
+        conn.execute(SCHEMA_V1)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '\\x0000000000000001'::bytea)")
+    monkeypatch.setenv("ATTEST_STORE_PATH", pg_url)
+    assert main(["verifier", "migrate", "--config", str(config), "--check"]) == 1
+    assert "postgresql store: schema version 1, this attest: 2" in capsys.readouterr().out
+    assert main(["verifier", "migrate", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "applied 2:" in out and out.rstrip().endswith("schema version 2")
+    assert main(["verifier", "migrate", "--config", str(config), "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    cert = str(tmp_path / "kl" / "verifier.cert")
+    assert main(["audit", "verify", "--db", pg_url, "--verifier-cert", cert]) == 0
+    assert "audit log OK" in capsys.readouterr().out
+    assert main(["audit", "show", "--db", pg_url, "--verifier-id", "kl-1", "--json"]) == 0
+    assert main(["audit", "show", "--db", pg_url]) == 2  # whose chain? a one-line error
+    assert "--verifier-id" in capsys.readouterr().err
