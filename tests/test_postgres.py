@@ -399,3 +399,32 @@ def test_migrate_and_audit_commands_on_postgresql(
     assert main(["audit", "show", "--db", pg_url, "--verifier-id", "kl-1", "--json"]) == 0
     assert main(["audit", "show", "--db", pg_url]) == 2  # whose chain? a one-line error
     assert "--verifier-id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ATTEST_STORE_BACKEND": "sqlite", "ATTEST_STORE_PATH": "postgresql://h/db"}, "is sqlite"),
+        ({"ATTEST_STORE_BACKEND": "postgresql"}, "must be a postgresql:// URL"),
+        ({"ATTEST_STORE_BACKEND": "mysql"}, "unsupported backend"),
+        ({"ATTEST_STORE_POOL_SIZE": "0"}, "pool_size"),
+        ({"ATTEST_STORE_RECONNECT_TIMEOUT_S": "nan"}, "reconnect_timeout_s"),
+    ],
+)
+def test_store_configuration_is_checked(env: dict[str, str], message: str) -> None:
+    from attest.errors import ConfigError
+    from attest.node.config import load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, env=env)
+
+
+def test_a_url_is_not_taken_for_a_path(tmp_path: Path) -> None:
+    from attest.cli.verifier_cmd import render_config
+    from attest.node.config import load_config
+
+    url = "postgresql://attest@db.example:5432/attest"
+    config = load_config(None, env={"ATTEST_STORE_PATH": url})
+    assert config.store_backend == "postgresql" and config.store_location() == url
+    assert f'path = "{url}"' in render_config(config)
+    assert load_config(None, env={}).store_backend == "sqlite"

@@ -10,6 +10,10 @@ Two levels, so that mechanisms keep their tables in their own packages:
 * :class:`Store` — the core tables on a Database: chips, challenges, the audit chain and a
   little metadata. Its one transaction that matters is :meth:`Store.commit_appraisal`.
 
+Backends: SQLite (attest/store/sqlite.py, one node's file) and PostgreSQL
+(attest/store/postgres.py, a database that several nodes share, each with its own audit
+chain); both keep a versioned schema (attest/store/migrations.py).
+
 The API is synchronous and takes every time as integer milliseconds from the caller: the store
 reads no clock, so tests and replays are deterministic. The trio daemon calls it from a worker
 thread (``trio.to_thread.run_sync``); implementations must be safe to call from any thread.
