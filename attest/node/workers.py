@@ -28,10 +28,10 @@ invariants (attest/store/postgres.py), and the workers share the node's one audi
 With SQLite the price is that writes from all workers are serialised by its one write lock. It
 is held for one short transaction at a time (the fsync happens outside it), and the CPU-heavy
 part of a session - signature checks, parsing, signing - runs in parallel, so this is the
-cheapest design that keeps one audit chain. The alternatives: one store per worker (no lock, but K audit chains
-and a chip's state split across workers, which would break rollback detection when a chip
-reconnects to another worker) or one store-owning process that workers call over IPC (one more
-hop per session, and the same serialisation inside the owner).
+cheapest design that keeps one audit chain. The alternatives: one store per worker (no lock,
+but K audit chains and a chip's state split across workers, which would break rollback
+detection when a chip reconnects to another worker) or one store-owning process that workers
+call over IPC (one more hop per session, and the same serialisation inside the owner).
 
 Before starting the workers the parent applies the configured revocation list to the store
 once, so workers never race to store the same newer list. It writes the configured
