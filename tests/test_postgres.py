@@ -337,7 +337,7 @@ def test_sqlite_v1_file_is_migrated_on_open(tmp_path: Path) -> None:
 
 def test_postgresql_v1_database_is_migrated(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        from attest.store.postgres import SCHEMA_V1
+        from attest.store.pg_schema import SCHEMA_V1
 
         conn.execute(SCHEMA_V1)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '\\x0000000000000001'::bytea)")
@@ -378,7 +378,7 @@ def test_migrate_and_audit_commands_on_postgresql(
 ) -> None:
     from attest.cli.main import main
     from attest.node import provision
-    from attest.store.postgres import SCHEMA_V1
+    from attest.store.pg_schema import SCHEMA_V1
 
     authority = provision.create_authority(tmp_path / "authority", "authority.test")
     _, config = provision.certify_verifier_folder(authority, tmp_path / "kl", "kl-1", "MY")
