@@ -93,7 +93,11 @@ class Conclusion:
 
 
 class VerifierPart(Protocol[ViewT, DetailT]):
-    """A mechanism inside one verifier node (built by the node from its configuration)."""
+    """A mechanism inside one verifier node (built by the node from its configuration).
+
+    Its methods are called from the node's store threads, several sessions at once on a store
+    whose ``concurrency`` is above one (PostgreSQL): a part that caches state guards it.
+    """
 
     def load(self, ueid: bytes) -> ViewT:
         """What this mechanism needs to judge the chip ``ueid`` (may read the store)."""

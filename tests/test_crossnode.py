@@ -318,3 +318,20 @@ async def test_a_quota_shared_by_two_nodes_is_never_exceeded(
             assert sum(issued) == 3 * BUDGET
             licensed = [c for c in chips if c.part(LicensingChip).license_state().serial == 1]
             assert len(licensed) == 3
+
+
+async def test_one_node_serves_sessions_concurrently_on_postgresql(
+    fed: Federation, pg_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL node makes several store calls at once (the pool size): many chips at the
+    same moment, with licensing and the pods cache, stay consistent."""
+    with trio.fail_after(GUARD_S):
+        async with two_nodes(fed, pg_url, tmp_path, licensing=True) as (kl, _):
+            assert kl.service.store.concurrency > 1
+            chips = [fed.chip(licensed=True) for _ in range(12)]
+            rounds = await both(*(attest(c, HOST, port(kl), rounds=3) for c in chips))
+            assert all(r.status == Tier.AFFIRMING for results in rounds for r in results)
+            ledger = LicenseLedger(kl.service.store.db)
+            assert sorted(r.ueid for r in ledger.license_records()) == sorted(c.ueid for c in chips)
+            assert all(stored_counter(kl, c) == c.attest_counter for c in chips)
+            assert kl.service.store.audit_head()[0] == 36

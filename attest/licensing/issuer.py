@@ -16,6 +16,7 @@ ledger's latest serial makes two concurrent renewals for one chip issue at most 
 from __future__ import annotations
 
 import enum
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -170,6 +171,7 @@ class LicenseIssuer:
         self.policy = policy
         #: how often each renewal outcome happened (for logs, metrics and the demo)
         self.outcomes: Counter[RenewalOutcome] = Counter()
+        self._outcomes_lock = threading.Lock()
         ledger.register_delegation(delegation_token, self.delegation)
 
     @property
@@ -198,7 +200,8 @@ class LicenseIssuer:
         renewal = self._renew(
             ueid=ueid, tier=tier, state=state, view=view, now_ms=now_ms, note_report=note_report
         )
-        self.outcomes[renewal.outcome] += 1
+        with self._outcomes_lock:  # sessions may renew from several threads (PostgreSQL)
+            self.outcomes[renewal.outcome] += 1
         return renewal
 
     def _renew(

@@ -81,8 +81,8 @@ class StoreSection:
     path: str = "verifier.db"
     #: sign an audit checkpoint every N entries
     checkpoint_every: int = 100
-    #: PostgreSQL: connections per process (a node makes one store call at a time)
-    pool_size: int = 2
+    #: PostgreSQL: connections per process = the store calls a node makes at once
+    pool_size: int = 4
     #: PostgreSQL: how long a transaction waits for a lost server to come back, in seconds
     reconnect_timeout_s: float = 5.0
 

@@ -49,7 +49,7 @@ def open_store(
     readonly: bool = False,
     group_sync: bool = False,
     migrate: bool = True,
-    pool_size: int = 2,
+    pool_size: int = 4,
     reconnect_timeout_s: float = 5.0,
 ) -> Store:
     """An SQLite store at a path, or a PostgreSQL store for a ``postgresql://`` URL (which

@@ -161,6 +161,12 @@ class Store(Protocol):
         """The database, for the mechanisms' tables (they share its transactions)."""
         ...
 
+    @property
+    def concurrency(self) -> int:
+        """How many calls a process may usefully make at once (the node's store limiter):
+        1 for SQLite (one connection, one writer), the pool size for PostgreSQL."""
+        ...
+
     # -- chips -------------------------------------------------------------------------------
 
     def enroll(self, record: ChipRecord) -> bool:

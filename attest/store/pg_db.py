@@ -40,7 +40,7 @@ from attest.store.base import Cursor, Transaction
 
 _T = TypeVar("_T")
 
-DEFAULT_POOL_SIZE = 2
+DEFAULT_POOL_SIZE = 4
 DEFAULT_RECONNECT_TIMEOUT_S = 5.0
 #: deadlock_detected, serialization_failure: the server rolled back; running again is safe
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
@@ -171,10 +171,10 @@ class PostgresDatabase:
     """Connections to one PostgreSQL database (:class:`~attest.store.base.Database`).
 
     At most ``pool_size`` connections, opened on demand and kept for reuse; a broken one is
-    dropped and replaced at the next use. (A node makes one store call at a time, so a small
-    pool of our own is enough: psycopg-pool's background reconnection with exponential
-    backoff would only delay recovery after a server restart.) ``readonly=True`` opens every
-    transaction read-only.
+    dropped and replaced at the next use. (A node makes at most ``pool_size`` store calls at
+    once, so a small pool of our own is enough: psycopg-pool's background reconnection with
+    exponential backoff would only delay recovery after a server restart.) ``readonly=True``
+    opens every transaction read-only.
     """
 
     dialect = "postgresql"
@@ -197,6 +197,7 @@ class PostgresDatabase:
         self._closed = False
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(pool_size)
+        self.pool_size = pool_size
         self._idle: list[Any] = []
         self._kwargs: dict[str, Any] = {
             "autocommit": True,

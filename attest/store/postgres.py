@@ -263,6 +263,10 @@ class PostgresStore(Store):
         return self._db
 
     @property
+    def concurrency(self) -> int:
+        return self._db.pool_size
+
+    @property
     def verifier_id(self) -> str:
         return self._verifier_id
 

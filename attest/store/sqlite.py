@@ -288,6 +288,10 @@ class SqliteStore(Store):
         return self._db
 
     @property
+    def concurrency(self) -> int:
+        return 1  # one connection behind one lock: more threads would only queue
+
+    @property
     def verifier_id(self) -> str:
         return self._verifier_id
 
