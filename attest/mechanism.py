@@ -54,9 +54,10 @@ from attest.messages.revocation import Revocations
 from attest.messages.schema import Field, SignedMessage
 from attest.store.base import Advance, ChipRecord, Commit, Enroll, Nothing, Step, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors
+from attest.verify.clone import clone_suspected
 from attest.verify.core import Appraisal, Verdict, appraise
 from attest.verify.policy import Policy
-from attest.verify.reasons import ReasonCode, tier_of
+from attest.verify.reasons import Reason, ReasonCode, tier_of
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -99,7 +100,11 @@ class Conclusion:
 
 
 class VerifierPart(Protocol[ViewT, DetailT]):
-    """A mechanism inside one verifier node (built by the node from its configuration)."""
+    """A mechanism inside one verifier node (built by the node from its configuration).
+
+    Its methods are called from the node's store threads, several sessions at once on a store
+    whose ``concurrency`` is above one (PostgreSQL): a part that caches state guards it.
+    """
 
     def load(self, ueid: bytes) -> ViewT:
         """What this mechanism needs to judge the chip ``ueid`` (may read the store)."""
@@ -198,11 +203,15 @@ def appraise_session(
     now_ms: int,
     mechanisms: Sequence[Loaded] = (),
     cache: ChainCache | None = None,
+    node_checks: bool = False,
 ) -> SessionAppraisal:
     """Appraise one session's Evidence with the core and every mechanism (pure).
 
     ``record`` is the chip's registry entry (None on first contact): a known chip is judged
     against the chain and state it enrolled with, not the chain it presents now.
+    ``node_checks`` adds what a verifier node judges beyond the procedure the vectors pin
+    (SPEC §9.11, :data:`attest.verify.reasons.NODE_REASONS`): the clone check
+    (attest.verify.clone). The node always sets it.
     """
     used = DeviceChain(record.device_cert, record.manufacturer_cert) if record else chain
     core = appraise(
@@ -221,7 +230,9 @@ def appraise_session(
         for part, view in mechanisms
     )
     verdict = core.verdict
-    added = [r for _, f in findings for r in f.reasons]
+    added: list[ReasonCode] = [r for _, f in findings for r in f.reasons]
+    if node_checks and clone_suspected(core, record.state if record else None):
+        added.append(Reason.CLONE_SUSPECTED)
     if added:
         reasons = tuple(sorted({*verdict.reasons, *added}))
         verdict = Verdict(

@@ -136,3 +136,45 @@ def make_bench(world: World) -> Callable[..., Bench]:
 @pytest.fixture
 def bench(make_bench: Callable[..., Bench]) -> Bench:
     return make_bench()
+
+
+# -- PostgreSQL: one throwaway server per test session, a fresh database per test -------------
+
+_PG_SKIP = (
+    "PostgreSQL not available here ({why}); install the test extra (pip install -e "
+    "'.[test]' brings pgserver) or Debian's postgresql package. In CI (CI set) this fails."
+)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Any:
+    """A real PostgreSQL server on a loopback port (attest/bench/pgcluster.py).
+
+    A test that needs it and cannot have it is skipped with a clear message, except in CI
+    (the ``CI`` environment variable set, as ``.ci/run`` does), where it fails.
+    """
+    import os
+
+    try:
+        from attest.bench.pgcluster import Cluster
+
+        cluster = Cluster()
+        cluster.start()
+    except Exception as exc:  # no binaries, no psycopg, cannot start
+        message = _PG_SKIP.format(why=f"{type(exc).__name__}: {exc}")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any, request: pytest.FixtureRequest) -> str:
+    """The URL of a new, empty database on the session's server."""
+    import re
+    import secrets
+
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    url: str = pg_cluster.create_database(f"t_{name}_{secrets.token_hex(3)}")
+    return url

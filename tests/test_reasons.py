@@ -44,7 +44,7 @@ from attest.node.service import VerifierService
 from attest.pods.messages import LinkConfirm
 from attest.pods.reasons import PodReason
 from attest.pods.verifier import PodsVerifier
-from attest.store import Advance, Enroll, SqliteStore
+from attest.store import Advance, ChipRecord, Enroll, SqliteStore
 from attest.testvectors.location_vectors import landmark, place_of, rtt_for_bound
 from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id, transcript
 from attest.testvectors.world import (
@@ -209,6 +209,26 @@ def _counter_rollback(make: MakeBench) -> Appraisal:
     state, ch = b.next_round()
     ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
     return b.appraise(ev, ch, state=state, now_ms=ROUND2_MS)
+
+
+@crafts(Reason.CLONE_SUSPECTED, Reason.COUNTER_ROLLBACK)
+def _clone_suspected(make: MakeBench) -> SessionAppraisal:
+    """A copy of the chip's state answers another challenge with the counter already used."""
+    b = make()
+    state, ch = b.next_round()
+    ev = b.forge(ch, ROUND2_SIGN_S, attest_counter=state.attest_counter)
+    record = ChipRecord(b.chain.device_cert, b.chain.manufacturer_cert, state)
+    return appraise_session(
+        ev,
+        challenge=ch,
+        chain=b.chain,
+        record=record,
+        anchors=b.world.anchors,
+        revocations=Revocations(),
+        policy=Policy(),
+        now_ms=ROUND2_MS,
+        node_checks=True,
+    )
 
 
 @crafts(Reason.METER_ROLLBACK)
@@ -566,10 +586,10 @@ def _location_ping_invalid(make: MakeBench) -> SessionAppraisal:
     return _location_session(make, bad_pong=True)
 
 
-@crafts(Reason.CLONE_SUSPECTED)
-def _clone_suspected(make: MakeBench) -> SessionAppraisal:
+def test_clone_suspected_by_impossible_travel(make_bench: MakeBench) -> None:
     # the same device key answered Manila (within 20 km) a minute before Kuala Lumpur
-    return _location_session(make, region="", stored=[("mnl-1", rtt_for_bound(20_000))])
+    session = _location_session(make_bench, region="", stored=[("mnl-1", rtt_for_bound(20_000))])
+    assert session.verdict.reasons == (Reason.CLONE_SUSPECTED,)
 
 
 def test_clone_suspected_by_concurrent_sessions(make_bench: MakeBench) -> None:
@@ -614,10 +634,10 @@ def test_reason_is_produced(reason: ReasonCode, make_bench: MakeBench) -> None:
         else:
             assert new_state is not None  # a warning still accepts the evidence
     else:
-        # The commit rule (attest/mechanism.py): a mechanism's reason judges the verdict (even
-        # to contraindicated) but the core accepted this otherwise honest Evidence, so the
-        # chip's counters and meters still advance.
-        assert new_state is not None
+        # The commit rule (attest/mechanism.py): a mechanism's or the node's reason judges the
+        # verdict (even to contraindicated), and the chip's counters and meters advance exactly
+        # when the core accepted the Evidence.
+        assert (new_state is not None) == (result.core.new_state is not None)
 
 
 def test_tier_arithmetic() -> None:

@@ -112,7 +112,14 @@ class Verifier:
             return -9
 
 
-def start_verifier(world: fleet_mod.BenchWorld, workers: int, name: str = "verifier") -> Verifier:
+def start_verifier(
+    world: fleet_mod.BenchWorld,
+    workers: int,
+    name: str = "verifier",
+    *,
+    config: Path | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> Verifier:
     port_file = world.root / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log = world.root / f"{name}.log"
@@ -122,10 +129,11 @@ def start_verifier(world: fleet_mod.BenchWorld, workers: int, name: str = "verif
             "ATTEST_LISTEN_PORT": "0",
             "ATTEST_LISTEN_PORT_FILE": str(port_file),
             "ATTEST_HTTP_PORT": "-1",
+            **(env_extra or {}),
         }
     )
     cmd = [sys.executable, "-m", "attest.cli.main", "verifier", "serve", "--config"]
-    cmd += [str(world.config)]
+    cmd += [str(config or world.config)]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     with open(log, "wb") as log_file:
@@ -253,3 +261,154 @@ def _histogram(values_ms: list[float], buckets: int = 60) -> dict[str, list[floa
     for v in values_ms:
         counts[min(buckets, int(v / width))] += 1
     return {"edges": [i * width for i in range(buckets + 2)], "counts": [float(c) for c in counts]}
+
+
+# -- several nodes on one PostgreSQL database ------------------------------------------------
+
+
+def run_nodes(
+    world: fleet_mod.BenchWorld,
+    configs: list[Path],
+    *,
+    chips: int,
+    seconds: float,
+    inflight: int,
+    rate: float = 0.0,
+    store_url: str = "",
+    sample_every: float = 1.0,
+    label: str = "run",
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Chips split over ``len(configs)`` nodes (chip i on node i % n), measured as in
+    :func:`run_e2e`; ``store_url`` puts every node on that PostgreSQL database. Afterwards
+    every node's audit chain is counted against the results the chips received."""
+    from attest.store import open_store
+
+    env = {"ATTEST_STORE_PATH": store_url} if store_url else {}
+    nodes = [
+        start_verifier(world, 1, f"{label}-{i}", config=c, env_extra=env)
+        for i, c in enumerate(configs)
+    ]
+    try:
+        gen_cmd = [sys.executable, "-m", "attest.bench.loadgen", "--fleet"]
+        gen_cmd += [str(world.fleet_file), "--port", ",".join(str(n.port) for n in nodes)]
+        gen_cmd += ["--chips", str(chips), "--seconds", str(seconds)]
+        gen_cmd += ["--inflight", str(inflight), "--rate", str(rate)]
+        gen = subprocess.Popen(gen_cmd, stdout=subprocess.PIPE, text=True)
+        assert gen.stdout is not None
+        progress(f"{label}: warm-up of {chips} chips on {len(nodes)} node(s)")
+        line = gen.stdout.readline().strip()
+        if line != "phase measure":
+            gen.wait()
+            raise RuntimeError(f"load generator failed before measuring: {line!r}")
+        pids = [p for n in nodes for p in process_tree(n.proc.pid)]
+        rss_start = sum(memory_kb(pids, "VmRSS")) / 1024
+        sampler = _Sampler(pids, sample_every)
+        sampler.start()
+        progress(f"{label}: measuring for {seconds:g} s")
+        gen.stdout.readline()
+        sampler.stop_event.set()
+        sampler.join()
+        rss_end = sum(memory_kb(pids, "VmRSS")) / 1024
+        result = json.loads(gen.stdout.readline())
+        gen.wait(timeout=60)
+    finally:
+        codes = [n.stop() for n in nodes]
+    entries = 0
+    for c in configs:
+        from attest.files import read_key
+        from attest.node.config import load_config
+
+        cfg = load_config(c, env=env)
+        key = read_key(cfg.path(cfg.node.key_file), "verifier key")
+        vid = _verifier_id(cfg)
+        with open_store(cfg.store_location(), verifier_id=vid, signing_key=key) as store:
+            entries += store.audit_head()[0]
+    lat = result.pop("latencies_s")
+    return {
+        **result,
+        "nodes": len(nodes),
+        "store": "postgresql" if store_url else "sqlite",
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p99_ms": percentile(lat, 99) * 1000,
+        "audit_entries": entries,
+        "lost_results": max(0, result["results_total"] - entries),
+        "verifier_rss_start_mb": rss_start,
+        "verifier_rss_end_mb": rss_end,
+        "rss_growth_mb": rss_end - rss_start,
+        "rss_samples": sampler.samples,
+        "exit_codes": codes,
+    }
+
+
+def _verifier_id(config: Any) -> str:
+    from attest.node.app import load_identity
+
+    return load_identity(config)[1].verifier_id
+
+
+def run_pg_soak(
+    *,
+    minutes: float,
+    compare_seconds: float,
+    chips: int,
+    inflight: int,
+    rate: float = 0.0,
+    workdir: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """``attest bench soak --store postgresql``: sessions/s of 1 node on SQLite and of 1 and 2
+    nodes on PostgreSQL (in this run, one after the other), then the soak: ``chips`` chips
+    for ``minutes`` against two nodes on one PostgreSQL database."""
+    from attest import files
+    from attest.bench.pgcluster import Cluster
+    from attest.node import provision
+
+    baseline = measure_libsodium(seconds=1.0)
+    with tempfile.TemporaryDirectory(prefix="attest-bench-", dir=workdir) as tmp:
+        root = Path(tmp)
+        world = fleet_mod.make_world(root)
+        authority = files.load_authority(world.authority)
+        second = root / "verifier-2"
+        provision.certify_verifier_folder(authority, second, "bench-verifier-2", "BENCH")
+        configs = [world.config, second / files.VERIFIER_CONFIG_FILE]
+        fleet = fleet_mod.make_fleet(world, chips)
+        fleet.write(world.fleet_file)
+        common: dict[str, Any] = {
+            "chips": chips,
+            "inflight": inflight,
+            "rate": rate,
+            "progress": progress,
+        }
+        comparison = []
+        with Cluster(root / "pg") as cluster:
+            for store, n in (("sqlite", 1), ("postgresql", 1), ("postgresql", 2)):
+                url = cluster.create_database(f"{store}{n}") if store == "postgresql" else ""
+                if store == "sqlite":
+                    (world.verifier / files.VERIFIER_DB_FILE).unlink(missing_ok=True)
+                run = run_nodes(
+                    world, configs[:n], seconds=compare_seconds, store_url=url,
+                    label=f"{store}-{n}", **common,
+                )  # fmt: skip
+                run.pop("rss_samples")
+                comparison.append(run)
+            url = cluster.create_database("soak")
+            soak = run_nodes(
+                world, configs, seconds=minutes * 60, store_url=url, sample_every=5.0,
+                label="soak", **common,
+            )  # fmt: skip
+    rates = {f"{c['store']}_{c['nodes']}": c["sessions_per_s"] for c in comparison}
+    return {
+        **soak,
+        "libsodium_verify_per_s": baseline,
+        "e2e_vs_libsodium": soak["sessions_per_s"] / baseline,
+        "workers": 1,
+        "verifier_cpu_cores": float("nan"),
+        "verifier_cpu_us_per_session": float("nan"),
+        "verifier_peak_rss_mb": soak["verifier_rss_end_mb"],
+        "p95_ms": float("nan"),
+        "comparison": comparison,
+        "rates": rates,
+        "pg2_vs_sqlite1": rates["postgresql_2"] / max(rates["sqlite_1"], 1e-9),
+        "pg1_vs_sqlite1": rates["postgresql_1"] / max(rates["sqlite_1"], 1e-9),
+    }

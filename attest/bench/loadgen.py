@@ -138,10 +138,19 @@ class LoadGenerator:
     """The epoll loop driving every chip; see the module docstring."""
 
     def __init__(
-        self, fleet: Fleet, host: str, port: int, chips: int, inflight: int, rate: float
+        self,
+        fleet: Fleet,
+        host: str,
+        port: int | list[int],
+        chips: int,
+        inflight: int,
+        rate: float,
     ) -> None:
         self.fleet = fleet
-        self.addr = (host, port)
+        #: chip i attests to node i % len (several nodes sharing one PostgreSQL database)
+        self.addrs = [(host, p) for p in (port if isinstance(port, list) else [port])]
+        #: every result received, warm-up and drain included (checked against the audit logs)
+        self.results_total = 0
         self.chips = [_Chip(i, fleet) for i in range(chips)]
         self.inflight_max = inflight
         self.rate = rate
@@ -165,7 +174,7 @@ class LoadGenerator:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        err = sock.connect_ex(self.addr)
+        err = sock.connect_ex(self.addrs[chip.index % len(self.addrs)])
         if err not in (0, errno.EINPROGRESS):
             self._fail(chip, f"connect: {errno.errorcode.get(err, err)}")
             sock.close()
@@ -230,6 +239,7 @@ class LoadGenerator:
             chip.state = _IDLE
             appraisal = result[C.SUBMODS]["hem"]
             status = appraisal[C.EAR_STATUS]
+            self.results_total += 1
             ok = False
             if result[C.EAT_NONCE] != chip.nonce:
                 self.errors["result for another nonce"] += 1
@@ -362,6 +372,7 @@ class LoadGenerator:
             "warmup_sessions": len(self.warmed),
             "loadgen_cpu_cores": cpu / window if window > 0 else 0.0,
             "errors": sum(self.errors.values()),
+            "results_total": self.results_total,
             "error_kinds": dict(self.errors.most_common(10)),
             "latencies_s": [lat for _, lat in self.latencies],
         }
@@ -371,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fleet", type=Path, required=True)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", required=True, help="port, or ports comma-separated (chip i: i % n)")
     p.add_argument("--chips", type=int, required=True)
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--inflight", type=int, default=64)
@@ -381,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.chips > len(fleet.chips):
         p.error(f"the fleet has only {len(fleet.chips)} chips")
     _check_template(fleet)
-    gen = LoadGenerator(fleet, args.host, args.port, args.chips, args.inflight, args.rate)
+    ports = [int(x) for x in args.port.split(",")]
+    gen = LoadGenerator(fleet, args.host, ports, args.chips, args.inflight, args.rate)
     result = gen.run(args.seconds)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()

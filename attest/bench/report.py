@@ -29,11 +29,20 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     ],
     "scaling": [("workers_speedup", ">=", 1.6, "two workers >= 1.6 x one")],
     "scale": [("rate_ratio_largest_vs_smallest", ">=", 0.8, "rate at 10^5 within 20 % of 10^3")],
-    "soak": [("rss_growth_mb", "<", 50.0, "RSS growth over the soak < 50 MB")],
+    "soak": [
+        ("rss_growth_mb", "<", 50.0, "RSS growth over the soak < 50 MB"),
+        ("errors", "<=", 0, "zero errors"),
+        ("lost_results", "<=", 0, "zero lost results"),
+    ],
     # issue #11: what the calibration must show for location verification to be useful here
     "location": [
         ("bound_window_p50_km", "<=", 50.0, "a chip beside the landmark: bound <= 50 km (p50)"),
         ("chip_exit_code", "<=", 0, "every session completed"),
+    ],
+    "chaos": [("failed_runs", "<=", 0, "every invariant held after every kill")],
+    "fuzz": [
+        ("inputs", ">=", 1_000_000, ">= 10^6 inputs"),
+        ("failed_targets", "<=", 0, "decoders raise only attest's own errors"),
     ],
     "timing": [
         ("max_abs_t", "<", 4.5, "max |t| < 4.5 for every failure-class pair"),
@@ -113,6 +122,30 @@ def text(doc: dict[str, Any]) -> str:
         )
     elif kind in ("e2e", "soak"):
         lines += _e2e_lines(r)
+        for c in r.get("comparison", []):
+            lines.append(
+                f"  {c['store']:10} {c['nodes']} node(s): {c['sessions_per_s']:,.0f} sessions/s, "
+                f"p99 {c['p99_ms']:.1f} ms, errors {c['errors']}"
+            )
+    elif kind == "chaos":
+        for run in r["runs"]:
+            lines.append(
+                f"  {run['store']:10} node kills {run['node_kills_total']} {run['node_kills']}, "
+                f"database kills {run['database_kills']}, results {run['results_received']:,}, "
+                f"licences {run['licences_issued']}, session errors "
+                f"{sum(run['session_errors'].values())} (retried), unexpected exits "
+                f"{run['unexpected_node_exits']}"
+            )
+            for name, held in run["invariants"].items():
+                lines.append(f"    {name}: {'held' if held else 'VIOLATED'}")
+    elif kind == "fuzz":
+        for t in r["targets"]:
+            lines.append(
+                f"  {t['target']:18} {t['inputs']:>10,} inputs {t['seconds']:7.1f} s "
+                f"{t['inputs_per_s']:9,.0f}/s  edges {t['coverage_edges']:>5}  "
+                f"{'ok' if t['ok'] else 'FINDINGS ' + ' '.join(t['findings'])}"
+            )
+        lines.append(f"  total {r['inputs']:,} inputs in {r['seconds']:.1f} s")
     elif kind == "scale":
         lines.append(f"baseline: libsodium verify {r['libsodium_verify_per_s']:,.0f}/s")
         lines.append(
@@ -200,6 +233,8 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     r, kind = doc["result"], doc["benchmark"]
+    if kind in ("chaos", "fuzz"):
+        return False  # tables, not curves: the text report is the whole result
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     if kind == "core":
         names = ["libsodium\nverify", "PyNaCl\nsign_open", "attest\ncore", "pycose", "python-cwt"]

@@ -1,9 +1,10 @@
 """``attest audit``: check and read a verifier's audit log offline.
 
 The store is opened read-only, so an auditor can run this against a live node's file (SQLite WAL
-lets readers proceed while the node writes) or against a copy. Checkpoint signatures are only
-meaningful with the verifier's public key, taken from its certificate; given the authority's
-trust anchors too, the certificate itself is checked first.
+lets readers proceed while the node writes), a copy, or one node's chain in a PostgreSQL
+database that several nodes share (``--db postgresql://... --verifier-id ID``). Checkpoint
+signatures are only meaningful with the verifier's public key, taken from its certificate;
+given the authority's trust anchors too, the certificate itself is checked first.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from attest import files
 from attest.cli import argtypes
 from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
 from attest.errors import ConfigError
-from attest.store import verify_audit
+from attest.store import open_store, verify_audit
+from attest.store.base import Store
+from attest.store.pg_db import is_url
 from attest.store.sqlite import SqliteStore
 from attest.verify.reasons import reason_name
 
@@ -77,13 +80,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", required=True, type=Path, metavar="PATH", help="the verifier's SQLite store"
+        "--db",
+        required=True,
+        metavar="PATH|URL",
+        help="the verifier's SQLite store, or the postgresql:// URL of a database that nodes share",
+    )
+    p.add_argument(
+        "--verifier-id",
+        metavar="ID",
+        help="with a postgresql:// URL: whose chain (default: the --verifier-cert's node)",
     )
 
 
-def _require_db(path: Path) -> None:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such store")
+def _require_db(db: str) -> None:
+    if not is_url(db) and not Path(db).is_file():
+        raise ConfigError(f"{db}: no such store")
+
+
+def _open(args: argparse.Namespace, cert_id: str | None = None) -> Store:
+    """The store read-only: an SQLite file, or one node's chain in a shared database."""
+    if is_url(args.db):
+        verifier_id = getattr(args, "verifier_id", None) or cert_id
+        if verifier_id is None:
+            raise ConfigError("a postgresql:// store holds many chains: give --verifier-id")
+        return open_store(args.db, verifier_id=verifier_id, readonly=True)
+    return SqliteStore(args.db, readonly=True)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -96,14 +117,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         anchors = files.read_anchors(args.anchors) if args.anchors is not None else None
         cert_id, public_key = files.read_verifier_public_key(args.verifier_cert, anchors)
     problems: list[str] = []
-    if cert_id is not None:
-        with SqliteStore(args.db, readonly=True) as store:
-            if store.verifier_id != cert_id:
-                problems.append(
-                    f"store belongs to verifier {store.verifier_id!r} but the certificate is "
-                    f"for {cert_id!r}"
-                )
-    report = verify_audit(args.db, public_key)
+    with _open(args, cert_id) as store:
+        if cert_id is not None and store.verifier_id != cert_id:
+            problems.append(
+                f"store belongs to verifier {store.verifier_id!r} but the certificate is "
+                f"for {cert_id!r}"
+            )
+        report = verify_audit(store, public_key)
     problems.extend(report.problems)
     ok = report.ok and not problems
     if args.json:
@@ -131,7 +151,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     _require_db(args.db)
-    with SqliteStore(args.db, readonly=True) as store:
+    with _open(args) as store:
         count, _ = store.audit_head()
         start = 1 if args.last is None else max(1, count - args.last + 1)
         records = list(store.audit_entries(start))

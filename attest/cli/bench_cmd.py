@@ -27,13 +27,15 @@ NEEDS = {
     "soak": [],
     "timing": ["numpy", "scipy"],
     "location": [],
+    "chaos": [],
+    "fuzz": ["atheris"],
 }
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "bench",
-        help="benchmarks: verification core, end-to-end sessions, scale, soak, timing leakage",
+        help="benchmarks: core, end-to-end, scale, soak, timing leakage, chaos, fuzzing",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
@@ -67,6 +69,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("soak", help="one long e2e run following the verifier's memory")
     _e2e_args(p, chips=1000, seconds=0.0)
     p.add_argument("--minutes", type=float, default=10.0, help="length of the run (default 10)")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: two nodes on one throwaway PostgreSQL server, after measuring 1 and 2 "
+        "nodes on PostgreSQL next to SQLite (default sqlite: one node)",
+    )
+    p.add_argument(
+        "--compare-seconds",
+        type=float,
+        default=30.0,
+        help="with --store postgresql: measured window of each throughput run (default 30)",
+    )
+    _common(p)
+
+    p = sub.add_parser(
+        "chaos", help="SIGKILL verifiers (and PostgreSQL) under load, then check invariants"
+    )
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql", "both"),
+        default="both",
+        help="which store to run it on (default both, one after the other)",
+    )
+    p.add_argument("--kills", type=int, default=60, help="node kills per store (default 60)")
+    p.add_argument("--db-kills", type=int, default=2, help="PostgreSQL server kills (default 2)")
+    p.add_argument("--chips", type=int, default=16, help="chips (default 16)")
+    p.add_argument("--chip-procs", type=int, default=2, help="chip processes (default 2)")
+    p.add_argument("--seed", type=int, help="random seed for the kill schedule")
+    _common(p)
+
+    p = sub.add_parser("fuzz", help="coverage-guided fuzzing of every decoder (atheris)")
+    p.add_argument(
+        "--inputs",
+        type=int,
+        default=1_050_000,
+        help="inputs in total, split over the targets (default 1,050,000)",
+    )
+    p.add_argument("--target", action="append", help="only this target (repeatable)")
     _common(p)
 
     p = sub.add_parser("timing", help="dudect-style leakage test of the verification core")
@@ -154,7 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(report.text(doc))
         plot_note = f", plot: {args.out / f'{kind}.png'}" if plotted else ""
         print(f"results: {args.out / f'{kind}.json'}{plot_note}")
-        if not plotted:
+        if not plotted and kind not in ("chaos", "fuzz"):
             print("(no plot: matplotlib is in the bench extra: pip install 'attest[bench]')")
     if args.check and any(v["met"] is False for v in doc["targets"]):
         return EXIT_CHECK_FAILED
@@ -213,8 +254,49 @@ def _run_scale(args: argparse.Namespace) -> dict[str, Any]:
 def _run_soak(args: argparse.Namespace) -> dict[str, Any]:
     from attest.bench.e2e import run_e2e
 
+    if args.store == "postgresql":
+        from attest.bench.e2e import run_pg_soak
+
+        return run_pg_soak(
+            minutes=args.minutes, compare_seconds=args.compare_seconds, **_e2e_kwargs(args)
+        )
     result = run_e2e(seconds=args.minutes * 60, sample_every=5.0, **_e2e_kwargs(args))
     result["rss_growth_mb"] = result["verifier_rss_end_mb"] - result["verifier_rss_start_mb"]
+    return result
+
+
+def _run_chaos(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.chaos import run_chaos
+
+    stores = ("sqlite", "postgresql") if args.store == "both" else (args.store,)
+    runs = [
+        run_chaos(
+            store=s,
+            kills=args.kills,
+            db_kills=args.db_kills,
+            chips=args.chips,
+            chip_procs=args.chip_procs,
+            seed=args.seed,
+            progress=_progress(args),
+        )
+        for s in stores
+    ]
+    return {
+        "runs": runs,
+        "ok": all(r["ok"] for r in runs),
+        "failed_runs": sum(not r["ok"] for r in runs),
+    }
+
+
+def _run_fuzz(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.fuzz import TARGETS, run_fuzz
+
+    targets = tuple(args.target) if args.target else TARGETS
+    unknown = set(targets) - set(TARGETS)
+    if unknown:
+        raise SystemExit(f"attest bench fuzz: unknown target(s) {sorted(unknown)}")
+    result = run_fuzz(inputs=args.inputs, targets=targets, progress=_progress(args))
+    result["failed_targets"] = sum(not r["ok"] for r in result["targets"])
     return result
 
 
@@ -244,4 +326,6 @@ RUNNERS = {
     "soak": _run_soak,
     "timing": _run_timing,
     "location": _run_location,
+    "chaos": _run_chaos,
+    "fuzz": _run_fuzz,
 }

@@ -18,7 +18,7 @@ import trio
 
 from attest import files
 from attest.chip.device import Chip
-from attest.cli.common import EXIT_OK, EXIT_RUNTIME, read_file
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME, read_file
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ConfigError, StoreError
 from attest.node.app import (
@@ -28,7 +28,7 @@ from attest.node.app import (
     open_store,
     provision,
 )
-from attest.node.config import NodeConfig, example_toml, load_config
+from attest.node.config import NodeConfig, example_toml, is_database_url, load_config
 from attest.node.logs import configure_logging
 from attest.node.server import NodeAddress, VerifierNode, run_until_signalled
 from attest.node.service import VerifierService
@@ -115,6 +115,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
     p.add_argument("file", type=Path, metavar="FILE", help="signed reference-values document")
     p.set_defaults(func=cmd_provision)
 
+    p = sub.add_parser(
+        "migrate",
+        help="report the store's schema version and apply pending migrations",
+        description=(
+            "Print the schema version of the node's store (SQLite file or PostgreSQL database) "
+            "and the migrations this attest would apply, then apply them in one transaction. A "
+            "node applies them by itself when it starts; run this to do it once, before several "
+            "nodes sharing a database are upgraded. Exit status 0 when the schema is current "
+            "(after applying), 1 with --check when migrations are pending."
+        ),
+    )
+    _config_arg(p)
+    p.add_argument(
+        "--check", action="store_true", help="only report; exit 1 if migrations are pending"
+    )
+    p.set_defaults(func=cmd_migrate)
+
     return sub
 
 
@@ -183,7 +200,7 @@ def render_config(config: NodeConfig) -> str:
             continue
         lines.append(f"\n[{section}]")
         for key, value in values.items():
-            if _is_path_setting(key) and value:
+            if _is_path_setting(key) and value and not is_database_url(value):
                 value = str(config.path(value))
             lines.append(f"{key} = {_toml_value(value)}")
     text = "\n".join(lines) + "\n"
@@ -210,6 +227,27 @@ def cmd_init_config(args: argparse.Namespace) -> int:
     atomic_write(args.out, text.encode())
     print(f"wrote {args.out}")
     return 0
+
+
+# -- migrate ---------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    _, identity = load_identity(config)
+    with open_store(config, identity, migrate=False) as store:
+        found = store.schema
+        where = config.store_backend
+        print(f"{where} store: schema version {found.current}, this attest: {found.latest}")
+        for m in found.pending:
+            print(f"  pending {m.version}: {m.summary}")
+        if found.up_to_date:
+            print("up to date")
+            return EXIT_OK
+        if args.check:
+            return EXIT_CHECK_FAILED
+        for m in store.migrate():
+            print(f"  applied {m.version}: {m.summary}")
+        print(f"schema version {store.schema.current}")
+    return EXIT_OK
 
 
 # -- enroll ----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from attest.messages.schema import UEID
 from attest.node.app import load_identity, open_store
 from attest.node.config import load_config
 from attest.node.provision import make_dir
-from attest.store.sqlite import SqliteStore
+from attest.store.base import Store
 from attest.verify.chain import TrustAnchors, verify_verifier_cert
 from attest.verify.policy import parse_version
 
@@ -340,7 +340,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 # -- node store commands -------------------------------------------------------------------------
-def _open_node(config_path: Path) -> tuple[TrustAnchors, SqliteStore, LicenseLedger]:
+def _open_node(config_path: Path) -> tuple[TrustAnchors, Store, LicenseLedger]:
     config = load_config(config_path)
     anchors, identity = load_identity(config)
     store = open_store(config, identity)

@@ -16,6 +16,7 @@ ledger's latest serial makes two concurrent renewals for one chip issue at most 
 from __future__ import annotations
 
 import enum
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -170,6 +171,7 @@ class LicenseIssuer:
         self.policy = policy
         #: how often each renewal outcome happened (for logs, metrics and the demo)
         self.outcomes: Counter[RenewalOutcome] = Counter()
+        self._outcomes_lock = threading.Lock()
         ledger.register_delegation(delegation_token, self.delegation)
 
     @property
@@ -198,7 +200,8 @@ class LicenseIssuer:
         renewal = self._renew(
             ueid=ueid, tier=tier, state=state, view=view, now_ms=now_ms, note_report=note_report
         )
-        self.outcomes[renewal.outcome] += 1
+        with self._outcomes_lock:  # sessions may renew from several threads (PostgreSQL)
+            self.outcomes[renewal.outcome] += 1
         return renewal
 
     def _renew(
@@ -266,9 +269,18 @@ class LicenseIssuer:
         )
 
     def _redeliver(self, ueid: bytes, serial: int) -> Renewal:
+        """The outstanding licence again, whichever node of the shared ledger issued it: its
+        delegation is in the ledger too (a node that lost a renewal race, or whose RESULT was
+        lost, must not leave the chip waiting for the issuing node)."""
         for rec in self.ledger.license_records(ueid):
-            if rec.serial == serial and rec.delegation_id == self.delegation.delegation_id:
-                grant = LicenseGrant(rec.token, self.delegation_token)
+            if rec.serial != serial or rec.delegation_id is None:
+                continue
+            if rec.delegation_id == self.delegation.delegation_id:
+                companion: bytes | None = self.delegation_token
+            else:
+                companion = self.ledger.delegation_token(rec.delegation_id)
+            if companion is not None:
+                grant = LicenseGrant(rec.token, companion)
                 return Renewal(RenewalOutcome.REDELIVERED, grant, serial)
-        # issued by someone else (another node, the authority): theirs to deliver
+        # issued by the authority itself: delivered out of band
         return Renewal(RenewalOutcome.NOT_DUE)

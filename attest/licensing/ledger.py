@@ -7,6 +7,14 @@ transaction it checks that no license was issued to the chip since the caller lo
 (``expected_latest``), that the delegation is live and the budget fits both the delegation's
 quota and the region's cap (attest.licensing.quota), appends the license and charges both.
 Ledger rows are never updated or deleted (triggers).
+
+Several nodes (or worker processes) may issue at once against one shared PostgreSQL database.
+Issuing then starts by locking the ledger table against other writers (``LOCK TABLE ... IN
+SHARE ROW EXCLUSIVE MODE``, readers go on) and reads the delegation and region rows ``FOR
+UPDATE``: the check of the latest serial, the quota arithmetic and the append happen as one
+step for the whole federation, so a serial is never issued twice and no quota or cap is ever
+passed, whichever nodes race. (SQLite needs none of it: ``BEGIN IMMEDIATE`` already serialises
+every writer of the file.)
 """
 
 from __future__ import annotations
@@ -85,8 +93,15 @@ class LicenseLedger:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.dialect == "postgresql"
+        #: row locks for the read-check-write of issuing (see the module docstring)
+        self._for_update = " FOR UPDATE" if self._pg else ""
         if not db.readonly:
             db.run_script(SCHEMA[db.dialect])
+
+    def _lock_ledger(self, conn: Transaction) -> None:
+        if self._pg:
+            conn.execute("LOCK TABLE license_ledger IN SHARE ROW EXCLUSIVE MODE")
 
     @property
     def db(self) -> Database:
@@ -97,19 +112,13 @@ class LicenseLedger:
         q = d.quota.as_tuple()
 
         def run(conn: Transaction) -> bool:
-            row = conn.execute(
-                "SELECT token FROM license_delegations WHERE delegation_id = ?",
-                (_i64(d.delegation_id, "delegation_id"),),
-            ).fetchone()
-            if row is not None:
-                if row[0] != token:
-                    raise StoreError(f"delegation {d.delegation_id} is stored with other content")
-                return False
-            conn.execute(
+            # insert-or-nothing first: processes starting together register it once
+            cur = conn.execute(
                 "INSERT INTO license_delegations (delegation_id, verifier_id, region, quota_flops,"
                 " quota_energy_mj, quota_interconnect_bytes, issued_flops, issued_energy_mj,"
                 " issued_interconnect_bytes, expires_at, revoked, token)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+                " ON CONFLICT (delegation_id) DO NOTHING",
                 (
                     d.delegation_id,
                     d.verifier_id,
@@ -120,6 +129,14 @@ class LicenseLedger:
                     token,
                 ),
             )
+            if cur.rowcount != 1:
+                row = conn.execute(
+                    "SELECT token FROM license_delegations WHERE delegation_id = ?",
+                    (d.delegation_id,),
+                ).fetchone()
+                if row is None or bytes(row[0]) != token:
+                    raise StoreError(f"delegation {d.delegation_id} is stored with other content")
+                return False
             _ensure_region(conn, d.region)
             return True
 
@@ -191,6 +208,7 @@ class LicenseLedger:
         budgets = record.budgets.as_tuple()
 
         def run(conn: Transaction) -> LedgerRecord:
+            self._lock_ledger(conn)  # first: the reads below see every issued licence
             row = conn.execute(
                 "SELECT serial FROM license_ledger WHERE ueid = ? ORDER BY serial DESC LIMIT 1",
                 (record.ueid,),
@@ -204,7 +222,8 @@ class LicenseLedger:
             if record.serial <= latest:
                 raise StoreError("a new license needs a serial above every issued one")
             row = conn.execute(
-                f"SELECT {_DELEGATION_COLUMNS} FROM license_delegations WHERE delegation_id = ?",
+                f"SELECT {_DELEGATION_COLUMNS} FROM license_delegations WHERE delegation_id = ?"
+                + self._for_update,
                 (record.delegation_id,),
             ).fetchone()
             d = None if row is None else _delegation_from_row(row)
@@ -215,7 +234,7 @@ class LicenseLedger:
             if d.region != record.region:
                 raise StoreError(f"delegation {d.delegation_id} is for region {d.region!r}")
             issued = _charge(d.issued, budgets, d.quota.as_tuple(), "delegation")
-            region = _region_from_row(_ensure_region(conn, d.region))
+            region = _region_from_row(_ensure_region(conn, d.region, self._for_update))
             region_issued = _charge(region.issued, budgets, region.cap, "region")
             seq = _append_ledger(conn, record)
             conn.execute(
@@ -234,6 +253,7 @@ class LicenseLedger:
 
     def record_license(self, record: LedgerRecord) -> bool:
         def run(conn: Transaction) -> bool:
+            self._lock_ledger(conn)
             row = conn.execute(
                 "SELECT token FROM license_ledger WHERE ueid = ? AND serial = ?",
                 (record.ueid, u64_to_blob(record.serial)),
@@ -267,6 +287,16 @@ class LicenseLedger:
             )
 
         return step
+
+    def delegation_token(self, delegation_id: int) -> bytes | None:
+        """The stored token of a delegation (any node's), to deliver with its licences."""
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT token FROM license_delegations WHERE delegation_id = ?",
+                (_i64(delegation_id, "delegation_id"),),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
 
     def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
         where, args = ("WHERE ueid = ?", (ueid,)) if ueid is not None else ("", ())
@@ -374,8 +404,119 @@ _LEDGER_COLUMNS = (
 )
 
 
+#: the same tables on PostgreSQL: bytea for BLOB, the triggers as PL/pgSQL functions (plus
+#: TRUNCATE guards, which SQLite does not have), created or replaced on every open
+POSTGRESQL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS license_delegations (
+    delegation_id             bigint PRIMARY KEY,
+    verifier_id               text NOT NULL,
+    region                    text NOT NULL,
+    quota_flops               bytea NOT NULL CHECK (length(quota_flops) = 8),
+    quota_energy_mj           bytea CHECK (quota_energy_mj IS NULL OR length(quota_energy_mj) = 8),
+    quota_interconnect_bytes  bytea CHECK (quota_interconnect_bytes IS NULL
+                                           OR length(quota_interconnect_bytes) = 8),
+    issued_flops              bytea NOT NULL CHECK (length(issued_flops) = 8),
+    issued_energy_mj          bytea NOT NULL CHECK (length(issued_energy_mj) = 8),
+    issued_interconnect_bytes bytea NOT NULL CHECK (length(issued_interconnect_bytes) = 8),
+    expires_at                bigint NOT NULL,
+    revoked                   integer NOT NULL CHECK (revoked IN (0, 1)),
+    token                     bytea NOT NULL
+);
+CREATE OR REPLACE FUNCTION license_delegations_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' THEN
+        RAISE EXCEPTION 'delegations are never deleted';
+    END IF;
+    IF NEW.revoked < OLD.revoked
+       OR NEW.issued_flops < OLD.issued_flops
+       OR NEW.issued_energy_mj < OLD.issued_energy_mj
+       OR NEW.issued_interconnect_bytes < OLD.issued_interconnect_bytes
+       OR NEW.token IS DISTINCT FROM OLD.token THEN
+        RAISE EXCEPTION 'revocation and issued totals only move forward';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER license_delegations_guard BEFORE UPDATE OR DELETE
+    ON license_delegations FOR EACH ROW EXECUTE FUNCTION license_delegations_guard();
+CREATE OR REPLACE TRIGGER license_delegations_no_truncate BEFORE TRUNCATE
+    ON license_delegations FOR EACH STATEMENT EXECUTE FUNCTION license_delegations_guard();
+
+CREATE TABLE IF NOT EXISTS license_regions (
+    region                    text PRIMARY KEY,
+    cap_flops                 bytea CHECK (cap_flops IS NULL OR length(cap_flops) = 8),
+    cap_energy_mj             bytea CHECK (cap_energy_mj IS NULL OR length(cap_energy_mj) = 8),
+    cap_interconnect_bytes    bytea CHECK (cap_interconnect_bytes IS NULL
+                                           OR length(cap_interconnect_bytes) = 8),
+    issued_flops              bytea NOT NULL CHECK (length(issued_flops) = 8),
+    issued_energy_mj          bytea NOT NULL CHECK (length(issued_energy_mj) = 8),
+    issued_interconnect_bytes bytea NOT NULL CHECK (length(issued_interconnect_bytes) = 8),
+    licenses                  bigint NOT NULL CHECK (licenses >= 0)
+);
+CREATE OR REPLACE FUNCTION license_regions_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.issued_flops < OLD.issued_flops
+       OR NEW.issued_energy_mj < OLD.issued_energy_mj
+       OR NEW.issued_interconnect_bytes < OLD.issued_interconnect_bytes
+       OR NEW.licenses < OLD.licenses THEN
+        RAISE EXCEPTION 'issued totals only grow';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER license_regions_guard BEFORE UPDATE
+    ON license_regions FOR EACH ROW EXECUTE FUNCTION license_regions_guard();
+
+CREATE TABLE IF NOT EXISTS license_ledger (
+    seq                       bigint PRIMARY KEY CHECK (seq >= 1),
+    ueid                      bytea NOT NULL,
+    serial                    bytea NOT NULL CHECK (length(serial) = 8),
+    issuer                    text NOT NULL,
+    delegation_id             bigint,
+    region                    text,
+    budget_flops              bytea NOT NULL CHECK (length(budget_flops) = 8),
+    budget_energy_mj          bytea CHECK (budget_energy_mj IS NULL
+                                           OR length(budget_energy_mj) = 8),
+    budget_interconnect_bytes bytea CHECK (budget_interconnect_bytes IS NULL
+                                           OR length(budget_interconnect_bytes) = 8),
+    expiry_s                  bytea NOT NULL CHECK (length(expiry_s) = 8),
+    issued_at_ms              bigint NOT NULL,
+    token                     bytea NOT NULL,
+    UNIQUE (ueid, serial)
+);
+CREATE OR REPLACE FUNCTION license_ledger_in_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq IS DISTINCT FROM (SELECT coalesce(max(seq), 0) + 1 FROM license_ledger) THEN
+        RAISE EXCEPTION 'license ledger seq must follow the head';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE FUNCTION license_ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'license ledger is append-only';
+END $$;
+CREATE OR REPLACE TRIGGER license_ledger_in_order BEFORE INSERT
+    ON license_ledger FOR EACH ROW EXECUTE FUNCTION license_ledger_in_order();
+CREATE OR REPLACE TRIGGER license_ledger_no_change BEFORE UPDATE OR DELETE
+    ON license_ledger FOR EACH ROW EXECUTE FUNCTION license_ledger_append_only();
+CREATE OR REPLACE TRIGGER license_ledger_no_truncate BEFORE TRUNCATE
+    ON license_ledger FOR EACH STATEMENT EXECUTE FUNCTION license_ledger_append_only();
+
+CREATE TABLE IF NOT EXISTS license_chips (
+    ueid            bytea PRIMARY KEY,
+    reported_serial bytea NOT NULL CHECK (length(reported_serial) = 8)
+);
+CREATE OR REPLACE FUNCTION license_chips_monotonic() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.reported_serial < OLD.reported_serial THEN
+        RAISE EXCEPTION 'a reported serial never goes down';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER license_chips_monotonic BEFORE UPDATE
+    ON license_chips FOR EACH ROW EXECUTE FUNCTION license_chips_monotonic();
+"""
+
 #: the DDL per database dialect
-SCHEMA: dict[str, str] = {"sqlite": SQLITE_SCHEMA}
+SCHEMA: dict[str, str] = {"sqlite": SQLITE_SCHEMA, "postgresql": POSTGRESQL_SCHEMA}
 
 
 def _opt_u64(v: int | None) -> bytes | None:
@@ -422,7 +563,7 @@ def _ledger_from_row(row: tuple[Any, ...]) -> LedgerRecord:
     )
 
 
-def _ensure_region(conn: Transaction, region: str) -> tuple[Any, ...]:
+def _ensure_region(conn: Transaction, region: str, lock: str = "") -> tuple[Any, ...]:
     conn.execute(
         "INSERT INTO license_regions (region, issued_flops, issued_energy_mj, "
         "issued_interconnect_bytes, licenses) VALUES (?, ?, ?, ?, 0) "
@@ -430,7 +571,7 @@ def _ensure_region(conn: Transaction, region: str) -> tuple[Any, ...]:
         (region, *(u64_to_blob(0),) * 3),
     )
     row: tuple[Any, ...] = conn.execute(
-        f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?", (region,)
+        f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?" + lock, (region,)
     ).fetchone()
     return row
 

@@ -7,7 +7,7 @@ benchmarks and the tests all build nodes here, so they run the same wiring:
   :func:`settings_from` — each piece from a :class:`~attest.node.config.NodeConfig`;
 * :func:`assemble` — a :class:`~attest.node.service.VerifierService` from those pieces, with the
   verifier part of every registered mechanism that its configuration section turns on;
-* :func:`build_node` — all of it, as the daemon runs it (group commit on).
+* :func:`build_node` — all of it, as the daemon runs it (group commit on for SQLite).
 
 The node refuses to start on any inconsistency: a key that does not match its certificate, a
 revocation list the authority did not sign, a store that belongs to another verifier, a
@@ -34,8 +34,8 @@ from attest.node.metrics import NodeMetrics
 from attest.node.server import NodeSettings, VerifierNode
 from attest.node.service import VerifierService, wall_clock_ms
 from attest.registry import MECHANISMS
+from attest.store import open_store as open_store_at
 from attest.store.base import Store
-from attest.store.sqlite import SqliteStore
 from attest.verify.chain import TrustAnchors
 from attest.verify.policy import Policy, parse_version
 from attest.verify.references import open_reference_values, with_reference_values
@@ -53,16 +53,30 @@ def load_identity(config: NodeConfig) -> tuple[TrustAnchors, VerifierIdentity]:
 
 
 def open_store(
-    config: NodeConfig, identity: VerifierIdentity, *, group_sync: bool = False
-) -> SqliteStore:
-    """The node's store; the daemon opens it with ``group_sync`` (attest/node/groupsync.py)."""
-    return SqliteStore(
-        config.path(config.store.path),
+    config: NodeConfig,
+    identity: VerifierIdentity,
+    *,
+    group_sync: bool = False,
+    migrate: bool = True,
+) -> Store:
+    """The node's store (SQLite file or shared PostgreSQL, by ``[store]``), its schema migrated
+    unless ``migrate=False``. ``group_sync`` (the daemon, attest/node/groupsync.py) applies to
+    SQLite only: a PostgreSQL commit is durable when it returns."""
+    return open_store_at(
+        config.store_location(),
         verifier_id=identity.verifier_id,
         signing_key=identity.key,
         checkpoint_every=config.store.checkpoint_every,
         group_sync=group_sync,
+        migrate=migrate,
+        pool_size=config.store.pool_size,
+        reconnect_timeout_s=config.store.reconnect_timeout_s,
     )
+
+
+def defers_sync(config: NodeConfig) -> bool:
+    """Whether the daemon's store leaves fsync to the node's group commit (SQLite only)."""
+    return config.store_backend == "sqlite"
 
 
 def policy_from(config: NodeConfig) -> Policy:
@@ -235,7 +249,8 @@ def build_node(config: NodeConfig, *, reuse_port: bool = False) -> VerifierNode:
     stops; if building fails halfway, the store is closed here.
     """
     anchors, identity = load_identity(config)
-    store = open_store(config, identity, group_sync=True)
+    group_sync = defers_sync(config)
+    store = open_store(config, identity, group_sync=group_sync)
     try:
         revocations = effective_revocations(config, anchors, store)
         if identity.verifier_id in revocations.verifiers:
@@ -251,7 +266,7 @@ def build_node(config: NodeConfig, *, reuse_port: bool = False) -> VerifierNode:
             sections=config.mechanisms,
             resolve=config.path,
         )
-        settings = replace(settings_from(config, group_sync=True), reuse_port=reuse_port)
+        settings = replace(settings_from(config, group_sync=group_sync), reuse_port=reuse_port)
         return VerifierNode(built.service, settings, built.metrics)
     except BaseException:
         store.close()

@@ -73,13 +73,18 @@ class LimitsSection:
 
 @dataclass(frozen=True, slots=True)
 class StoreSection:
-    """Persistence backend."""
+    """Persistence: this node's SQLite file, or a PostgreSQL database that nodes share."""
 
-    #: only "sqlite" in this release
-    backend: str = "sqlite"
+    #: "auto" (PostgreSQL for a postgresql:// path, else SQLite), "sqlite" or "postgresql"
+    backend: str = "auto"
+    #: the SQLite file, or postgresql://USER@HOST:PORT/DBNAME (password: ~/.pgpass or PGPASSWORD)
     path: str = "verifier.db"
     #: sign an audit checkpoint every N entries
     checkpoint_every: int = 100
+    #: PostgreSQL: connections per process = the store calls a node makes at once
+    pool_size: int = 4
+    #: PostgreSQL: how long a transaction waits for a lost server to come back, in seconds
+    reconnect_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,19 @@ class NodeConfig:
         """Resolve a configured path relative to the configuration file's folder."""
         p = Path(value)
         return p if p.is_absolute() else Path(self.base_dir) / p
+
+    @property
+    def store_backend(self) -> str:
+        """ "sqlite" or "postgresql", as ``[store] backend`` and ``path`` say."""
+        if self.store.backend != "auto":
+            return self.store.backend
+        return "postgresql" if is_database_url(self.store.path) else "sqlite"
+
+    def store_location(self) -> str:
+        """The PostgreSQL URL as configured, or the SQLite file's resolved path."""
+        if is_database_url(self.store.path):
+            return self.store.path
+        return str(self.path(self.store.path))
 
     def section(self, name: str) -> Any:
         """The section ``[name]`` (a core section or a mechanism's)."""
@@ -220,9 +238,26 @@ def load_config(
     return config
 
 
+def is_database_url(value: str) -> bool:
+    """Whether a ``[store] path`` names a PostgreSQL server rather than an SQLite file."""
+    return value.startswith(("postgresql://", "postgres://"))
+
+
 def _validate(c: NodeConfig) -> None:
-    if c.store.backend != "sqlite":
-        raise ConfigError(f"store.backend: unsupported backend {c.store.backend!r} (use 'sqlite')")
+    backend = c.store.backend
+    if backend not in ("auto", "sqlite", "postgresql"):
+        raise ConfigError(
+            f"store.backend: unsupported backend {backend!r} (use auto, sqlite or postgresql)"
+        )
+    url = is_database_url(c.store.path)
+    if backend == "sqlite" and url:
+        raise ConfigError("store.backend is sqlite but store.path is a postgresql:// URL")
+    if backend == "postgresql" and not url:
+        raise ConfigError("store.backend is postgresql: store.path must be a postgresql:// URL")
+    if not 1 <= c.store.pool_size <= 64:
+        raise ConfigError("store.pool_size must be 1..64")
+    if not 0 < c.store.reconnect_timeout_s <= 300:  # also refuses nan
+        raise ConfigError("store.reconnect_timeout_s must be > 0 and <= 300")
     if not 0 <= c.listen.port <= 65535:
         raise ConfigError("listen.port must be 0..65535")
     if not -1 <= c.http.port <= 65535:

@@ -11,8 +11,10 @@ Structure (explicit structured concurrency, no hidden background tasks)::
 
 Per connection: HELLO → (CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT) → IDLE → NEXT … →
 BYE. Each exchange has a deadline (``session_timeout_s``); waiting in IDLE has its own
-(``idle_timeout_s``). Store work (challenge issue, appraisal commit) runs in a worker thread
-behind a limiter of one, so the SQLite writer is never contended inside one node.
+(``idle_timeout_s``). Store work (challenge issue, appraisal commit) runs in worker threads
+behind a limiter of the store's ``concurrency``: one for SQLite, so its writer is never
+contended inside one node; the pool size for PostgreSQL, so that sessions' waits for the
+database server overlap.
 
 Timed pings: when a mechanism part takes part in the live session (location verification,
 :class:`~attest.mechanism.SessionPart`), the node asks it after each EVIDENCE how many PINGs to
@@ -126,7 +128,7 @@ class VerifierNode:
         self.ready = False
         self.address: NodeAddress | None = None
         self._accepting = trio.CancelScope()
-        self._db = trio.CapacityLimiter(1)
+        self._db = trio.CapacityLimiter(service.store.concurrency)
         #: group commit (attest/node/groupsync.py) when the store defers fsync to us
         self._group_sync: GroupSync | None = None
         self._sessions: set[_Session] = set()

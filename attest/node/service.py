@@ -5,8 +5,10 @@ what each mechanism needs, runs :func:`attest.mechanism.appraise_session` (the c
 mechanism, pure), signs the EAR result, and commits nonce consumption, the chip's new state, the
 mechanisms' writes and the audit entry in one durable transaction *before* the result is
 returned to the caller (and so before it can reach the chip); then each mechanism concludes
-(a licence renewal rides back as a grant). Its methods block (SQLite, fsync); the trio server
-calls them one at a time. Build one with :mod:`attest.node.app`.
+(a licence renewal rides back as a grant). Its methods block (SQLite, fsync, PostgreSQL round
+trips); the trio server calls them from worker threads, as many at once as the store's
+``concurrency`` allows (one for SQLite), so the mechanism parts are thread-safe. Build one with
+:mod:`attest.node.app`.
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ class VerifierService:
             now_ms=now_ms,
             mechanisms=loaded,
             cache=self.cache,
+            node_checks=True,
         )
         verdict = session.verdict
         subject = verdict.ueid or b""

@@ -21,13 +21,17 @@ one challenge table and one audit hash chain, with every invariant the single-pr
   it sends results (attest/node/groupsync.py); that fsync covers other workers' earlier
   commits too.
 
-The price is that writes from all workers are serialised by SQLite's one write lock. It is held
-for one short transaction at a time (the fsync happens outside it), and the CPU-heavy part of a
-session - signature checks, parsing, signing - runs in parallel, so this is the cheapest design
-that keeps one audit chain. The alternatives: one store per worker (no lock, but K audit chains
-and a chip's state split across workers, which would break rollback detection when a chip
-reconnects to another worker) or one store-owning process that workers call over IPC (one more
-hop per session, and the same serialisation inside the owner).
+On a PostgreSQL store (``[store] path = "postgresql://..."``) the workers simply open the shared
+database like any node: each has its own connections, the database's row locks keep the same
+invariants (attest/store/postgres.py), and the workers share the node's one audit chain.
+
+With SQLite the price is that writes from all workers are serialised by its one write lock. It
+is held for one short transaction at a time (the fsync happens outside it), and the CPU-heavy
+part of a session - signature checks, parsing, signing - runs in parallel, so this is the
+cheapest design that keeps one audit chain. The alternatives: one store per worker (no lock,
+but K audit chains and a chip's state split across workers, which would break rollback
+detection when a chip reconnects to another worker) or one store-owning process that workers
+call over IPC (one more hop per session, and the same serialisation inside the owner).
 
 Before starting the workers the parent applies the configured revocation list to the store
 once, so workers never race to store the same newer list. It writes the configured

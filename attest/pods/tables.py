@@ -5,6 +5,13 @@ They live in the node's database beside the core tables and share its transactio
 of the appraisal that produced it (:meth:`PodTables.report_step`). A pod id maps to exactly one
 certificate for good (pod ids are never reused); a chip's pod report (an opaque CBOR blob owned
 by attest.pods.verifier) is replaced by each accepted evidence that changes it.
+
+A version counter (table ``pod_versions``) is raised by every change, in the changing
+transaction, with one atomic ``UPDATE ... SET version = version + 1 RETURNING``: processes and
+nodes sharing the database compare it to know whether their cached copy is current, so two
+concurrent changes must never both produce the same number (a read-then-write would, under
+PostgreSQL's READ COMMITTED). Stores made before it kept the counter in ``meta``
+(``pods_version``); the table starts from that value.
 """
 
 from __future__ import annotations
@@ -27,9 +34,33 @@ CREATE TABLE IF NOT EXISTS pod_reports (
     report  BLOB NOT NULL,
     time_ms INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pod_versions (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version INTEGER NOT NULL CHECK (version >= 0)
+) STRICT;
+INSERT INTO pod_versions (id, version)
+    SELECT 1, coalesce((SELECT value FROM meta WHERE key = 'pods_version'), 0) WHERE true
+    ON CONFLICT (id) DO NOTHING;
+"""
+POSTGRESQL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pod_certs (
+    pod_id      bytea PRIMARY KEY,
+    token       bytea NOT NULL,
+    issuer_cert bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pod_reports (
+    ueid    bytea PRIMARY KEY,
+    report  bytea NOT NULL,
+    time_ms bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pod_versions (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL CHECK (version >= 0)
+);
+INSERT INTO pod_versions (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 """
 #: the DDL per database dialect
-SCHEMA: dict[str, str] = {"sqlite": SQLITE_SCHEMA}
+SCHEMA: dict[str, str] = {"sqlite": SQLITE_SCHEMA, "postgresql": POSTGRESQL_SCHEMA}
 
 
 class PodTables:
@@ -45,17 +76,20 @@ class PodTables:
         certificate under a registered pod id raises StoreError: pod ids are never reused)."""
 
         def run(txn: Transaction) -> bool:
-            row = txn.execute("SELECT token FROM pod_certs WHERE pod_id = ?", (pod_id,)).fetchone()
-            if row is not None:
-                if row[0] != token:
+            cur = txn.execute(
+                "INSERT INTO pod_certs (pod_id, token, issuer_cert) VALUES (?, ?, ?) "
+                "ON CONFLICT (pod_id) DO NOTHING",
+                (pod_id, token, issuer_cert),
+            )
+            if cur.rowcount != 1:
+                row = txn.execute(
+                    "SELECT token FROM pod_certs WHERE pod_id = ?", (pod_id,)
+                ).fetchone()
+                if row is None or bytes(row[0]) != token:
                     raise StoreError(
                         f"pod id {pod_id.hex()} is registered with another certificate"
                     )
                 return False
-            txn.execute(
-                "INSERT INTO pod_certs (pod_id, token, issuer_cert) VALUES (?, ?, ?)",
-                (pod_id, token, issuer_cert),
-            )
             _bump_version(txn)
             return True
 
@@ -92,7 +126,7 @@ class PodTables:
                     "time_ms = excluded.time_ms",
                     (ueid, report, time_ms),
                 )
-            out.append(_bump_version(txn))
+            out[:] = [_bump_version(txn)]  # a transaction that is run again replaces it
 
         return step
 
@@ -100,7 +134,7 @@ class PodTables:
         """A counter raised by every change to pod certificates or reports (0: none yet), so
         processes sharing a store can tell cheaply whether their copy is current."""
         row = self._db.read(
-            lambda t: t.execute("SELECT value FROM meta WHERE key = 'pods_version'").fetchone()
+            lambda t: t.execute("SELECT version FROM pod_versions WHERE id = 1").fetchone()
         )
         return 0 if row is None else int(row[0])
 
@@ -115,13 +149,10 @@ class PodTables:
 
 
 def _bump_version(txn: Transaction) -> int:
-    """Count every change to pod certificates or reports (meta ``pods_version``), so processes
-    sharing the database (``serve --workers``) notice each other's changes with one read."""
-    row = txn.execute("SELECT value FROM meta WHERE key = 'pods_version'").fetchone()
-    version = (0 if row is None else int(row[0])) + 1
-    txn.execute(
-        "INSERT INTO meta (key, value) VALUES ('pods_version', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (version,),
-    )
-    return version
+    """Count every change to pod certificates or reports (see the module docstring)."""
+    row = txn.execute(
+        "UPDATE pod_versions SET version = version + 1 WHERE id = 1 RETURNING version"
+    ).fetchone()
+    if row is None:
+        raise StoreError("pod_versions row missing")
+    return int(row[0])

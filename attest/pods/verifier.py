@@ -11,16 +11,19 @@ not move links. The chip's state still advances by the core's decision when a gr
 makes the result contraindicated (the commit rule, attest/mechanism.py).
 
 Reports are cached in memory and reloaded when another process sharing the store changed them
-(the tables keep a version counter).
+(the tables keep a version counter). A node on PostgreSQL runs several sessions' store calls at
+once (attest/node/server.py), so every method that reads or changes the cache holds one lock.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from attest.codec.cbor import decode, encode
 from attest.errors import CertificateError, StoreError
@@ -46,6 +49,22 @@ log = logging.getLogger("attest.node.pods")
 
 #: alert keys remembered so that each alert is logged once per node run
 _MAX_ALERTED = 100_000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[PodsVerifier, _P], _R],
+) -> Callable[Concatenate[PodsVerifier, _P], _R]:
+    """Run the method under the verifier's lock (the cache is shared by session threads)."""
+
+    def run(self: PodsVerifier, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(run, method)
+    return run
 
 
 def encode_report(r: PodReport) -> bytes:
@@ -92,6 +111,7 @@ class PodsVerifier:
         policy: Policy,
         metrics: Any = None,
     ) -> None:
+        self._lock = threading.RLock()
         self.tables = PodTables(db)
         self.anchors = anchors
         self.policy = policy
@@ -145,6 +165,7 @@ class PodsVerifier:
         self.credentials[cred.pod_id] = cred
         self.pods[cred.pod_id] = KnownPod.from_cert(cred.cert, cred.digest)
 
+    @_locked
     def register(self, token: bytes, issuer_cert: bytes = b"", *, now_s: int) -> PodCredential:
         """Verify and register a pod certificate (CertificateError / StoreError if refused)."""
         cred = open_pod_cert(token, issuer_cert, self.anchors, now_s=now_s)
@@ -178,10 +199,12 @@ class PodsVerifier:
                 self._named[n] = self._named.get(n, 0) + 1
 
     # -- the VerifierPart ----------------------------------------------------------------
+    @_locked
     def load(self, ueid: bytes) -> PodsView:
         self._sync()
         return PodsView(self.reports, self.pods, self._named)
 
+    @_locked
     def appraise(
         self, view: PodsView, core: Appraisal, *, revocations: Revocations, now_ms: int
     ) -> Findings[PodReview]:
@@ -225,6 +248,7 @@ class PodsVerifier:
             report.max_pod_size,
         )
 
+    @_locked
     def steps(self, findings: Findings[PodReview], verdict: Verdict) -> Sequence[Step]:
         review = findings.detail
         if review is None or not self._changed(review):
@@ -233,6 +257,7 @@ class PodsVerifier:
         blob = None if report.empty else encode_report(report)
         return (PodTables.report_step(review.ueid, blob, report.time_ms, review.version),)
 
+    @_locked
     def conclude(
         self, findings: Findings[PodReview], verdict: Verdict, *, now_ms: int
     ) -> Conclusion:
@@ -255,6 +280,7 @@ class PodsVerifier:
             self._reports_gauge.set(len(self.reports))
         return Conclusion()
 
+    @_locked
     def graph(self, revoked_pods: frozenset[bytes] = frozenset()) -> GraphVerdict:
         """The full appraisal of every stored report (for summaries and operators)."""
         return appraise_graph(self.reports, self.pods, revoked_pods)

@@ -2,14 +2,17 @@
 
 :class:`~attest.store.base.Store` is the interface (with :class:`~attest.store.base.Database`,
 the transaction helper that mechanisms' tables share), :class:`~attest.store.sqlite.SqliteStore`
-the embedded default, :mod:`attest.store.audit` the backend-independent chain rule and auditor.
+the embedded default, :class:`~attest.store.postgres.PostgresStore` the database that several
+nodes share, :mod:`attest.store.audit` the backend-independent chain rule and auditor, and
+:mod:`attest.store.migrations` the versioned schema of both.
 """
 
 from __future__ import annotations
 
 import os
 
-from attest.keys import PublicKey
+from attest.errors import StoreError
+from attest.keys import PublicKey, SigningKey
 from attest.store.audit import (
     AuditEntry,
     AuditRecord,
@@ -33,7 +36,48 @@ from attest.store.base import (
     Store,
     Transaction,
 )
+from attest.store.pg_db import is_url
 from attest.store.sqlite import SqliteStore
+
+
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    verifier_id: str | None = None,
+    signing_key: SigningKey | None = None,
+    checkpoint_every: int = 100,
+    readonly: bool = False,
+    group_sync: bool = False,
+    migrate: bool = True,
+    pool_size: int = 4,
+    reconnect_timeout_s: float = 5.0,
+) -> Store:
+    """An SQLite store at a path, or a PostgreSQL store for a ``postgresql://`` URL (which
+    needs ``verifier_id``: one database holds the chains of many nodes)."""
+    if isinstance(location, str) and is_url(location):
+        from attest.store.postgres import PostgresStore
+
+        if verifier_id is None:
+            raise StoreError("a PostgreSQL store is opened for one verifier: give its id")
+        return PostgresStore(
+            location,
+            verifier_id=verifier_id,
+            signing_key=signing_key,
+            checkpoint_every=checkpoint_every,
+            readonly=readonly,
+            migrate=migrate,
+            pool_size=pool_size,
+            reconnect_timeout_s=reconnect_timeout_s,
+        )
+    return SqliteStore(
+        location,
+        verifier_id=verifier_id,
+        signing_key=signing_key,
+        checkpoint_every=checkpoint_every,
+        readonly=readonly,
+        group_sync=group_sync,
+        migrate=migrate,
+    )
 
 
 def verify_audit(
@@ -64,6 +108,7 @@ __all__ = [
     "Store",
     "Transaction",
     "entry_hash",
+    "open_store",
     "verify_audit",
     "verify_chain",
     "verify_store",

@@ -10,6 +10,10 @@ Two levels, so that mechanisms keep their tables in their own packages:
 * :class:`Store` — the core tables on a Database: chips, challenges, the audit chain and a
   little metadata. Its one transaction that matters is :meth:`Store.commit_appraisal`.
 
+Backends: SQLite (attest/store/sqlite.py, one node's file) and PostgreSQL
+(attest/store/postgres.py, a database that several nodes share, each with its own audit
+chain); both keep a versioned schema (attest/store/migrations.py).
+
 The API is synchronous and takes every time as integer milliseconds from the caller: the store
 reads no clock, so tests and replays are deterministic. The trio daemon calls it from a worker
 thread (``trio.to_thread.run_sync``); implementations must be safe to call from any thread.
@@ -29,6 +33,7 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from attest.errors import StoreError
 from attest.store.audit import AuditEntry, AuditRecord, Checkpoint
+from attest.store.migrations import Migration, SchemaStatus
 from attest.verify.state import ChipState, ChipStatus
 
 T = TypeVar("T")
@@ -156,6 +161,12 @@ class Store(Protocol):
         """The database, for the mechanisms' tables (they share its transactions)."""
         ...
 
+    @property
+    def concurrency(self) -> int:
+        """How many calls a process may usefully make at once (the node's store limiter):
+        1 for SQLite (one connection, one writer), the pool size for PostgreSQL."""
+        ...
+
     # -- chips -------------------------------------------------------------------------------
 
     def enroll(self, record: ChipRecord) -> bool:
@@ -221,6 +232,11 @@ class Store(Protocol):
         """(number of entries, hash of the newest entry or 32 zero bytes)."""
         ...
 
+    def audit_by_nonce(self, nonce: bytes) -> list[AuditRecord]:
+        """This verifier's entries for the challenge ``nonce`` (at most one for a sound log):
+        how a relying party holding a result finds it in the log."""
+        ...
+
     def audit_checkpoints(self) -> Iterator[Checkpoint]: ...
 
     def checkpoint(self) -> Checkpoint | None:
@@ -242,6 +258,17 @@ class Store(Protocol):
 
     def reference_values(self) -> list[tuple[str, int, bytes]]:
         """Every vendor's newest document: (vendor, number, token), by vendor."""
+        ...
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def schema(self) -> SchemaStatus:
+        """The core schema's version as found when the store was opened (see migrations.py)."""
+        ...
+
+    def migrate(self) -> list[Migration]:
+        """Apply the pending migrations (for a store opened with ``migrate=False``)."""
         ...
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -23,10 +23,12 @@ keeps SQL ordering (``attest_counter > ?``) numeric. Times, tiers and seq number
 values and use INTEGER; one outside the signed 64-bit range is refused with StoreError.
 
 Tables are ``STRICT`` (SQLite >= 3.37), so a column never silently holds a value of another type.
-Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort) and force audit
-rows to be inserted in gap-free ``seq`` order. That guards against bugs and casual edits; against
-someone with write access to the file, the hash chain and signed checkpoints are the defence.
-The core schema (version 1) is :data:`SCHEMA`; mechanisms add theirs (``IF NOT EXISTS``).
+Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort), force audit
+rows to be inserted in gap-free ``seq`` order and (schema version 2) keep a chip's counters and
+meters from ever going backwards. That guards against bugs and casual edits; against someone
+with write access to the file, the hash chain and signed checkpoints are the defence. The core
+schema is :data:`MIGRATIONS` (attest/store/migrations.py: applied on open); mechanisms add
+their tables (``IF NOT EXISTS``).
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from attest.codec.cbor import decode, encode
-from attest.errors import AttestError, StoreError
-from attest.keys import PublicKey, SigningKey
-from attest.messages.attestation import Meters
+from attest.errors import StoreError
+from attest.keys import SigningKey
 from attest.store.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -64,12 +64,21 @@ from attest.store.base import (
     Transaction,
 )
 from attest.store.columns import blob_to_u64, i64, split_sql, u64_to_blob
+from attest.store.migrations import READABLE_FROM, Migration, SchemaStatus, check_list, status
+from attest.store.migrations import apply as apply_migrations
+from attest.store.rows import (
+    AUDIT_COLUMNS,
+    CHIP_COLUMNS,
+    audit_from_row,
+    audit_row,
+    chip_from_row,
+    put_reference_values,
+    read_reference_values,
+    state_columns,
+)
 from attest.store.sqlite_db import SqliteDatabase
-from attest.verify.state import ChipState, ChipStatus
+from attest.verify.state import ChipStatus
 
-SCHEMA_VERSION = 1
-#: meta keys of the vendors' reference-values documents ("reference_values:<vendor>")
-_RV_PREFIX = "reference_values:"
 DEFAULT_CHECKPOINT_EVERY = 100
 _PAGE = 1000
 
@@ -139,80 +148,31 @@ CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
     BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """
 
+#: version 2: counters and meters only move forward; results are found by their nonce
+SCHEMA_V2 = """
+CREATE TRIGGER chips_monotonic BEFORE UPDATE ON chips
+    WHEN NEW.bootcount < OLD.bootcount
+      OR NEW.attest_counter < OLD.attest_counter
+      OR NEW.meter_flops < OLD.meter_flops
+      OR NEW.meter_energy_mj < OLD.meter_energy_mj
+      OR NEW.meter_interconnect_bytes < OLD.meter_interconnect_bytes
+    BEGIN SELECT RAISE(ABORT, 'a chip''s counters and meters never go backwards'); END;
+CREATE INDEX audit_by_nonce ON audit (nonce);
+"""
+
+#: the core schema of an SQLite store, version by version
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables: meta, chips, challenges, audit chain, checkpoints", SCHEMA),
+    Migration(
+        2,
+        "chips' counters and meters never go backwards (trigger); audit entries by nonce",
+        SCHEMA_V2,
+    ),
+)
+check_list(MIGRATIONS)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
 _T = TypeVar("_T")
-
-_CHIP_COLUMNS = (
-    "ueid, device_key, device_cert, manufacturer_cert, hwmodel, bootcount, attest_counter, "
-    "meter_flops, meter_energy_mj, meter_interconnect_bytes, last_challenge_iat, last_seen_ms, "
-    "last_evidence_digest, status"
-)
-_AUDIT_COLUMNS = (
-    "seq, time_ms, verifier_id, ueid, tier, reasons, evidence_digest, nonce, kind, prev_hash, hash"
-)
-
-
-def _state_columns(s: ChipState) -> tuple[Any, ...]:
-    """The appraisal-state columns, in _CHIP_COLUMNS order after the certificates."""
-    return (
-        s.hwmodel,
-        u64_to_blob(s.bootcount),
-        u64_to_blob(s.attest_counter),
-        u64_to_blob(s.meters.flops),
-        u64_to_blob(s.meters.energy_mj),
-        u64_to_blob(s.meters.interconnect_bytes),
-        i64(s.last_challenge_iat, "last_challenge_iat"),
-        i64(s.last_seen_ms, "last_seen_ms"),
-        s.last_evidence_digest,
-    )
-
-
-def _chip_from_row(row: tuple[Any, ...]) -> ChipRecord:
-    try:
-        state = ChipState(
-            ueid=row[0],
-            device_key=PublicKey(row[1]),
-            hwmodel=row[4],
-            bootcount=blob_to_u64(row[5]),
-            attest_counter=blob_to_u64(row[6]),
-            meters=Meters(blob_to_u64(row[7]), blob_to_u64(row[8]), blob_to_u64(row[9])),
-            last_challenge_iat=row[10],
-            last_seen_ms=row[11],
-            last_evidence_digest=row[12],
-            status=ChipStatus(row[13]),
-        )
-    except (AttestError, ValueError) as exc:
-        raise StoreError(f"corrupt chip row: {exc}") from None
-    return ChipRecord(device_cert=row[2], manufacturer_cert=row[3], state=state)
-
-
-def _audit_from_row(row: tuple[Any, ...]) -> AuditRecord:
-    seq, time_ms, verifier_id, ueid, tier, reasons, digest, nonce, kind, prev_hash, h = row
-    try:
-        codes = decode(reasons)
-        if type(codes) is not list:
-            raise ValueError("reasons is not an array")
-        entry = AuditEntry(time_ms, verifier_id, ueid, tier, tuple(codes), digest, nonce, kind)
-    except (AttestError, ValueError) as exc:
-        raise StoreError(f"corrupt audit row seq {seq}: {exc}") from None
-    return AuditRecord(entry, seq, prev_hash, h)
-
-
-def _audit_row(rec: AuditRecord) -> tuple[Any, ...]:
-    e = rec.entry
-    reasons = encode(list(e.reasons))
-    return (
-        rec.seq,
-        e.time_ms,
-        e.verifier_id,
-        e.ueid,
-        e.tier,
-        reasons,
-        e.evidence_digest,
-        e.nonce,
-        e.kind,
-        rec.prev_hash,
-        rec.hash,
-    )
 
 
 class SqliteStore(Store):
@@ -233,6 +193,7 @@ class SqliteStore(Store):
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         readonly: bool = False,
         group_sync: bool = False,
+        migrate: bool = True,
     ) -> None:
         if type(checkpoint_every) is not int or checkpoint_every < 1:
             raise ValueError("checkpoint_every must be a positive int")
@@ -241,27 +202,33 @@ class SqliteStore(Store):
         self._signing_key = signing_key
         self._checkpoint_every = checkpoint_every
         self._db = SqliteDatabase(path, readonly=readonly, group_sync=group_sync)
+        #: the migrations applied when this store was opened (or by :meth:`migrate`)
+        self.applied: list[Migration] = []
         try:
-            self._verifier_id = self._setup(verifier_id)
+            self._verifier_id = self._setup(verifier_id, migrate)
         except BaseException:
             self._db.close()
             raise
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _setup(self, verifier_id: str | None) -> str:
+    def _setup(self, verifier_id: str | None, migrate: bool) -> str:
         if not self._db.readonly:
-            self._db.write(lambda txn: self._create_schema(txn, verifier_id))
+            self._db.write(lambda txn: self._create_schema(txn, verifier_id, migrate))
         try:
             rows = self._db.read(lambda t: t.execute("SELECT key, value FROM meta").fetchall())
         except StoreError as exc:
             raise StoreError(f"{self.path}: not an attest store ({exc})") from None
         meta = dict(rows)
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: schema version {meta.get('schema_version')!r}, "
-                f"this code reads {SCHEMA_VERSION}"
-            )
+        version = meta.get("schema_version")
+        if type(version) is not int or version < READABLE_FROM:
+            raise StoreError(f"{self.path}: schema version {version!r} is not an attest store's")
+        try:
+            self._schema = status("sqlite", version, MIGRATIONS)
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        if self._schema.pending and migrate and not self._db.readonly:
+            raise StoreError(f"{self.path}: schema version {version} was not migrated")
         stored = meta.get("verifier_id")
         if type(stored) is not str:
             raise StoreError(f"{self.path}: verifier_id missing from meta")
@@ -269,23 +236,62 @@ class SqliteStore(Store):
             raise StoreError(f"{self.path}: belongs to verifier {stored!r}, not {verifier_id!r}")
         return stored
 
-    @staticmethod
-    def _create_schema(txn: Transaction, verifier_id: str | None) -> None:
+    def _create_schema(self, txn: Transaction, verifier_id: str | None, migrate: bool) -> None:
+        """Create a new store at the latest version, or migrate an existing one (``migrate``)."""
         exists = txn.execute(
             "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'meta'"
         ).fetchone()
         if exists:
+            if migrate:
+                self._migrate(txn)
             return
         if type(verifier_id) is not str or not verifier_id:
             raise StoreError("a new store needs a verifier_id")
-        for statement in split_sql(SCHEMA):
-            txn.execute(statement)
-        for row in (("schema_version", SCHEMA_VERSION), ("verifier_id", verifier_id)):
-            txn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", row)
+        txn.execute(split_sql(SCHEMA)[0])  # meta, so that the versions can be recorded
+        txn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', 0)")
+        txn.execute("INSERT INTO meta (key, value) VALUES ('verifier_id', ?)", (verifier_id,))
+        self._migrate(txn, skip_meta=True)
+
+    def _migrate(self, txn: Transaction, *, skip_meta: bool = False) -> None:
+        row = txn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or type(row[0]) is not int:
+            return  # not an attest store: _setup says so
+        try:
+            pending = status("sqlite", row[0], MIGRATIONS).pending
+        except StoreError as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+        def run(script: str) -> None:
+            statements = split_sql(script)
+            if skip_meta and script is SCHEMA:
+                statements = statements[1:]
+            for statement in statements:
+                txn.execute(statement)
+
+        def set_version(version: int) -> None:
+            txn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+
+        self.applied.extend(apply_migrations(pending, run, set_version))
+
+    @property
+    def schema(self) -> SchemaStatus:
+        """The schema version as found when opened (``pending`` is empty once migrated)."""
+        return self._schema
+
+    def migrate(self) -> list[Migration]:
+        """Apply pending migrations now (a store opened with ``migrate=False``)."""
+        before = len(self.applied)
+        self._db.write(lambda txn: self._migrate(txn))
+        self._schema = status("sqlite", SCHEMA_VERSION, MIGRATIONS)
+        return self.applied[before:]
 
     @property
     def db(self) -> SqliteDatabase:
         return self._db
+
+    @property
+    def concurrency(self) -> int:
+        return 1  # one connection behind one lock: more threads would only queue
 
     @property
     def verifier_id(self) -> str:
@@ -316,13 +322,13 @@ class SqliteStore(Store):
                 raise StoreError(f"ueid {s.ueid.hex()} is already enrolled with another device key")
             return False
         conn.execute(
-            f"INSERT INTO chips ({_CHIP_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+            f"INSERT INTO chips ({CHIP_COLUMNS}) VALUES ({', '.join('?' * 14)})",
             (
                 s.ueid,
                 s.device_key.raw,
                 record.device_cert,
                 record.manufacturer_cert,
-                *_state_columns(s),
+                *state_columns(s),
                 ChipStatus(s.status).value,
             ),
         )
@@ -331,10 +337,10 @@ class SqliteStore(Store):
     def get_chip(self, ueid: bytes) -> ChipRecord | None:
         row = self._db.read(
             lambda c: c.execute(
-                f"SELECT {_CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
+                f"SELECT {CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
             ).fetchone()
         )
-        return None if row is None else _chip_from_row(row)
+        return None if row is None else chip_from_row(row)
 
     def count_chips(self) -> int:
         n: int = self._db.read(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
@@ -426,7 +432,7 @@ class SqliteStore(Store):
         if isinstance(commit, Advance) and commit.state.ueid != ueid:
             raise StoreError("the new state is for another chip")
         # Encode up front so a bad value fails before the transaction starts.
-        columns = _state_columns(commit.state) if isinstance(commit, Advance) else None
+        columns = state_columns(commit.state) if isinstance(commit, Advance) else None
 
         def run(txn: Transaction) -> AuditRecord:
             cur = txn.execute(
@@ -481,8 +487,8 @@ class SqliteStore(Store):
     def _append(self, conn: Transaction, entry: AuditEntry) -> AuditRecord:
         rec = chain_next(self._head(conn), entry)
         conn.execute(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
-            _audit_row(rec),
+            f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+            audit_row(rec),
         )
         if self._signing_key is not None and rec.seq % self._checkpoint_every == 0:
             self._insert_checkpoint(conn, rec)
@@ -505,19 +511,27 @@ class SqliteStore(Store):
 
             def page(c: Transaction, s: int = next_seq) -> list[Any]:
                 return c.execute(
-                    f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
+                    f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?",
                     (s, _PAGE),
                 ).fetchall()
 
             rows = self._db.read(page)
             for row in rows:
-                yield _audit_from_row(row)
+                yield audit_from_row(row)
             if len(rows) < _PAGE:
                 return
             next_seq = rows[-1][0] + 1
 
     def audit_head(self) -> tuple[int, bytes]:
         return self._db.read(self._head)
+
+    def audit_by_nonce(self, nonce: bytes) -> list[AuditRecord]:
+        rows = self._db.read(
+            lambda c: c.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE nonce = ? ORDER BY seq", (nonce,)
+            ).fetchall()
+        )
+        return [audit_from_row(row) for row in rows]
 
     def audit_checkpoints(self) -> Iterator[Checkpoint]:
         rows = self._db.read(
@@ -533,14 +547,14 @@ class SqliteStore(Store):
 
         def run(conn: Transaction) -> Checkpoint | None:
             row = conn.execute(
-                f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
+                f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
             done = conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (row[0],)).fetchone()
             if done:
                 return None
-            return self._insert_checkpoint(conn, _audit_from_row(row))
+            return self._insert_checkpoint(conn, audit_from_row(row))
 
         return self._db.write(run)
 
@@ -581,39 +595,10 @@ class SqliteStore(Store):
         return blob_to_u64(rows.get("revocations_number")), token  # type: ignore[arg-type]
 
     def put_reference_values(self, vendor: str, number: int, token: bytes) -> None:
-        key = _RV_PREFIX + vendor
-
-        def run(txn: Transaction) -> None:
-            row = txn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                stored, _ = decode(row[0])
-                if number <= stored:
-                    raise StoreError(
-                        f"reference values {number} of {vendor!r} are not newer than the stored "
-                        f"document {stored}"
-                    )
-            txn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, encode([number, token])),
-            )
-
-        self._db.write(run)
+        put_reference_values(self._db, vendor, number, token)
 
     def reference_values(self) -> list[tuple[str, int, bytes]]:
-        rows: list[Any] = self._db.read(
-            lambda t: t.execute(
-                "SELECT key, value FROM meta WHERE key LIKE ? ORDER BY key", (_RV_PREFIX + "%",)
-            ).fetchall()
-        )
-        out = []
-        for key, value in rows:
-            try:
-                number, token = decode(value)
-            except (AttestError, TypeError, ValueError) as exc:
-                raise StoreError(f"corrupt reference values in meta ({key}): {exc}") from None
-            out.append((key[len(_RV_PREFIX) :], number, token))
-        return out
+        return read_reference_values(self._db)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -52,7 +52,14 @@ from attest.testvectors.world import (
 from attest.verify.chain import DeviceChain
 from attest.verify.core import Appraisal, appraise
 from attest.verify.policy import Policy
-from attest.verify.reasons import Reason, ReasonCode, Tier, registered_reasons, tier_of
+from attest.verify.reasons import (
+    NODE_REASONS,
+    Reason,
+    ReasonCode,
+    Tier,
+    registered_reasons,
+    tier_of,
+)
 from attest.verify.state import ChipState, ChipStatus
 
 #: Group order of the Ed25519 base point (RFC 8032 §5.1).
@@ -1549,7 +1556,8 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
         tc,
         [
             *EVIDENCE_HEADER,
-            "Reason codes: " + ", ".join(_reason_text(r) for r in registered_reasons()),
+            "Reason codes: "
+            + ", ".join(_reason_text(r) for r in registered_reasons() if r not in NODE_REASONS),
         ],
         {k: v for k, v in notes.items() if k in used},
         groups,

@@ -110,7 +110,10 @@ class Reason(ReasonCode):
     REGISTRATION_MISMATCH = 24, Trust.INSTANCE_IDENTITY, 97
     EVIDENCE_REPLAY = 25, Trust.INSTANCE_IDENTITY, 99
     NOT_ENROLLED = 26, Trust.INSTANCE_IDENTITY, 97
-    CLONE_SUSPECTED = 27, Trust.INSTANCE_IDENTITY, 96  # one device key, two places
+    #: the device key signed two different fresh Evidence tokens with one counter value, or
+    #: was seen in two places it cannot have travelled between (a copied chip): the node's
+    #: check (SPEC §9.11, attest.verify.clone) and location verification (§15.6)
+    CLONE_SUSPECTED = 27, Trust.INSTANCE_IDENTITY, 96
     # -- monotonic state (40-59): counters going back mark a cloned or tampered instance,
     # meters an honest firmware cannot report mark the metering runtime
     BOOTCOUNT_ROLLBACK = 40, Trust.INSTANCE_IDENTITY, 96
@@ -133,6 +136,10 @@ class Reason(ReasonCode):
 ENVELOPE = frozenset(
     (Reason.MALFORMED, Reason.WRONG_CONTENT_TYPE, Reason.BAD_SIGNATURE, Reason.CERT_CHAIN_INVALID)
 )
+
+#: reasons a verifier node adds beyond the appraisal procedure of SPEC §9.1-9.10 (which the
+#: published vectors pin): the clone check of §9.11 (attest.verify.clone)
+NODE_REASONS: frozenset[ReasonCode] = frozenset({Reason.CLONE_SUSPECTED})
 
 #: the code range of each registered reason enum: (first, last) inclusive
 _RANGES: dict[type[ReasonCode], tuple[int, int]] = {Reason: (1, 99)}
