@@ -693,7 +693,7 @@ async def test_http_endpoints(world: World, db: Path) -> None:
         assert "attest_session_seconds_count 2.0" in lines
         assert any(line.startswith('attest_session_seconds_bucket{le="0.001"}') for line in lines)
         assert 'attest_session_seconds_bucket{le="+Inf"} 2.0' in lines
-        assert "attest_registered_chips 0.0" in lines  # counted at start-up
+        assert "attest_registered_chips 1.0" in lines  # kept current (was: start-up only)
 
         # once shutdown begins (an exchange still in flight keeps the node up): not ready
         busy = await RawClient.connect(port)

@@ -31,19 +31,23 @@ from attest.store.base import (
     Nothing,
     StateConflict,
     Store,
+    StoreUnavailable,
     Transaction,
 )
 from attest.store.sqlite import SqliteStore
 
 
 def verify_audit(
-    store_or_path: AuditSource | str | os.PathLike[str], verifier_public_key: PublicKey | None
+    store_or_path: AuditSource | str | os.PathLike[str],
+    verifier_public_key: PublicKey | None,
+    published: bytes | None = None,
 ) -> AuditReport:
-    """Audit a store, or an SQLite file (opened read-only), end to end."""
+    """Audit a store, or an SQLite file (opened read-only), end to end; ``published`` is the
+    token of its published checkpoint file (attest/store/published.py), if any."""
     if not isinstance(store_or_path, str | os.PathLike):
-        return verify_store(store_or_path, verifier_public_key)
+        return verify_store(store_or_path, verifier_public_key, published)
     with SqliteStore(store_or_path, readonly=True) as store:
-        return verify_store(store, verifier_public_key)
+        return verify_store(store, verifier_public_key, published)
 
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "SqliteStore",
     "StateConflict",
     "Store",
+    "StoreUnavailable",
     "Transaction",
     "entry_hash",
     "verify_audit",
