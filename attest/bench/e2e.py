@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,16 +112,23 @@ class Verifier:
             return -9
 
 
-def start_verifier(world: fleet_mod.BenchWorld, workers: int, name: str = "verifier") -> Verifier:
+def start_verifier(
+    world: fleet_mod.BenchWorld,
+    workers: int,
+    name: str = "verifier",
+    env: Mapping[str, str] | None = None,
+) -> Verifier:
+    """``attest verifier serve`` on a free port (ops endpoint off unless ``env`` says so)."""
     port_file = world.root / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log = world.root / f"{name}.log"
-    env = dict(os.environ)
-    env.update(
+    environ = dict(os.environ)
+    environ.update(
         {
             "ATTEST_LISTEN_PORT": "0",
             "ATTEST_LISTEN_PORT_FILE": str(port_file),
             "ATTEST_HTTP_PORT": "-1",
+            **(env or {}),
         }
     )
     cmd = [sys.executable, "-m", "attest.cli.main", "verifier", "serve", "--config"]
@@ -129,7 +136,7 @@ def start_verifier(world: fleet_mod.BenchWorld, workers: int, name: str = "verif
     if workers > 1:
         cmd += ["--workers", str(workers)]
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=environ, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -218,6 +225,7 @@ def run_e2e(
         finally:
             exit_code = verifier.stop()
     lat = result.pop("latencies_s")
+    result.pop("warmup_latencies_s", None)
     rate_s = result["sessions_per_s"]
     return {
         **result,

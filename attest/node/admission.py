@@ -72,6 +72,8 @@ class Refusal(enum.Enum):
 
 def address_key(host: str) -> str:
     """The unit a per-address cap applies to: an IPv4 address, or an IPv6 address's /64."""
+    if ":" not in host:
+        return host  # IPv4 as getpeername gives it (dotted quad): the address itself
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
