@@ -585,7 +585,8 @@ async def test_stalled_session_times_out_while_others_are_served(world: World, d
 
 
 async def test_max_connections_overloaded(world: World, db: Path) -> None:
-    settings = NodeSettings(http_port=-1, max_connections=2)
+    # (a refused connection that says nothing is held for hello_timeout_s before it is told)
+    settings = NodeSettings(http_port=-1, max_connections=2, hello_timeout_s=0.2)
     async with running_node(world, db, settings) as node:
         port = port_of(node)
         with trio.fail_after(GUARD_S):

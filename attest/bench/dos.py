@@ -9,7 +9,8 @@ set), so the numbers are those of the *shipped* limits (``max_connections``,
 holds them, the load generator (:mod:`attest.bench.loadgen`) runs ``--chips`` honest chips,
 each from its own loopback address (127.1.x.y, as chips at many sites), through their first
 session (connect, HELLO, enrolment: the step a flood can block) and then a measured window of
-keep-alive sessions.
+keep-alive sessions. The chips start once the verifier has accepted every flood connection
+at least once (the attack's steady state; the time that took is reported too).
 
 Reported: the honest success rate over every session the chips started (first sessions
 included; a refused or failed chip counts as failed and does not retry), latency percentiles
@@ -61,6 +62,26 @@ def _http_port(log: Path) -> int | None:
     return None
 
 
+def _scrape(http: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
+        return str(r.read().decode())
+
+
+def _wait_absorbed(http: int, idle: int, timeout_s: float = 120.0) -> float:
+    """Seconds until the verifier has accepted every flood connection once (refused or
+    serving it): the attack's steady state, in which the chips arrive."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        text = _scrape(http)
+        seen = _metric(text, "attest_connections_refused_total") + _metric(
+            text, "attest_open_connections"
+        )
+        if seen >= idle:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise RuntimeError(f"the verifier did not take the flood in {timeout_s:g} s")
+
+
 def run_dos(
     *,
     chips: int = 1000,
@@ -92,7 +113,11 @@ def run_dos(
             assert flood.stdout is not None and flood.stdin is not None
             if flood.stdout.readline().strip() != "phase ready":
                 raise RuntimeError("the attacker failed to start")
-            time.sleep(1.0)  # let the verifier take the flood's first wave
+            http = _http_port(verifier.log)
+            if http is None:
+                raise RuntimeError("the verifier did not report its ops port")
+            absorbed = _wait_absorbed(http, idle)
+            progress(f"the verifier has seen the whole flood ({absorbed:.1f} s)")
             progress(
                 f"{chips} honest chips from {HONEST_NET}.x.y: first sessions, then {seconds:g} s"
             )
@@ -110,11 +135,7 @@ def run_dos(
                 raise RuntimeError(f"load generator failed: {lines!r}")
             honest = json.loads(gen.stdout.readline())
             gen.wait(timeout=60)
-            http = _http_port(verifier.log)
-            metrics = ""
-            if http is not None:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
-                    metrics = r.read().decode()
+            metrics = _scrape(http)
             flood.stdin.close()
             attack = json.loads(flood.stdout.readline())
             flood.wait(timeout=60)
@@ -145,6 +166,7 @@ def run_dos(
         "window_p99_ms": percentile(lat, 99) * 1000,
         "p99_ms": percentile(both, 99) * 1000,
         "attacker": attack,
+        "flood_absorbed_s": absorbed,
         "verifier_refused_address_cap": _metric(
             metrics, 'attest_connections_refused_total{reason="address_cap"}'
         ),

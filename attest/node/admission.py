@@ -15,6 +15,13 @@ are what an unauthenticated flood goes after. Three rules keep them for chips:
   has not sent HELLO yet (it gets ERROR OVERLOADED); only when no such connection exists is the
   newcomer refused. A flood of silent connections therefore cannot keep a chip out for longer
   than it takes the chip to send its HELLO.
+* **Holding refused connections** (the server's part): a refused connection that says
+  nothing is not closed at once but held for up to ``hello_timeout_s`` (while descriptors
+  allow, see :func:`fit_to_fd_limit`), then told OVERLOADED and closed; one that speaks (a
+  chip sends HELLO at once) is told at once. A flood that reopens every
+  connection the node closes would otherwise keep the kernel's accept queue full of its
+  reconnections, and a chip's connection would wait behind thousands of them (or be dropped
+  and retried a second later); held, the flood's connections wait in the node instead.
 
 :class:`Admission` is plain bookkeeping (no I/O, no clock), driven by the server one connection
 event at a time on the trio thread. :func:`fit_to_fd_limit` checks ``max_connections`` against
@@ -40,6 +47,8 @@ log = logging.getLogger("attest.node")
 FD_RESERVE = 192
 #: below this many attestation connections a node is not worth running: refuse to start
 MIN_CONNECTIONS = 16
+#: refused connections held at most, as a multiple of max_connections (descriptors allowing)
+HOLD_FACTOR = 3
 
 
 class Phase(enum.Enum):
@@ -165,27 +174,32 @@ class Admission:
             del self._unauthenticated[address]
 
 
-def fit_to_fd_limit(max_connections: int, reserve: int = FD_RESERVE) -> int:
-    """The number of connections the process can really hold, raising its soft limit first.
+def fit_to_fd_limit(max_connections: int, reserve: int = FD_RESERVE) -> tuple[int, int]:
+    """(connections the process can serve, descriptors left for holding refused connections).
 
     A node that accepts more connections than it has file descriptors fails in ``accept``
     (EMFILE) with every slot "free": so ``max_connections + reserve`` is checked against
-    RLIMIT_NOFILE at start. The soft limit is raised up to the hard limit if that suffices;
-    otherwise ``max_connections`` is clamped to what fits, with a warning naming both numbers;
-    if not even :data:`MIN_CONNECTIONS` fit, the node refuses to start (ConfigError).
+    RLIMIT_NOFILE at start. The soft limit is raised towards the hard limit (up to room for
+    :data:`HOLD_FACTOR` times ``max_connections`` refused connections besides); if even
+    ``max_connections + reserve`` does not fit, ``max_connections`` is clamped to what fits,
+    with a warning naming both numbers; if not even :data:`MIN_CONNECTIONS` fit, the node
+    refuses to start (ConfigError).
     """
     needed = max_connections + reserve
+    wanted = needed + HOLD_FACTOR * max_connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
         if target > soft:
             try:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
                 soft = target
             except (ValueError, OSError):
                 pass
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return max_connections
+    if soft == resource.RLIM_INFINITY:
+        return max_connections, HOLD_FACTOR * max_connections
+    if soft >= needed:
+        return max_connections, min(soft - needed, HOLD_FACTOR * max_connections)
     fits = soft - reserve
     if fits < MIN_CONNECTIONS:
         raise ConfigError(
@@ -206,4 +220,4 @@ def fit_to_fd_limit(max_connections: int, reserve: int = FD_RESERVE) -> int:
             }
         },
     )
-    return fits
+    return fits, 0

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -141,6 +142,9 @@ class VerifierNode:
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
         self._stopping = False
+        #: refused connections held before their OVERLOADED (admission.py), and the limit
+        self._held = 0
+        self._hold_budget = 0
         #: set when ``run`` has returned (store closed)
         self.finished = trio.Event()
 
@@ -151,7 +155,7 @@ class VerifierNode:
         s = self.settings
         self.store_thread.start()
         try:
-            serving = fit_to_fd_limit(s.max_connections)
+            serving, self._hold_budget = fit_to_fd_limit(s.max_connections)
             self.admission = Admission(serving, s.max_connections_per_address)
             backlog = min(4096, serving)
             if s.reuse_port:
@@ -459,6 +463,7 @@ class VerifierNode:
                 if refusal is Refusal.ADDRESS_CAP
                 else "try again later"
             )
+            await self._hold(stream)
             await self._send_error(stream, conn, ErrorCode.OVERLOADED, text)
             return
         session = _Session(trio.CancelScope(), slot)
@@ -473,6 +478,24 @@ class VerifierNode:
             if not self._sessions:
                 self._all_closed.set()
             self.metrics.open_connections.dec()
+
+    async def _hold(self, stream: trio.SocketStream) -> None:
+        """Keep a refused, silent connection open for up to ``hello_timeout_s``, while
+        descriptors allow (for a random 0.5 to 1.5 times that, so that a flood accepted in one
+        burst is not released in one): a flood that reopens what the node closes then waits
+        here instead of in the kernel's accept queue, ahead of the chips (admission.py). A peer
+        that speaks (a chip sends HELLO at once) is answered at once."""
+        if self._held >= self._hold_budget:
+            return
+        self._held += 1
+        try:
+            # spread the releases: a flood accepted in one burst must not come back in one
+            with trio.move_on_after(self.settings.hello_timeout_s * random.uniform(0.5, 1.5)):
+                await stream.receive_some(256)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._held -= 1
 
     async def _serve_connection(
         self, stream: trio.SocketStream, conn: Connection, session: _Session, peer: str
