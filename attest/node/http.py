@@ -6,9 +6,9 @@ each connection after one response. At most :data:`MAX_CONNECTIONS` requests are
 Anything richer belongs behind a real reverse proxy.
 
 No connection can end the node: whatever a peer does (a reset in the middle of a request, a
-half-open socket, bytes that are not HTTP) ends only its own connection. ``serve_listeners``
-propagates a handler's exception into the node's nursery, so :func:`_guarded` catches every
-exception a handler could raise, logs it (rate-limited) and drops the connection.
+half-open socket, bytes that are not HTTP) ends only its own connection. A handler's exception
+would propagate into the node's nursery, so :func:`_guarded` catches every exception a handler
+could raise, logs it (rate-limited) and drops the connection.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import trio
 
+from attest.node.accept import accept_forever
 from attest.node.logs import RateLimited
 
 log = logging.getLogger("attest.node.http")
@@ -104,7 +105,9 @@ async def serve_http(
         finally:
             active -= 1
 
-    await trio.serve_listeners(handle, listeners)
+    async with trio.open_nursery() as nursery:  # accept_forever: EMFILE logged rate-limited
+        for listener in listeners:
+            nursery.start_soon(accept_forever, listener, handle, nursery)
 
 
 async def _guarded(stream: trio.SocketStream, routes: dict[str, Route]) -> None:

@@ -17,13 +17,14 @@ waiting in IDLE has its own (``idle_timeout_s``). Who gets a slot is decided by
 attest/node/admission.py: a cap per address on connections that have not authenticated, and
 eviction of the oldest connection still waiting for HELLO when every slot is taken.
 
-Nothing a peer or the store does ends the node: a connection handler catches everything it can
-raise (a bug is logged, rate-limited, and ends that connection only); the accept loop waits and
-logs (rate-limited) when the process runs out of descriptors; a failing store fails the
-sessions that need it with ERROR INTERNAL while ``/readyz`` reports not-ready, until a probe
-finds it working again (attest/node/health.py). Every store call (challenge issue, appraisal
-commit, maintenance) runs in the node's store thread (attest/node/storethread.py), never on the
-event loop; with group commit the fsync runs in a thread of its own (groupsync.py).
+Nothing a peer or the store does ends the node: a connection handler catches everything it
+can raise (a bug is logged, rate-limited, and ends that connection only); the accept loop
+(attest/node/accept.py) waits, and logs rate-limited, when the process runs out of descriptors;
+a failing store fails the sessions that need it with ERROR INTERNAL while ``/readyz`` reports
+not-ready, until a probe finds it working again (attest/node/health.py). Every store call
+(challenge issue, appraisal commit, maintenance) runs in the node's store thread
+(attest/node/storethread.py), never on the event loop; with group commit the fsync runs in a
+thread of its own (groupsync.py).
 
 Shutdown: stop accepting (readyz turns 503), tell idle keep-alive sessions SHUTTING_DOWN,
 let in-flight exchanges finish within ``drain_timeout_s``, cancel what remains, then close the
@@ -33,7 +34,6 @@ store (which signs a final audit checkpoint and publishes it to the checkpoint f
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import random
 import signal
@@ -47,6 +47,7 @@ import trio
 from attest.errors import AttestError, RemoteProtocolError
 from attest.messages.attestation import Challenge
 from attest.net import open_reuseport_listeners, receive_event, send_event
+from attest.node.accept import accept_forever
 from attest.node.admission import Admission, Refusal, Slot, address_key, fit_to_fd_limit
 from attest.node.groupsync import GroupSync
 from attest.node.health import StoreHealth
@@ -78,9 +79,6 @@ _ERROR_SEND_TIMEOUT_S = 1.0
 PUBLISH_INTERVAL_S = 1.0
 RECOUNT_INTERVAL_S = 10.0
 PURGE_INTERVAL_S = 60.0
-#: accept() errors that mean "out of descriptors or memory": wait, then accept again
-_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
-ACCEPT_RETRY_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +197,9 @@ class VerifierNode:
                 with self._accepting:
                     async with trio.open_nursery() as accepting:
                         for listener in listeners:
-                            accepting.start_soon(self._accept_loop, listener, nursery)
-                # Accepting stopped: drain in-flight sessions, then cancel the rest.
-                for listener in listeners:
-                    await listener.aclose()
+                            accepting.start_soon(accept_forever, listener, self._handle, nursery)
+                # Accepting stopped (the listeners are closed): drain in-flight sessions, then
+                # cancel the rest.
                 with trio.move_on_after(s.drain_timeout_s) as drain:
                     while self._sessions:
                         self._all_closed = trio.Event()
@@ -241,31 +238,6 @@ class VerifierNode:
                 )
             finally:
                 self.store_thread.stop()
-
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        """Accept connections until cancelled; out of descriptors, wait and accept again.
-
-        ``trio.serve_listeners`` would log every failed accept with a traceback, ten times a
-        second for as long as the process is out of descriptors; here such a condition is
-        logged once per ten seconds with a count. Other accept errors are no peer's to cause;
-        they are logged the same way and the loop goes on instead of ending the node.
-        """
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-                _limited(
-                    f"accept:{code}",
-                    logging.ERROR,
-                    "accept failed: out of file descriptors or memory; retrying"
-                    if exc.errno in _ACCEPT_CAPACITY_ERRNOS
-                    else "accept failed; retrying",
-                    {"event": "accept_error", "errno": code, "error": exc.strerror},
-                )
-                await trio.sleep(ACCEPT_RETRY_S)
-                continue
-            nursery.start_soon(self._handle, stream)
 
     async def _maintenance(self) -> None:
         """Periodic store work: publish the audit head, recount chips, purge challenges."""
