@@ -585,7 +585,7 @@ async def test_stalled_session_times_out_while_others_are_served(world: World, d
 
 
 async def test_max_connections_overloaded(world: World, db: Path) -> None:
-    # (a refused connection that says nothing is held for hello_timeout_s before it is told)
+    # (a refused connection is answered after about hello_timeout_s: accept.RefusalLot)
     settings = NodeSettings(http_port=-1, max_connections=2, hello_timeout_s=0.2)
     async with running_node(world, db, settings) as node:
         port = port_of(node)

@@ -15,13 +15,12 @@ are what an unauthenticated flood goes after. Three rules keep them for chips:
   has not sent HELLO yet (it gets ERROR OVERLOADED); only when no such connection exists is the
   newcomer refused. A flood of silent connections therefore cannot keep a chip out for longer
   than it takes the chip to send its HELLO.
-* **Holding refused connections** (the server's part): a refused connection that says
-  nothing is not closed at once but held for up to ``hello_timeout_s`` (while descriptors
-  allow, see :func:`fit_to_fd_limit`), then told OVERLOADED and closed; one that speaks (a
-  chip sends HELLO at once) is told at once. A flood that reopens every
-  connection the node closes would otherwise keep the kernel's accept queue full of its
-  reconnections, and a chip's connection would wait behind thousands of them (or be dropped
-  and retried a second later); held, the flood's connections wait in the node instead.
+* **Refusals that slow a flood down** (the server's part, attest/node/accept.py): refused
+  connections are decided on in the accept loop, which takes many connections per wake-up, and
+  are then kept open, unanswered, for about ``hello_timeout_s`` before they get OVERLOADED
+  (while descriptors allow, see :func:`fit_to_fd_limit`). A flood that reopens every
+  connection the node closes therefore neither keeps the kernel's accept queue full (a chip's
+  connection would wait behind thousands) nor cycles as fast as the node can refuse.
 
 :class:`Admission` is plain bookkeeping (no I/O, no clock), driven by the server one connection
 event at a time on the trio thread. :func:`fit_to_fd_limit` checks ``max_connections`` against
@@ -47,8 +46,8 @@ log = logging.getLogger("attest.node")
 FD_RESERVE = 192
 #: below this many attestation connections a node is not worth running: refuse to start
 MIN_CONNECTIONS = 16
-#: refused connections held at most, as a multiple of max_connections (descriptors allowing)
-HOLD_FACTOR = 3
+#: refused connections kept open at most, as a multiple of max_connections (accept.RefusalLot)
+KEEP_FACTOR = 3
 
 
 class Phase(enum.Enum):
@@ -175,21 +174,21 @@ class Admission:
 
 
 def fit_to_fd_limit(max_connections: int, reserve: int = FD_RESERVE) -> tuple[int, int]:
-    """(connections the process can serve, descriptors left for holding refused connections).
+    """(connections the process can serve, descriptors left for refused connections kept open).
 
     A node that accepts more connections than it has file descriptors fails in ``accept``
     (EMFILE) with every slot "free": so ``max_connections + reserve`` is checked against
-    RLIMIT_NOFILE at start. The soft limit is raised towards the hard limit (up to room for
-    :data:`HOLD_FACTOR` times ``max_connections`` refused connections besides); if even
+    RLIMIT_NOFILE at start. The soft limit is raised towards the hard limit, up to room for
+    :data:`KEEP_FACTOR` times ``max_connections`` refused connections besides; if even
     ``max_connections + reserve`` does not fit, ``max_connections`` is clamped to what fits,
     with a warning naming both numbers; if not even :data:`MIN_CONNECTIONS` fit, the node
     refuses to start (ConfigError).
     """
     needed = max_connections + reserve
-    wanted = needed + HOLD_FACTOR * max_connections
+    keep = KEEP_FACTOR * max_connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    if soft != resource.RLIM_INFINITY and soft < needed + keep:
+        target = needed + keep if hard == resource.RLIM_INFINITY else min(hard, needed + keep)
         if target > soft:
             try:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
@@ -197,9 +196,9 @@ def fit_to_fd_limit(max_connections: int, reserve: int = FD_RESERVE) -> tuple[in
             except (ValueError, OSError):
                 pass
     if soft == resource.RLIM_INFINITY:
-        return max_connections, HOLD_FACTOR * max_connections
+        return max_connections, keep
     if soft >= needed:
-        return max_connections, min(soft - needed, HOLD_FACTOR * max_connections)
+        return max_connections, min(soft - needed, keep)
     fits = soft - reserve
     if fits < MIN_CONNECTIONS:
         raise ConfigError(

@@ -14,12 +14,13 @@ could raise, logs it (rate-limited) and drops the connection.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
-from attest.node.accept import accept_forever
+from attest.node.accept import accept_forever, batch_socket
 from attest.node.logs import RateLimited
 
 log = logging.getLogger("attest.node.http")
@@ -88,26 +89,30 @@ async def serve_http(
 ) -> None:
     """Serve ``routes`` until cancelled; reports the bound port through ``task_status``."""
     listeners = await trio.open_tcp_listeners(port, host=host)
+    raws = [batch_socket(listener) for listener in listeners]
     bound = listeners[0].socket.getsockname()[1]
     log.info("http endpoint listening on %s:%d", host, bound)
     task_status.started(bound)
-
     active = 0
+
+    def dispatch(stream: trio.SocketStream) -> Callable[[], Awaitable[None]] | None:
+        nonlocal active
+        if active >= MAX_CONNECTIONS:
+            stream.socket.close()  # the ops endpoint is busy: no answer at all
+            return None
+        active += 1
+        return functools.partial(handle, stream)
 
     async def handle(stream: trio.SocketStream) -> None:
         nonlocal active
-        if active >= MAX_CONNECTIONS:
-            await trio.aclose_forcefully(stream)
-            return
-        active += 1
         try:
             await _guarded(stream, routes)
         finally:
             active -= 1
 
     async with trio.open_nursery() as nursery:  # accept_forever: EMFILE logged rate-limited
-        for listener in listeners:
-            nursery.start_soon(accept_forever, listener, handle, nursery)
+        for listener, raw in zip(listeners, raws, strict=True):
+            nursery.start_soon(accept_forever, listener, dispatch, nursery, raw)
 
 
 async def _guarded(stream: trio.SocketStream, routes: dict[str, Route]) -> None:

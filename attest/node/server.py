@@ -34,8 +34,8 @@ store (which signs a final audit checkpoint and publishes it to the checkpoint f
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -47,7 +47,7 @@ import trio
 from attest.errors import AttestError, RemoteProtocolError
 from attest.messages.attestation import Challenge
 from attest.net import open_reuseport_listeners, receive_event, send_event
-from attest.node.accept import accept_forever
+from attest.node.accept import RefusalLot, accept_forever, batch_socket, refuse_now
 from attest.node.admission import Admission, Refusal, Slot, address_key, fit_to_fd_limit
 from attest.node.groupsync import GroupSync
 from attest.node.health import StoreHealth
@@ -74,6 +74,18 @@ _limited = RateLimited(log)
 T = TypeVar("T")
 
 _ERROR_SEND_TIMEOUT_S = 1.0
+
+
+def _refusal_frame(code: ErrorCode, text: str) -> bytes:
+    """The ERROR frame a verifier sends before HELLO (the same bytes for every refusal)."""
+    return Connection(Role.VERIFIER).send(Error(int(code), text))
+
+
+#: OVERLOADED frames for a full node and for an address over its cap (admission.py)
+_REFUSALS = {
+    False: _refusal_frame(ErrorCode.OVERLOADED, "try again later"),
+    True: _refusal_frame(ErrorCode.OVERLOADED, "too many connections from your address"),
+}
 #: maintenance periods in seconds: publish the audit head to the checkpoint file, recount the
 #: registered chips (other processes enrol too), delete expired challenges
 PUBLISH_INTERVAL_S = 1.0
@@ -136,13 +148,12 @@ class VerifierNode:
         #: group commit (attest/node/groupsync.py) when the store defers fsync to us
         self._group_sync: GroupSync | None = None
         self.health = StoreHealth()
+        #: refused connections kept open until they are answered (accept.py)
+        self.refused = RefusalLot(0, settings.hello_timeout_s)
         self.admission = Admission(settings.max_connections, settings.max_connections_per_address)
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
         self._stopping = False
-        #: refused connections held before their OVERLOADED (admission.py), and the limit
-        self._held = 0
-        self._hold_budget = 0
         #: set when ``run`` has returned (store closed)
         self.finished = trio.Event()
 
@@ -153,8 +164,9 @@ class VerifierNode:
         s = self.settings
         self.store_thread.start()
         try:
-            serving, self._hold_budget = fit_to_fd_limit(s.max_connections)
+            serving, keep = fit_to_fd_limit(s.max_connections)
             self.admission = Admission(serving, s.max_connections_per_address)
+            self.refused = RefusalLot(keep, s.hello_timeout_s)
             backlog = min(4096, serving)
             if s.reuse_port:
                 listeners = await open_reuseport_listeners(s.host, s.port, backlog=backlog)
@@ -165,7 +177,9 @@ class VerifierNode:
             self.finished.set()
             raise
         port = listeners[0].socket.getsockname()[1]
+        raws = []
         try:
+            raws = [batch_socket(listener) for listener in listeners]
             self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
             async with trio.open_nursery() as nursery:
                 http_port = None
@@ -191,13 +205,16 @@ class VerifierNode:
                 )
                 task_status.started(self.address)
                 nursery.start_soon(self._maintenance)
+                nursery.start_soon(self.refused.run)
                 nursery.start_soon(self.health.watch, self._probe)
                 if self.settings.group_sync:
                     self._group_sync = GroupSync(self.service.store.sync, nursery.start_soon)
                 with self._accepting:
                     async with trio.open_nursery() as accepting:
-                        for listener in listeners:
-                            accepting.start_soon(accept_forever, listener, self._handle, nursery)
+                        for listener, raw in zip(listeners, raws, strict=True):
+                            accepting.start_soon(
+                                accept_forever, listener, self._dispatch, nursery, raw
+                            )
                 # Accepting stopped (the listeners are closed): drain in-flight sessions, then
                 # cancel the rest.
                 with trio.move_on_after(s.drain_timeout_s) as drain:
@@ -218,6 +235,8 @@ class VerifierNode:
                 nursery.cancel_scope.cancel()
         finally:
             self.ready = False
+            for raw in raws:
+                raw.close()
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
@@ -394,15 +413,43 @@ class VerifierNode:
         return result
 
     # -- one connection ------------------------------------------------------------------------
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        """One connection, from admission to close. Nothing it raises reaches the nursery."""
+    def _dispatch(self, stream: trio.SocketStream) -> Callable[[], Awaitable[None]] | None:
+        """Admit a new connection (its task) or refuse it on the spot (None): admission.py.
+
+        Synchronous and cheap, so that the accept loop keeps the kernel's queue short even
+        when a flood fills it with connections that are refused anyway.
+        """
         try:
             host, port = stream.socket.getpeername()[:2]
-            peer = f"{host}:{port}"
         except OSError:  # reset before we got here
-            host, peer = "?", "?"
+            stream.socket.close()
+            return None
+        if self._stopping:
+            self.metrics.sessions.labels(outcome="shutting_down").inc()
+            refuse_now(stream, _refusal_frame(ErrorCode.SHUTTING_DOWN, "try again later"))
+            return None
+        slot, evicted, refusal = self.admission.admit(address_key(host))
+        if evicted is not None:
+            self.metrics.evicted.inc()
+            if isinstance(evicted.handle, trio.CancelScope):
+                evicted.handle.cancel()
+        if slot is None:
+            reason = refusal.value if refusal is not None else "?"
+            self.metrics.refused.labels(reason=reason).inc()
+            self.metrics.sessions.labels(outcome="overloaded").inc()
+            self.refused.refuse(stream, _REFUSALS[refusal is Refusal.ADDRESS_CAP])
+            return None
+        return functools.partial(self._handle, stream, slot, f"{host}:{port}")
+
+    async def _handle(self, stream: trio.SocketStream, slot: Slot, peer: str) -> None:
+        """One admitted connection, to its close. Nothing it raises reaches the nursery."""
+        session = _Session(trio.CancelScope(), slot)
+        slot.handle = session.scope
+        self._sessions.add(session)
+        self.metrics.open_connections.inc()
         try:
-            await self._admit_and_serve(stream, address_key(host), peer)
+            conn = Connection(Role.VERIFIER, self.settings.max_frame_bytes)
+            await self._serve_connection(stream, conn, session, peer)
         except Exception as exc:  # a bug: log it, end this connection, keep the node
             self.metrics.handler_errors.inc()
             _limited(
@@ -413,61 +460,13 @@ class VerifierNode:
                 exc_info=True,
             )
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
-                await stream.aclose()
-
-    async def _admit_and_serve(self, stream: trio.SocketStream, address: str, peer: str) -> None:
-        conn = Connection(Role.VERIFIER, self.settings.max_frame_bytes)
-        if self._stopping:
-            self.metrics.sessions.labels(outcome="shutting_down").inc()
-            await self._send_error(stream, conn, ErrorCode.SHUTTING_DOWN, "try again later")
-            return
-        slot, evicted, refusal = self.admission.admit(address)
-        if evicted is not None:
-            self.metrics.evicted.inc()
-            if isinstance(evicted.handle, trio.CancelScope):
-                evicted.handle.cancel()
-        if slot is None:
-            self.metrics.refused.labels(reason=refusal.value if refusal else "?").inc()
-            self.metrics.sessions.labels(outcome="overloaded").inc()
-            text = (
-                "too many connections from your address"
-                if refusal is Refusal.ADDRESS_CAP
-                else "try again later"
-            )
-            await self._hold(stream)
-            await self._send_error(stream, conn, ErrorCode.OVERLOADED, text)
-            return
-        session = _Session(trio.CancelScope(), slot)
-        slot.handle = session.scope
-        self._sessions.add(session)
-        self.metrics.open_connections.inc()
-        try:
-            await self._serve_connection(stream, conn, session, peer)
-        finally:
             self.admission.release(slot)
             self._sessions.discard(session)
             if not self._sessions:
                 self._all_closed.set()
             self.metrics.open_connections.dec()
-
-    async def _hold(self, stream: trio.SocketStream) -> None:
-        """Keep a refused, silent connection open for up to ``hello_timeout_s``, while
-        descriptors allow (for a random 0.5 to 1.5 times that, so that a flood accepted in one
-        burst is not released in one): a flood that reopens what the node closes then waits
-        here instead of in the kernel's accept queue, ahead of the chips (admission.py). A peer
-        that speaks (a chip sends HELLO at once) is answered at once."""
-        if self._held >= self._hold_budget:
-            return
-        self._held += 1
-        try:
-            # spread the releases: a flood accepted in one burst must not come back in one
-            with trio.move_on_after(self.settings.hello_timeout_s * random.uniform(0.5, 1.5)):
-                await stream.receive_some(256)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            self._held -= 1
+            with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
+                await stream.aclose()
 
     async def _serve_connection(
         self, stream: trio.SocketStream, conn: Connection, session: _Session, peer: str
