@@ -29,7 +29,8 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     ],
     "scaling": [("workers_speedup", ">=", 1.6, "two workers >= 1.6 x one")],
     "dos": [
-        ("honest_success", ">=", 0.99, "honest chips >= 99 % success under the flood"),
+        ("honest_success", ">=", 0.99, "honest sessions >= 99 % ok under the flood"),
+        ("honest_chip_success", ">=", 0.99, "honest chips >= 99 % never refused or failed"),
         ("p99_ms", "<", 1000.0, "honest p99 latency < 1 s (first sessions and window)"),
     ],
     "scale": [("rate_ratio_largest_vs_smallest", ">=", 0.8, "rate at 10^5 within 20 % of 10^3")],
@@ -137,7 +138,8 @@ def text(doc: dict[str, Any]) -> str:
             f"{r['verifier_refused_full']:,.0f} (full), evicted {r['verifier_evicted']:,.0f}"
         )
         lines.append(
-            f"honest: {r['chips']:,} chips, {r['honest_ok']:,}/{r['honest_sessions']:,} "
+            f"honest: {r['chips']:,} chips ({100 * r['honest_chip_success']:.1f} % never failed), "
+            f"{r['honest_ok']:,}/{r['honest_sessions']:,} "
             f"sessions ok ({100 * r['honest_success']:.2f} %); first sessions p50 "
             f"{r['first_session_p50_ms']:.1f} ms p99 {r['first_session_p99_ms']:.1f} ms; "
             f"window {r['window_sessions_per_s']:,.0f}/s p50 {r['window_p50_ms']:.1f} ms "
