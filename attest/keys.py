@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import nacl.bindings  # imports (and so initialises) PyNaCl's bundled libsodium
@@ -209,8 +209,24 @@ def write_secret_key(path: str | os.PathLike[str], key: SigningKey) -> None:
 
 
 def read_secret_key(path: str | os.PathLike[str]) -> SigningKey:
-    """Read a key written by :func:`write_secret_key`."""
-    data = Path(path).read_bytes()
+    """Read a key written by :func:`write_secret_key`.
+
+    Like ssh, refuse a key file that its group or others may read or write (mode & 0o077):
+    a secret that anyone on the machine could have copied is no longer a secret, and using it
+    silently would hide that.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077:
+            raise AttestError(
+                f"{path}: permissions {stat.S_IMODE(mode):04o} are too open: a secret key file "
+                f"must be accessible by its owner only (chmod 600 {path})"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    finally:
+        os.close(fd)
     if not data.startswith(_KEYFILE_MAGIC):
         raise AttestError(f"{path}: not an attest secret key file")
     try:

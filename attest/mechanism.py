@@ -14,8 +14,9 @@ For each session the node (attest/node/service.py) does, in order:
    then ``part.appraise(view, appraisal)`` of every mechanism, combined into the *one* verdict
    that is signed (reasons merged in code order, tier the worst of all) and the one
    :data:`~attest.store.base.Commit` for the chip's state;
-3. ``store.commit_appraisal(commit=..., steps=...)`` — one transaction: the nonce, the chip's
-   state, every mechanism's ``steps`` and the audit entry, durable before anything is sent;
+3. ``store.commit_appraisal(commit=..., steps=..., events=...)`` — one transaction: the nonce,
+   the chip's state, every mechanism's ``steps``, the audit entry and the audit entries of the
+   mechanisms' ``Findings.events`` (a pod alert), durable before anything is sent;
 4. ``part.conclude(findings, verdict)`` — after the commit: effects that need the committed
    appraisal (a licence renewal in its own transaction, in-memory caches, alerts); it may return
    a :class:`Grant` that rides in the RESULT frame.
@@ -52,6 +53,7 @@ from attest.keys import PublicKey
 from attest.messages.attestation import Challenge
 from attest.messages.revocation import Revocations
 from attest.messages.schema import Field, SignedMessage
+from attest.store.audit import AuditEvent
 from attest.store.base import Advance, ChipRecord, Commit, Enroll, Nothing, Step, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors
 from attest.verify.clone import clone_suspected
@@ -85,6 +87,9 @@ class Findings(Generic[DetailT]):
     reasons: tuple[ReasonCode, ...] = ()
     #: the mechanism's own record of what to commit and act on (opaque to the node)
     detail: DetailT | None = None
+    #: audit entries of the mechanism's own kinds that this session raises (e.g. a pod
+    #: alert): appended right after the session's entry, in the appraisal's transaction
+    events: tuple[AuditEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +195,10 @@ class SessionAppraisal:
         """Every mechanism's writes for the appraisal transaction, in registry order."""
         return [s for part, f in self.findings for s in part.steps(f, self.verdict)]
 
+    def events(self) -> list[AuditEvent]:
+        """Every mechanism's audit events for the appraisal transaction, in registry order."""
+        return [e for _, f in self.findings for e in f.events]
+
 
 def appraise_session(
     evidence: bytes,
@@ -211,10 +220,47 @@ def appraise_session(
     against the chain and state it enrolled with, not the chain it presents now.
     ``node_checks`` adds what a verifier node judges beyond the procedure the vectors pin
     (SPEC §9.11, :data:`attest.verify.reasons.NODE_REASONS`): the clone check
-    (attest.verify.clone). The node always sets it.
+    (attest.verify.clone). The node always sets it. The two halves, :func:`appraise_core` and
+    :func:`with_mechanisms`, may run apart (the daemon runs the core on its event loop and the
+    mechanisms in its store thread, beside their loads).
     """
+    core = appraise_core(
+        evidence,
+        challenge=challenge,
+        chain=chain,
+        record=record,
+        anchors=anchors,
+        revocations=revocations,
+        policy=policy,
+        now_ms=now_ms,
+        cache=cache,
+    )
+    return with_mechanisms(
+        core,
+        chain=chain,
+        record=record,
+        revocations=revocations,
+        now_ms=now_ms,
+        mechanisms=mechanisms,
+        node_checks=node_checks,
+    )
+
+
+def appraise_core(
+    evidence: bytes,
+    *,
+    challenge: Challenge,
+    chain: DeviceChain,
+    record: ChipRecord | None,
+    anchors: TrustAnchors,
+    revocations: Revocations,
+    policy: Policy,
+    now_ms: int,
+    cache: ChainCache | None = None,
+) -> Appraisal:
+    """The verification core's half of :func:`appraise_session` (pure; no mechanism state)."""
     used = DeviceChain(record.device_cert, record.manufacturer_cert) if record else chain
-    core = appraise(
+    return appraise(
         evidence,
         challenge=challenge,
         chain=used,
@@ -225,6 +271,24 @@ def appraise_session(
         now_ms=now_ms,
         cache=cache,
     )
+
+
+def with_mechanisms(
+    core: Appraisal,
+    *,
+    chain: DeviceChain,
+    record: ChipRecord | None,
+    revocations: Revocations,
+    now_ms: int,
+    mechanisms: Sequence[Loaded] = (),
+    node_checks: bool = False,
+) -> SessionAppraisal:
+    """The mechanisms' half of :func:`appraise_session`: their findings on the core's
+    appraisal (and, with ``node_checks``, the node's clone check), combined into the one
+    verdict and the one Commit (pure given the views).
+
+    Run it where the mechanisms' parts are used (their views may share the parts' state).
+    """
     findings = tuple(
         (part, part.appraise(view, core, revocations=revocations, now_ms=now_ms))
         for part, view in mechanisms

@@ -23,7 +23,6 @@ from attest.codec.cose import parse_sign1
 from attest.messages import claims as C
 from attest.messages.attestation import AttestationResult, Evidence
 from attest.node.service import Outcome, VerifierService
-from attest.verify.chain import DeviceChain
 from attest.verify.reasons import (
     Tier,
     Trust,
@@ -55,18 +54,21 @@ def demo_tokens() -> Iterator[Tokens]:
 
     evidence: list[bytes] = []
     results: list[bytes] = []
-    conclude = VerifierService.conclude
+    appraise, finish = VerifierService.appraise, VerifierService.finish
 
-    def recording(
-        self: VerifierService, chain: DeviceChain, challenge: Any, ev: bytes, *rest: Any
-    ) -> Outcome:
-        outcome = conclude(self, chain, challenge, ev, *rest)
+    # the node runs conclude's steps apart (store thread / event loop): record at the pure ones
+    def appraising(self: VerifierService, reading: Any, challenge: Any, ev: bytes) -> Any:
         evidence.append(ev)
+        return appraise(self, reading, challenge, ev)
+
+    def finishing(self: VerifierService, recorded: Any) -> Outcome:
+        outcome = finish(self, recorded)
         results.append(outcome.result)
         return outcome
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(VerifierService, "conclude", recording)
+        mp.setattr(VerifierService, "appraise", appraising)
+        mp.setattr(VerifierService, "finish", finishing)
         summary = trio.run(lambda: run_demo(DemoOptions(chips=4, rounds=2, interval_s=0.01)))
     assert summary.ok, summary.as_json()
     yield evidence, results

@@ -74,6 +74,7 @@ from attest.pods.names import Refusal
 from attest.pods.reasons import PodReason
 from attest.pods.tables import PodTables
 from attest.pods.verifier import PodsVerifier
+from attest.store import verify_audit
 from attest.store.sqlite import SqliteStore
 from attest.testvectors.pod_vectors import member, pod_cert, pod_chip, pod_id
 from attest.testvectors.world import NOW_S, World, build_world
@@ -753,6 +754,20 @@ async def test_a_node_flags_an_aggregation_in_the_verdict_and_the_metrics(
     alerts = [r for r in caplog.records if r.getMessage() == "pod alert"]
     kinds = {r.fields["alert"] for r in alerts}  # type: ignore[attr-defined]
     assert {"COMPONENT_OVER_LIMIT", "LINK_NON_MEMBER", "LINK_ATTEMPT_REFUSED"} <= kinds
+    # every alert is in the audit chain too, right after the attestation that raised it
+    audit_store = SqliteStore(tmp_path / "v.db", readonly=True)
+    records = list(audit_store.audit_entries())
+    audited = [(i, r.entry) for i, r in enumerate(records) if r.entry.kind == "pod-alert"]
+    assert sorted(e.reasons[0] for _, e in audited) == sorted(
+        r.fields["code"]  # type: ignore[attr-defined]
+        for r in alerts
+    )
+    for i, entry in audited:
+        session = next(r.entry for r in reversed(records[:i]) if r.entry.kind == "attestation")
+        assert (entry.ueid, entry.nonce) == (session.ueid, session.nonce)
+        assert entry.tier == Tier.CONTRAINDICATED or entry.reasons == (PodReason.LINK_ONE_SIDED,)
+    assert verify_audit(audit_store, ver.key.public_key).ok
+    audit_store.close()
     # the graph survives a restart: reports and certificates are in the store
     again = SqliteStore(tmp_path / "v.db", verifier_id=ver.verifier_id)
     restarted = assemble(

@@ -49,6 +49,7 @@ from typing import Any
 
 from attest import files
 from attest.node import provision
+from attest.store.audit import KIND_ATTESTATION
 
 HOST = "127.0.0.1"
 NODES = ("kl-1", "jb-1")
@@ -431,7 +432,8 @@ def _check(world: World, journals: Path) -> dict[str, Any]:
                 problems.extend(f"{node.verifier_id}: {p}" for p in rep.problems[:5])
             by_nonce: dict[str, list[int]] = defaultdict(list)
             for rec in s.audit_entries():
-                by_nonce[rec.entry.nonce.hex()].append(rec.entry.tier)
+                if rec.entry.kind == KIND_ATTESTATION:  # licence and other events tag by serial
+                    by_nonce[rec.entry.nonce.hex()].append(rec.entry.tier)
             audit[node.verifier_id] = by_nonce
             for d in world.chip_dirs:
                 from attest.chip.device import Chip

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,18 +118,19 @@ def start_verifier(
     name: str = "verifier",
     *,
     config: Path | None = None,
-    env_extra: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Verifier:
+    """``attest verifier serve`` on a free port (ops endpoint off unless ``env`` says so)."""
     port_file = world.root / f"{name}.port"
     port_file.unlink(missing_ok=True)
     log = world.root / f"{name}.log"
-    env = dict(os.environ)
-    env.update(
+    environ = dict(os.environ)
+    environ.update(
         {
             "ATTEST_LISTEN_PORT": "0",
             "ATTEST_LISTEN_PORT_FILE": str(port_file),
             "ATTEST_HTTP_PORT": "-1",
-            **(env_extra or {}),
+            **(env or {}),
         }
     )
     cmd = [sys.executable, "-m", "attest.cli.main", "verifier", "serve", "--config"]
@@ -137,7 +138,7 @@ def start_verifier(
     if workers > 1:
         cmd += ["--workers", str(workers)]
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=environ, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -226,6 +227,7 @@ def run_e2e(
         finally:
             exit_code = verifier.stop()
     lat = result.pop("latencies_s")
+    result.pop("warmup_latencies_s", None)
     rate_s = result["sessions_per_s"]
     return {
         **result,
@@ -286,8 +288,7 @@ def run_nodes(
 
     env = {"ATTEST_STORE_PATH": store_url} if store_url else {}
     nodes = [
-        start_verifier(world, 1, f"{label}-{i}", config=c, env_extra=env)
-        for i, c in enumerate(configs)
+        start_verifier(world, 1, f"{label}-{i}", config=c, env=env) for i, c in enumerate(configs)
     ]
     try:
         gen_cmd = [sys.executable, "-m", "attest.bench.loadgen", "--fleet"]

@@ -81,6 +81,7 @@ class _Chip:
         "out",
         "sk",
         "sock",
+        "source",
         "started",
         "state",
         "ueid",
@@ -100,6 +101,8 @@ class _Chip:
         self.started = 0.0
         self.state = _CONNECTING
         self.sock: socket.socket | None = None
+        #: the local address to connect from (None: the kernel's choice)
+        self.source: str | None = None
 
     def evidence_frame(self, issuer: str, nonce: bytes, uptime_s: int) -> bytes:
         """A signed EVIDENCE frame answering ``nonce`` (the counter advances first)."""
@@ -145,6 +148,7 @@ class LoadGenerator:
         chips: int,
         inflight: int,
         rate: float,
+        source_net: str = "",
     ) -> None:
         self.fleet = fleet
         #: chip i attests to node i % len (several nodes sharing one PostgreSQL database)
@@ -152,6 +156,10 @@ class LoadGenerator:
         #: every result received, warm-up and drain included (checked against the audit logs)
         self.results_total = 0
         self.chips = [_Chip(i, fleet) for i in range(chips)]
+        if source_net:  # one loopback address per chip, as chips at many sites would have
+            for chip in self.chips:
+                i = chip.index
+                chip.source = f"{source_net}.{(i // 250) % 256}.{i % 250 + 1}"
         self.inflight_max = inflight
         self.rate = rate
         self.epoll = select.epoll()
@@ -164,6 +172,8 @@ class LoadGenerator:
         self.latencies: list[tuple[float, float]] = []
         self.errors: collections.Counter[str] = collections.Counter()
         self.warmed: list[_Chip] = []
+        #: latency of each chip's first session (connect, HELLO ... RESULT)
+        self.warmup_latencies: list[float] = []
         self.dead = 0
         self.window_start = self.window_end = 0.0
         self.tokens = 0.0
@@ -174,6 +184,8 @@ class LoadGenerator:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
+        if chip.source is not None:
+            sock.bind((chip.source, 0))
         err = sock.connect_ex(self.addrs[chip.index % len(self.addrs)])
         if err not in (0, errno.EINPROGRESS):
             self._fail(chip, f"connect: {errno.errorcode.get(err, err)}")
@@ -249,6 +261,8 @@ class LoadGenerator:
             else:
                 ok = True
             if not self.measuring:
+                if ok:
+                    self.warmup_latencies.append(done - chip.started)
                 self.warmed.append(chip)
                 return
             if ok and chip.started >= self.window_start:
@@ -370,6 +384,7 @@ class LoadGenerator:
             "sessions": completed,
             "sessions_per_s": completed / window if window > 0 else 0.0,
             "warmup_sessions": len(self.warmed),
+            "warmup_latencies_s": self.warmup_latencies,
             "loadgen_cpu_cores": cpu / window if window > 0 else 0.0,
             "errors": sum(self.errors.values()),
             "results_total": self.results_total,
@@ -387,13 +402,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--inflight", type=int, default=64)
     p.add_argument("--rate", type=float, default=0.0, help="sessions started per second (0: max)")
+    p.add_argument(
+        "--source-net",
+        default="",
+        help="connect chip i from loopback address NET.(i//250).(i%%250+1), e.g. 127.1",
+    )
     args = p.parse_args(argv)
     fleet = Fleet.read(args.fleet)
     if args.chips > len(fleet.chips):
         p.error(f"the fleet has only {len(fleet.chips)} chips")
     _check_template(fleet)
     ports = [int(x) for x in args.port.split(",")]
-    gen = LoadGenerator(fleet, args.host, ports, args.chips, args.inflight, args.rate)
+    gen = LoadGenerator(
+        fleet, args.host, ports, args.chips, args.inflight, args.rate, args.source_net
+    )
     result = gen.run(args.seconds)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()

@@ -28,6 +28,11 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
         ("errors", "<=", 0, "zero errors"),
     ],
     "scaling": [("workers_speedup", ">=", 1.6, "two workers >= 1.6 x one")],
+    "dos": [
+        ("honest_success", ">=", 0.99, "honest sessions >= 99 % ok under the flood"),
+        ("honest_chip_success", ">=", 0.99, "honest chips >= 99 % never refused or failed"),
+        ("p99_ms", "<", 1000.0, "honest p99 latency < 1 s (first sessions and window)"),
+    ],
     "scale": [("rate_ratio_largest_vs_smallest", ">=", 0.8, "rate at 10^5 within 20 % of 10^3")],
     "soak": [
         ("rss_growth_mb", "<", 50.0, "RSS growth over the soak < 50 MB"),
@@ -159,6 +164,27 @@ def text(doc: dict[str, Any]) -> str:
         lines.append(
             f"  rate at the largest / smallest store: {r['rate_ratio_largest_vs_smallest']:.3f}"
         )
+    elif kind == "dos":
+        a = r["attacker"]
+        lines.append(
+            f"flood: {r['idle_sockets']:,} idle connections from {a['source']} (shipped "
+            f"config): {a['opened']:,} opened, {a['closed_by_verifier']:,} closed by the "
+            f"verifier, {a['open_at_end']:,} open at the end"
+        )
+        lines.append(
+            f"verifier: refused {r['verifier_refused_address_cap']:,.0f} (address cap) + "
+            f"{r['verifier_refused_full']:,.0f} (full), evicted {r['verifier_evicted']:,.0f}"
+        )
+        lines.append(
+            f"honest: {r['chips']:,} chips ({100 * r['honest_chip_success']:.1f} % never failed), "
+            f"{r['honest_ok']:,}/{r['honest_sessions']:,} "
+            f"sessions ok ({100 * r['honest_success']:.2f} %); first sessions p50 "
+            f"{r['first_session_p50_ms']:.1f} ms p99 {r['first_session_p99_ms']:.1f} ms; "
+            f"window {r['window_sessions_per_s']:,.0f}/s p50 {r['window_p50_ms']:.1f} ms "
+            f"p99 {r['window_p99_ms']:.1f} ms"
+        )
+        if r["honest_error_kinds"]:
+            lines.append(f"  honest failures: {r['honest_error_kinds']}")
     elif kind == "timing":
         lines.append(
             f"Welch's t, classes interleaved at random, {r['per_class']:,} measurements per "
@@ -298,6 +324,15 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
         ax.set_title(
             f"{r['pings']:,} PINGs: least of {r['window']} -> {r['bound_window_p50_km']:.1f} km "
             f"(allowance {r['allowance_us']:.0f} us)"
+        )
+    elif kind == "dos":
+        values = [r["first_session_p99_ms"], r["window_p99_ms"]]
+        ax.bar(["first sessions p99", "keep-alive window p99"], values, color="#1f77b4")
+        ax.axhline(1000, ls="--", c="k", lw=1)
+        ax.set_ylabel("honest session latency (ms)")
+        ax.set_title(
+            f"{r['idle_sockets']:,} idle sockets from one address: "
+            f"{100 * r['honest_success']:.2f} % of honest sessions ok"
         )
     elif kind == "timing":
         items = {**r["pairs"], **r["controls"]}

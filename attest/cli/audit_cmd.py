@@ -4,7 +4,14 @@ The store is opened read-only, so an auditor can run this against a live node's 
 lets readers proceed while the node writes), a copy, or one node's chain in a PostgreSQL
 database that several nodes share (``--db postgresql://... --verifier-id ID``). Checkpoint
 signatures are only meaningful with the verifier's public key, taken from its certificate;
-given the authority's trust anchors too, the certificate itself is checked first.
+given the authority's trust anchors too, the certificate itself is checked first. ``verify``
+also compares the store with the checkpoint the node published beside it
+(attest/store/published.py), which reveals committed entries the store lost (a write-ahead log
+deleted after a crash, a database restored from an older backup).
+
+Exit status of ``verify``: 0 verified (chain, signed checkpoints, published checkpoint); 1 a
+problem was found; 4 no problem found but signatures were not checked (no --verifier-cert), so
+only the chain's internal consistency is known: a log rewritten from scratch would pass.
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ from rich.table import Table
 
 from attest import files
 from attest.cli import argtypes
-from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_INCOMPLETE, EXIT_OK
 from attest.errors import ConfigError
-from attest.store import open_store, verify_audit
+from attest.store import open_store, published, verify_audit
 from attest.store.base import Store
 from attest.store.pg_db import is_url
 from attest.store.sqlite import SqliteStore
@@ -45,12 +52,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "verify",
         help="check the hash chain and signed checkpoints of an audit log",
         description=(
-            "Recompute the audit hash chain and check every signed checkpoint. Without "
-            "--verifier-cert only the chain is checked (edits in the middle are found, a cut-off "
-            "tail or a fully re-hashed log is not). Exit status 0 if the log verifies, else 1."
+            "Recompute the audit hash chain, check every signed checkpoint and compare the "
+            "store with the checkpoint the node published beside it (DB.checkpoint), which "
+            "reveals lost commits (e.g. a write-ahead log deleted after a crash). Without "
+            "--verifier-cert no signature is checked: edits in the middle are found, a fully "
+            "re-hashed log is not. Exit status: 0 verified, 1 a problem was found, 4 no "
+            "problem found but signatures not checked (no --verifier-cert)."
         ),
     )
     _db_arg(p)
+    p.add_argument(
+        "--checkpoint-file",
+        type=Path,
+        metavar="FILE",
+        help="the published checkpoint to compare with (default: DB.checkpoint, if present)",
+    )
     p.add_argument(
         "--verifier-cert",
         type=Path,
@@ -117,36 +133,68 @@ def cmd_verify(args: argparse.Namespace) -> int:
         anchors = files.read_anchors(args.anchors) if args.anchors is not None else None
         cert_id, public_key = files.read_verifier_public_key(args.verifier_cert, anchors)
     problems: list[str] = []
+    if args.checkpoint_file is not None:
+        file: Path | None = args.checkpoint_file
+        token = published.read_token(args.checkpoint_file)
+        if token is None:
+            raise ConfigError(f"{args.checkpoint_file}: no such checkpoint file")
+    elif is_url(args.db):
+        file, token = None, None  # a database has no file beside it: give --checkpoint-file
+    else:
+        file = published.checkpoint_file_for(args.db)
+        token = published.read_token(file)
     with _open(args, cert_id) as store:
         if cert_id is not None and store.verifier_id != cert_id:
             problems.append(
                 f"store belongs to verifier {store.verifier_id!r} but the certificate is "
                 f"for {cert_id!r}"
             )
-        report = verify_audit(store, public_key)
+        report = verify_audit(store, public_key, token)
     problems.extend(report.problems)
-    ok = report.ok and not problems
+    consistent = report.ok and not problems
+    checked = public_key is not None
+    ok = consistent and checked
     if args.json:
         doc = {
             "ok": ok,
+            "chain_consistent": consistent,
+            "signatures_checked": checked,
             "entries": report.entries,
             "head_hash": report.head_hash.hex(),
             "checkpoints_verified": report.checkpoints_verified,
-            "checkpoints_checked": public_key is not None,
+            "checkpoints_checked": checked,
+            "checkpoint_file": str(file) if token is not None else None,
+            "published_seq": report.published_seq,
+            "published_verified": report.published_verified,
             "problems": problems,
         }
         print(json.dumps(doc, indent=2))
     else:
         print(f"entries:              {report.entries}")
         print(f"head hash:            {report.head_hash.hex()}")
-        if public_key is None:
-            print("checkpoints verified: not checked (give --verifier-cert)")
-        else:
+        if checked:
             print(f"checkpoints verified: {report.checkpoints_verified}")
+        else:
+            print("checkpoints verified: NOT CHECKED (no --verifier-cert)")
+        if token is None:
+            print(f"published checkpoint: none at {file} (lost commits cannot be detected)")
+        elif report.published_seq is not None:
+            how = "signature verified" if report.published_verified else "signature NOT checked"
+            print(f"published checkpoint: seq {report.published_seq} ({how}) from {file}")
         for problem in problems:
             print(f"PROBLEM: {problem}")
-        print("audit log OK" if ok else f"audit log FAILED ({len(problems)} problem(s))")
-    return EXIT_OK if ok else EXIT_CHECK_FAILED
+        if not consistent:
+            print(f"audit log FAILED ({len(problems)} problem(s))")
+        elif not checked:
+            print(
+                "audit chain internally consistent; signatures NOT checked (give "
+                "--verifier-cert): a log rewritten from scratch would pass this check"
+            )
+        else:
+            print("audit log OK (chain, signed checkpoints and published checkpoint verified)")
+    if not consistent:
+        return EXIT_CHECK_FAILED
+    return EXIT_OK if checked else EXIT_INCOMPLETE
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -175,13 +223,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         return EXIT_OK
     table = Table(title=f"audit log of {verifier_id} ({count} entries)", title_justify="left")
-    for column in ("seq", "time (UTC)", "ueid", "tier", "reasons"):
+    for column in ("seq", "time (UTC)", "kind", "ueid", "tier", "reasons"):
         table.add_column(column, no_wrap=column != "reasons")
     for rec in records:
         e = rec.entry
         table.add_row(
             str(rec.seq),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.time_ms / 1000)),
+            e.kind,
             e.ueid.hex()[:_UEID_PREFIX] if e.ueid else "-",
             argtypes.tier_name(e.tier),
             ", ".join(reason_name(r) for r in e.reasons) or "-",

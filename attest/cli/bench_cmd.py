@@ -22,6 +22,7 @@ DEFAULT_OUT = Path("bench/results")
 #: what each benchmark needs beyond attest's own dependencies
 NEEDS = {
     "core": ["pycose", "cwt"],
+    "dos": [],
     "e2e": [],
     "scale": [],
     "soak": [],
@@ -55,6 +56,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         default=1,
         help="also measure K worker processes and report the speedup over one (default 1)",
     )
+    _common(p)
+
+    p = sub.add_parser(
+        "dos",
+        help="honest chips against a flood of idle connections from one address",
+        description=(
+            "The connection-slot attack of issue 10 on the shipped configuration: --idle idle "
+            "connections from 127.0.0.2, reopened as the verifier closes them, while --chips "
+            "honest chips (one loopback address each) make their first session and then a "
+            "measured window of keep-alive sessions."
+        ),
+    )
+    p.add_argument("--chips", type=int, default=1000, help="honest chips (default 1000)")
+    p.add_argument(
+        "--idle", type=int, default=10_000, help="idle attacker connections (default 10000)"
+    )
+    p.add_argument("--seconds", type=float, default=20.0, help="measured window (default 20)")
+    p.add_argument("--inflight", type=int, default=32, help="honest sessions in progress at once")
     _common(p)
 
     p = sub.add_parser("scale", help="e2e rate and verifier RSS against registry size")
@@ -231,6 +250,18 @@ def _run_e2e(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _run_dos(args: argparse.Namespace) -> dict[str, Any]:
+    from attest.bench.dos import run_dos
+
+    return run_dos(
+        chips=args.chips,
+        idle=args.idle,
+        seconds=args.seconds,
+        inflight=args.inflight,
+        progress=_progress(args),
+    )
+
+
 def _run_scale(args: argparse.Namespace) -> dict[str, Any]:
     from attest.bench.e2e import run_e2e
 
@@ -321,6 +352,7 @@ def _run_location(args: argparse.Namespace) -> dict[str, Any]:
 
 RUNNERS = {
     "core": _run_core,
+    "dos": _run_dos,
     "e2e": _run_e2e,
     "scale": _run_scale,
     "soak": _run_soak,

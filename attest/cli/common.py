@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 a check failed (e.g. a vector or an audit chain did not verify, a chip
 refused a licence, the demo missed an attack), 2 usage or configuration error, 3 runtime error,
-130 interrupted (Ctrl-C).
+4 the check passed as far as it could go but was incomplete (``attest audit verify`` without
+the verifier's certificate: the chain is consistent, no signature was checked), 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUNTIME = 3
+EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
 
 _LOCK_FILE = "run.lock"

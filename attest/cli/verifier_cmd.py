@@ -9,9 +9,12 @@ SIGTERM/SIGINT, drains and exits 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import signal
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -27,6 +30,7 @@ from attest.node.app import (
     load_identity,
     open_store,
     provision,
+    reloader,
 )
 from attest.node.config import NodeConfig, example_toml, is_database_url, load_config
 from attest.node.logs import configure_logging
@@ -55,10 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         help="run the verifier daemon until SIGTERM/SIGINT",
         description=(
             "Serve attestation sessions until SIGTERM or SIGINT, then drain in-flight sessions "
-            "and exit 0. If [listen] port_file is set, the bound port is written there once the "
-            "node is ready (use port 0 to let the OS choose). A revocation list in [node] "
-            "revocations_file is verified and kept in the store; an older list never replaces "
-            "a newer one."
+            "and exit 0. SIGHUP re-reads the configuration: the revocation list, [policy] and "
+            "the mechanisms' sections take effect (identity, store, listeners and limits need a "
+            "restart); a reload that fails keeps the running configuration. If [listen] "
+            "port_file is set, the bound port is written there once the node is ready (use "
+            "port 0 to let the OS choose). A revocation list in [node] revocations_file is "
+            "verified and kept in the store; an older list never replaces a newer one."
         ),
     )
     _config_arg(p)
@@ -146,6 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stdout.write(render_config(config))
         return 0
     configure_logging(config.log.level, config.log.format)
+    # SIGHUP means "reload" once the node runs; before that it must not end the process
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
     if args.workers > 1:
@@ -157,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port_file.unlink(missing_ok=True)  # a stale port must never be mistaken for ours
     node = build_node(config, reuse_port=args.reuse_port)
     try:
-        trio.run(_serve, node, port_file)
+        trio.run(_serve, node, port_file, reloader(args.config, node.metrics))
     except BaseExceptionGroup as group:
         raise _single(group, config) from None
     except OSError as exc:
@@ -169,9 +177,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(node: VerifierNode, port_file: Path | None) -> None:
+async def _serve(
+    node: VerifierNode,
+    port_file: Path | None,
+    reload: Callable[[VerifierService], VerifierService],
+) -> None:
     async with trio.open_nursery() as nursery:
-        address: NodeAddress = await nursery.start(run_until_signalled, node)
+        address: NodeAddress = await nursery.start(
+            functools.partial(run_until_signalled, node, reload=reload)
+        )
         if port_file is not None:
             try:
                 atomic_write(port_file, f"{address.port}\n".encode())

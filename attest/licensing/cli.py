@@ -344,7 +344,7 @@ def _open_node(config_path: Path) -> tuple[TrustAnchors, Store, LicenseLedger]:
     config = load_config(config_path)
     anchors, identity = load_identity(config)
     store = open_store(config, identity)
-    return anchors, store, LicenseLedger(store.db)
+    return anchors, store, LicenseLedger(store.db, audit=store)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

@@ -15,6 +15,13 @@ UPDATE``: the check of the latest serial, the quota arithmetic and the append ha
 step for the whole federation, so a serial is never issued twice and no quota or cap is ever
 passed, whichever nodes race. (SQLite needs none of it: ``BEGIN IMMEDIATE`` already serialises
 every writer of the file.)
+
+Audit: given the node's store (``audit``), every issuance joins the node's audit hash chain in
+the transaction that appends the licence (kind ``license-issued``), every refusal (quota,
+region cap, revoked delegation) is audited right after the refused transaction rolled back
+(``license-refused-*``), and so is a licence recorded from the authority
+(``license-recorded``); SPEC §11.2 says what each entry holds. The ledger alone is append-only
+by triggers only; the chain makes a removed or altered issuance evident.
 """
 
 from __future__ import annotations
@@ -26,7 +33,16 @@ from attest.errors import StoreError
 from attest.licensing.checks import IssuedLicense, LedgerView
 from attest.licensing.messages import Budgets, Delegation
 from attest.licensing.quota import charged, exceeded_meter
-from attest.store.base import Database, Step, Transaction
+from attest.store.audit import (
+    KIND_LICENSE_ISSUED,
+    KIND_LICENSE_REFUSED_DELEGATION,
+    KIND_LICENSE_REFUSED_QUOTA,
+    KIND_LICENSE_REFUSED_REGION_CAP,
+    AuditEntry,
+    digest,
+    u64_tag,
+)
+from attest.store.base import Database, Step, Store, Transaction
 from attest.store.columns import blob_to_u64, u64_to_blob
 from attest.store.columns import i64 as _i64
 
@@ -46,6 +62,10 @@ class QuotaExceeded(StoreError):
 
 class DelegationRevoked(StoreError):
     """The delegation is unknown, revoked or expired: nothing may be issued under it."""
+
+
+class _Unchanged(Exception):
+    """Internal: the licence was already recorded; roll back the audit entry too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +108,20 @@ class RegionStatus:
     licenses: int
 
 
-class LicenseLedger:
-    """Delegations, region caps and the license ledger in one node's database."""
+#: a licence recorded from the authority (attest license record)
+KIND_LICENSE_RECORDED = "license-recorded"
 
-    def __init__(self, db: Database) -> None:
+
+class LicenseLedger:
+    """Delegations, region caps and the license ledger in one node's database.
+
+    With ``audit`` (the node's store, whose ``db`` this must be), issuances, refusals and
+    recorded licences are audit entries too (module docstring).
+    """
+
+    def __init__(self, db: Database, *, audit: Store | None = None) -> None:
         self._db = db
+        self._audit = audit
         self._pg = db.dialect == "postgresql"
         #: row locks for the read-check-write of issuing (see the module docstring)
         self._for_update = " FOR UPDATE" if self._pg else ""
@@ -102,6 +131,19 @@ class LicenseLedger:
     def _lock_ledger(self, conn: Transaction) -> None:
         if self._pg:
             conn.execute("LOCK TABLE license_ledger IN SHARE ROW EXCLUSIVE MODE")
+
+    def _entry(self, record: LedgerRecord, kind: str, token: bytes) -> AuditEntry:
+        assert self._audit is not None
+        return AuditEntry(
+            time_ms=record.issued_at_ms,
+            verifier_id=self._audit.verifier_id,
+            ueid=record.ueid,
+            tier=0,
+            reasons=(),
+            evidence_digest=digest(token) if token else b"",
+            nonce=u64_tag(record.serial),
+            kind=kind,
+        )
 
     @property
     def db(self) -> Database:
@@ -249,7 +291,26 @@ class LicenseLedger:
             )
             return replace(record, seq=seq)
 
-        return self._db.write(run)
+        if self._audit is None:
+            return self._db.write(run)
+        issued: list[LedgerRecord] = []
+        try:
+            self._audit.record_event(
+                self._entry(record, KIND_LICENSE_ISSUED, record.token),
+                [lambda txn: issued.append(run(txn))],
+            )
+        except QuotaExceeded as exc:
+            kind = (
+                KIND_LICENSE_REFUSED_REGION_CAP
+                if exc.scope == "region"
+                else KIND_LICENSE_REFUSED_QUOTA
+            )
+            self._audit.record_event(self._entry(record, kind, b""))
+            raise
+        except DelegationRevoked:
+            self._audit.record_event(self._entry(record, KIND_LICENSE_REFUSED_DELEGATION, b""))
+            raise
+        return issued[0]
 
     def record_license(self, record: LedgerRecord) -> bool:
         def run(conn: Transaction) -> bool:
@@ -267,7 +328,21 @@ class LicenseLedger:
             _append_ledger(conn, record)
             return True
 
-        return self._db.write(run)
+        if self._audit is None:
+            return self._db.write(run)
+        new: list[bool] = []
+        entry = self._entry(record, KIND_LICENSE_RECORDED, record.token)
+
+        def step(txn: Transaction) -> None:
+            new.append(run(txn))
+            if not new[0]:
+                raise _Unchanged
+
+        try:
+            self._audit.record_event(entry, [step])
+        except _Unchanged:
+            return False
+        return True
 
     def note_license_report(self, ueid: bytes, serial: int) -> None:
         """Remember the highest serial a chip reported in accepted evidence (never lowers it)."""

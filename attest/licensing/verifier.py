@@ -246,7 +246,7 @@ def build(ctx: NodeContext) -> LicensingVerifier | None:
         token = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the delegation: {exc.strerror}") from None
-    ledger = LicenseLedger(ctx.store.db)
+    ledger = LicenseLedger(ctx.store.db, audit=ctx.store)
     issuer = LicenseIssuer(
         identity=ctx.identity,
         anchors=ctx.anchors,

@@ -7,11 +7,14 @@ benchmarks and the tests all build nodes here, so they run the same wiring:
   :func:`settings_from` — each piece from a :class:`~attest.node.config.NodeConfig`;
 * :func:`assemble` — a :class:`~attest.node.service.VerifierService` from those pieces, with the
   verifier part of every registered mechanism that its configuration section turns on;
-* :func:`build_node` — all of it, as the daemon runs it (group commit on for SQLite).
+* :func:`build_node` — all of it, as the daemon runs it (group commit on for SQLite);
+* :func:`reloader` — what SIGHUP does: re-read the configuration file and rebuild what depends
+  on the revocation lists, the ``[policy]`` section and the mechanisms' sections (the service
+  and every mechanism part), on the running node's identity and store.
 
 The node refuses to start on any inconsistency: a key that does not match its certificate, a
 revocation list the authority did not sign, a store that belongs to another verifier, a
-verifier the authority has revoked.
+verifier the authority has revoked. A reload that finds one keeps the running configuration.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from attest import files
-from attest.errors import CertificateError
+from attest.errors import CertificateError, StoreError
 from attest.identity import VerifierIdentity
 from attest.mechanism import NodeContext, VerifierPart
 from attest.messages.reference import ReferenceValues
 from attest.messages.revocation import Revocations
-from attest.node.config import NodeConfig
+from attest.node.config import NodeConfig, load_config
 from attest.node.metrics import NodeMetrics
 from attest.node.server import NodeSettings, VerifierNode
 from attest.node.service import VerifierService, wall_clock_ms
 from attest.registry import MECHANISMS
 from attest.store import open_store as open_store_at
+from attest.store.audit import KIND_REVOCATIONS, AuditEntry, digest, u64_tag
 from attest.store.base import Store
 from attest.verify.chain import TrustAnchors
 from attest.verify.policy import Policy, parse_version
@@ -62,15 +66,18 @@ def open_store(
     """The node's store (SQLite file or shared PostgreSQL, by ``[store]``), its schema migrated
     unless ``migrate=False``. ``group_sync`` (the daemon, attest/node/groupsync.py) applies to
     SQLite only: a PostgreSQL commit is durable when it returns."""
+    section = config.store
     return open_store_at(
         config.store_location(),
         verifier_id=identity.verifier_id,
         signing_key=identity.key,
-        checkpoint_every=config.store.checkpoint_every,
+        checkpoint_every=section.checkpoint_every,
         group_sync=group_sync,
         migrate=migrate,
         pool_size=config.store.pool_size,
         reconnect_timeout_s=config.store.reconnect_timeout_s,
+        busy_timeout_s=section.busy_timeout_s,
+        checkpoint_file=config.path(section.checkpoint_file) if section.checkpoint_file else None,
     )
 
 
@@ -137,6 +144,8 @@ def settings_from(config: NodeConfig, *, group_sync: bool = False) -> NodeSettin
         http_host=config.http.host,
         http_port=config.http.port,
         max_connections=lim.max_connections,
+        max_connections_per_address=lim.max_connections_per_address,
+        hello_timeout_s=lim.hello_timeout_s,
         session_timeout_s=lim.session_timeout_s,
         idle_timeout_s=lim.idle_timeout_s,
         max_frame_bytes=lim.max_frame_bytes,
@@ -145,23 +154,55 @@ def settings_from(config: NodeConfig, *, group_sync: bool = False) -> NodeSettin
     )
 
 
-def effective_revocations(config: NodeConfig, anchors: TrustAnchors, store: Store) -> Revocations:
+def _stored_revocations(anchors: TrustAnchors, store: Store) -> Revocations | None:
+    stored = store.get_revocations()
+    if stored is None:
+        return None
+    rl = files.open_revocation_list(stored[1], anchors, "the store's revocation list")
+    return Revocations.from_list(rl)
+
+
+def effective_revocations(
+    config: NodeConfig,
+    anchors: TrustAnchors,
+    store: Store,
+    *,
+    clock_ms: Callable[[], int] = wall_clock_ms,
+) -> Revocations:
     """The newest verified list of (configured file, list kept in the store); stores a newer file.
 
     Lists are complete and numbered, so keeping the highest number is anti-rollback: removing
-    or downgrading the file cannot un-revoke anything.
+    or downgrading the file cannot un-revoke anything. Adopting a newer list is an audit entry
+    (kind ``revocations``, SPEC §11.2) in the transaction that stores it. Processes sharing a
+    store may adopt the same list at once; the one that loses that race takes the stored list.
     """
-    best: Revocations | None = None
-    stored = store.get_revocations()
-    if stored is not None:
-        rl = files.open_revocation_list(stored[1], anchors, "the store's revocation list")
-        best = Revocations.from_list(rl)
+    best = _stored_revocations(anchors, store)
     if config.node.revocations_file:
         path = config.path(config.node.revocations_file)
         revs, token = files.read_revocations(path, anchors)
         if best is None or revs.number > best.number:
-            store.put_revocations(revs.number, token)
-            best = revs
+            entry = AuditEntry(
+                time_ms=clock_ms(),
+                verifier_id=store.verifier_id,
+                ueid=b"",
+                tier=0,
+                reasons=(),
+                evidence_digest=digest(token),
+                nonce=u64_tag(revs.number),
+                kind=KIND_REVOCATIONS,
+            )
+            try:
+                store.put_revocations(revs.number, token, audit=entry)
+                best = revs
+            except StoreError:
+                raced = _stored_revocations(anchors, store)  # another process stored one
+                if raced is None or raced.number < revs.number:
+                    raise
+                best = raced
+            log.info(
+                "revocation list in force",
+                extra={"fields": {"event": "revocations", "number": best.number}},
+            )
         elif revs.number < best.number:
             log.warning(
                 "configured revocation list is older than the stored one; keeping the stored one",
@@ -188,13 +229,16 @@ def assemble(
     sections: Mapping[str, Any],
     resolve: Callable[[str], Path] = Path,
     clock_ms: Callable[[], int] = wall_clock_ms,
+    metrics: NodeMetrics | None = None,
 ) -> Assembly:
     """A service with the verifier part of every mechanism its section turns on.
 
     ``sections`` holds each mechanism's configuration section by name (a missing one takes
-    its defaults); ``resolve`` turns paths in them into files.
+    its defaults); ``resolve`` turns paths in them into files. ``metrics`` is a running
+    node's (a reload): the parts register into a fresh mechanism registry of it.
     """
-    metrics = NodeMetrics()
+    metrics = metrics or NodeMetrics()
+    mechanism_metrics = metrics.new_mechanism_registry()
     parts: dict[str, VerifierPart[Any, Any]] = {}
     for m in MECHANISMS:
         if m.verifier is None:
@@ -211,7 +255,7 @@ def assemble(
                 revocations=revocations,
                 section=section,
                 resolve=resolve,
-                metrics=metrics.registry,
+                metrics=mechanism_metrics,
             )
         )
         if part is not None:
@@ -271,3 +315,45 @@ def build_node(config: NodeConfig, *, reuse_port: bool = False) -> VerifierNode:
     except BaseException:
         store.close()
         raise
+
+
+def rebuild_service(
+    config: NodeConfig, service: VerifierService, metrics: NodeMetrics
+) -> VerifierService:
+    """A new service for ``config`` on ``service``'s identity, anchors and store (a reload).
+
+    Blocking (files, store writes): the node runs it in its store thread.
+    """
+    revocations = effective_revocations(
+        config,
+        service.anchors,
+        service.store,
+        clock_ms=service.clock_ms,
+    )
+    return assemble(
+        identity=service.identity,
+        anchors=service.anchors,
+        store=service.store,
+        policy=appraisal_policy(config, service.anchors, service.store),  # reference values too
+        revocations=revocations,
+        sections=config.mechanisms,
+        resolve=config.path,
+        clock_ms=service.clock_ms,
+        metrics=metrics,
+    ).service
+
+
+def reloader(
+    config_path: Path, metrics: NodeMetrics
+) -> Callable[[VerifierService], VerifierService]:
+    """SIGHUP's action for a node configured by ``config_path`` (attest.node.server.reload).
+
+    Re-reads the file (and ``ATTEST_*`` overrides); the revocation lists, ``[policy]``, the
+    vendors' reference values provisioned since (``attest verifier provision``) and the
+    mechanisms' sections take effect. Identity, store, listeners and limits need a restart.
+    """
+
+    def rebuild(service: VerifierService) -> VerifierService:
+        return rebuild_service(load_config(config_path), service, metrics)
+
+    return rebuild

@@ -9,6 +9,7 @@ the configuration file. ``attest verifier serve --print-config`` shows the effec
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,12 @@ from typing import Any
 from attest.errors import ConfigError
 from attest.registry import MECHANISMS
 from attest.verify.policy import parse_version
+
+#: upper bound of every timeout and of the challenge lifetime (a day): a larger value is a
+#: mistake (or inf in disguise) that would disable the deadline it sets
+MAX_TIMEOUT_S = 86_400.0
+#: upper bound of the connection limits (far above what one process can hold)
+MAX_CONNECTIONS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +66,13 @@ class HttpSection:
 class LimitsSection:
     """Resource limits that keep one node healthy under load or attack."""
 
-    #: attestation connections served at once; more wait in the kernel backlog
+    #: attestation connections served at once (checked against the open-file limit at start)
     max_connections: int = 4096
+    #: connections from one address (IPv6: one /64) that have not yet authenticated (no
+    #: round with authentic evidence); more from that address are refused with OVERLOADED
+    max_connections_per_address: int = 128
+    #: a new connection must send HELLO within this many seconds (else it is closed)
+    hello_timeout_s: float = 5.0
     #: deadline for one whole challenge → evidence → result exchange, in seconds
     session_timeout_s: float = 10.0
     #: how long an idle keep-alive connection may wait for NEXT, in seconds
@@ -85,6 +97,12 @@ class StoreSection:
     pool_size: int = 4
     #: PostgreSQL: how long a transaction waits for a lost server to come back, in seconds
     reconnect_timeout_s: float = 5.0
+    #: seconds a store write waits for another process's write lock before the session fails
+    #: with ERROR INTERNAL (and /readyz reports not ready until the store works again)
+    busy_timeout_s: float = 2.0
+    #: where the newest signed audit checkpoint is published ("": beside the store, as
+    #: <path>.checkpoint); `attest audit verify` compares the store with it
+    checkpoint_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +197,24 @@ def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise ValueError(value)
                 return value.lower() in ("1", "true", "yes")
-            return expected(value)
+            value = expected(value)
         except ValueError:
             raise ConfigError(
                 f"{section}.{key}: cannot read {value!r} as {expected.__name__}"
             ) from None
     if expected is float and type(value) is int:
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{section}.{key}: {value} is out of range") from None
     if type(value) is not expected:
         raise ConfigError(
             f"{section}.{key}: expected {expected.__name__}, got {type(value).__name__}"
         )
+    if expected is float and not math.isfinite(value):
+        raise ConfigError(f"{section}.{key}: must be a finite number, not {value!r}")
+    if expected is int and not -(1 << 63) <= value < 1 << 63:
+        raise ConfigError(f"{section}.{key}: {value} is out of range")
     return value
 
 
@@ -203,9 +228,17 @@ def load_config(
     if path is not None:
         p = Path(path)
         try:
-            raw = tomllib.loads(p.read_text())
+            raw = tomllib.loads(p.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{p}: no such file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{p}: is a directory, not a configuration file") from None
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{p}: not UTF-8 text (byte {exc.start}); a configuration file is TOML"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: {exc}") from None
         base_dir = str(p.resolve().parent)
@@ -262,17 +295,23 @@ def _validate(c: NodeConfig) -> None:
         raise ConfigError("listen.port must be 0..65535")
     if not -1 <= c.http.port <= 65535:
         raise ConfigError("http.port must be -1..65535")
-    if c.limits.max_connections < 1:
-        raise ConfigError("limits.max_connections must be >= 1")
-    for key in ("session_timeout_s", "idle_timeout_s", "drain_timeout_s"):
-        if getattr(c.limits, key) <= 0:
-            raise ConfigError(f"limits.{key} must be > 0")
+    if not 1 <= c.limits.max_connections <= MAX_CONNECTIONS:
+        raise ConfigError(f"limits.max_connections must be 1..{MAX_CONNECTIONS}")
+    if not 1 <= c.limits.max_connections_per_address <= MAX_CONNECTIONS:
+        raise ConfigError(f"limits.max_connections_per_address must be 1..{MAX_CONNECTIONS}")
+    for key in ("hello_timeout_s", "session_timeout_s", "idle_timeout_s", "drain_timeout_s"):
+        if not 0 < getattr(c.limits, key) <= MAX_TIMEOUT_S:
+            raise ConfigError(f"limits.{key} must be > 0 and <= {MAX_TIMEOUT_S:g} (seconds)")
+    if c.limits.hello_timeout_s > c.limits.session_timeout_s:
+        raise ConfigError("limits.hello_timeout_s must not exceed limits.session_timeout_s")
+    if not 0 <= c.store.busy_timeout_s <= 60:
+        raise ConfigError("store.busy_timeout_s must be within 0..60 (seconds)")
     if not 64 <= c.limits.max_frame_bytes <= 16 * 1024 * 1024:
         raise ConfigError("limits.max_frame_bytes must be 64..16777216")
-    if c.store.checkpoint_every < 1:
-        raise ConfigError("store.checkpoint_every must be >= 1")
-    if c.policy.challenge_ttl_s < 1:
-        raise ConfigError("policy.challenge_ttl_s must be >= 1")
+    if not 1 <= c.store.checkpoint_every <= 1 << 31:
+        raise ConfigError("store.checkpoint_every must be 1..2^31")
+    if not 1 <= c.policy.challenge_ttl_s <= MAX_TIMEOUT_S:
+        raise ConfigError(f"policy.challenge_ttl_s must be 1..{MAX_TIMEOUT_S:g} (seconds)")
     if c.log.level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level must be DEBUG, INFO, WARNING or ERROR")
     if c.log.format not in ("json", "text"):

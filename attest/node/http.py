@@ -1,21 +1,35 @@
 """A deliberately tiny HTTP/1.1 endpoint for operations: /healthz, /readyz, /metrics.
 
 It answers GET only, reads at most 8 KiB of request head within a short deadline, and closes
-each connection after one response. Anything richer belongs behind a real reverse proxy.
+each connection after one response. At most :data:`MAX_CONNECTIONS` requests are served at once
+(more are closed unanswered), so a flood of scrapes cannot take the node's file descriptors.
+Anything richer belongs behind a real reverse proxy.
+
+No connection can end the node: whatever a peer does (a reset in the middle of a request, a
+half-open socket, bytes that are not HTTP) ends only its own connection. A handler's exception
+would propagate into the node's nursery, so :func:`_guarded` catches every exception a handler
+could raise, logs it (rate-limited) and drops the connection.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
+from attest.node.accept import accept_forever, batch_socket
+from attest.node.logs import RateLimited
+
 log = logging.getLogger("attest.node.http")
+_limited = RateLimited(log)
 
 MAX_HEAD_BYTES = 8192
 REQUEST_TIMEOUT_S = 5.0
+#: requests served at once; more connections are closed at once (counted in the fd budget)
+MAX_CONNECTIONS = 64
 
 Route = Callable[[], tuple[int, str, bytes]]
 _REASONS = {
@@ -40,7 +54,11 @@ def _response(status: int, content_type: str, body: bytes) -> bytes:
 async def _handle(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
     async with stream:
         head = b""
-        with trio.move_on_after(REQUEST_TIMEOUT_S):
+        # A reset or an abort while reading ends this request only (BrokenResourceError).
+        with (
+            trio.move_on_after(REQUEST_TIMEOUT_S),
+            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+        ):
             while b"\r\n\r\n" not in head and len(head) < MAX_HEAD_BYTES:
                 chunk = await stream.receive_some(MAX_HEAD_BYTES)
                 if not chunk:
@@ -71,11 +89,42 @@ async def serve_http(
 ) -> None:
     """Serve ``routes`` until cancelled; reports the bound port through ``task_status``."""
     listeners = await trio.open_tcp_listeners(port, host=host)
+    raws = [batch_socket(listener) for listener in listeners]
     bound = listeners[0].socket.getsockname()[1]
     log.info("http endpoint listening on %s:%d", host, bound)
     task_status.started(bound)
+    active = 0
+
+    def dispatch(stream: trio.SocketStream) -> Callable[[], Awaitable[None]] | None:
+        nonlocal active
+        if active >= MAX_CONNECTIONS:
+            stream.socket.close()  # the ops endpoint is busy: no answer at all
+            return None
+        active += 1
+        return functools.partial(handle, stream)
 
     async def handle(stream: trio.SocketStream) -> None:
-        await _handle(stream, routes)
+        nonlocal active
+        try:
+            await _guarded(stream, routes)
+        finally:
+            active -= 1
 
-    await trio.serve_listeners(handle, listeners)
+    async with trio.open_nursery() as nursery:  # accept_forever: EMFILE logged rate-limited
+        for listener, raw in zip(listeners, raws, strict=True):
+            nursery.start_soon(accept_forever, listener, dispatch, nursery, raw)
+
+
+async def _guarded(stream: trio.SocketStream, routes: dict[str, Route]) -> None:
+    """:func:`_handle`, with anything it raises logged instead of propagated to the node."""
+    try:
+        await _handle(stream, routes)
+    except Exception as exc:  # a bug or an OS error on one connection must not end the node
+        _limited(
+            "handler",
+            logging.ERROR,
+            "http request failed",
+            {"event": "http_error", "error": repr(exc)},
+            exc_info=True,
+        )
+        await trio.aclose_forcefully(stream)

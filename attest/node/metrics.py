@@ -1,8 +1,10 @@
 """Prometheus metrics of one verifier node (exposed at ``/metrics``).
 
 Each node has its own registry (not the process-global default), so several nodes in one
-process — as in ``attest demo`` — keep separate counts. Mechanisms add their own metrics to the
-same registry when the node builds their parts (e.g. ``attest_pod_alerts``).
+process — as in ``attest demo`` — keep separate counts. Mechanisms add their own metrics to a
+second registry when the node builds their parts (e.g. ``attest_pod_alerts``); a configuration
+reload (SIGHUP) rebuilds the parts into a fresh one, so their counts restart from zero then,
+as after a restart, while the node's own metrics keep counting.
 """
 
 from __future__ import annotations
@@ -50,6 +52,39 @@ class NodeMetrics:
         self.registered_chips = Gauge(
             "attest_registered_chips", "Chips in the registry", registry=self.registry
         )
+        self.refused = Counter(
+            "attest_connections_refused",
+            "Connections refused before HELLO (node full, or the address's cap reached)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.evicted = Counter(
+            "attest_connections_evicted",
+            "Connections still waiting for HELLO that a newer connection took the slot of",
+            registry=self.registry,
+        )
+        self.store_up = Gauge(
+            "attest_store_up",
+            "1 while the store accepts writes, 0 while it is failing (readyz is 503)",
+            registry=self.registry,
+        )
+        self.store_failures = Counter(
+            "attest_store_failures",
+            "Store calls that failed (locked beyond the busy timeout, disk full, I/O error)",
+            registry=self.registry,
+        )
+        self.handler_errors = Counter(
+            "attest_handler_errors",
+            "Connections ended by an unexpected error in the node (a bug; see the log)",
+            registry=self.registry,
+        )
+        self.store_up.set(1)
+        self.mechanisms = CollectorRegistry(auto_describe=True)
+
+    def new_mechanism_registry(self) -> CollectorRegistry:
+        """A fresh registry for the mechanisms' metrics (replaces the one rendered so far)."""
+        self.mechanisms = CollectorRegistry(auto_describe=True)
+        return self.mechanisms
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(self.mechanisms)

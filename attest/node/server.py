@@ -5,16 +5,29 @@ Structure (explicit structured concurrency, no hidden background tasks)::
     run_until_signalled(node)             ← `attest verifier serve` (node from attest.node.app)
       └─ nursery
            ├─ VerifierNode.run            ← listeners, sessions, drain
-           │    └─ nursery: ops HTTP, challenge purge (every 60 s),
-           │                accept loop → one task per connection
-           └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown()
+           │    └─ nursery: ops HTTP, maintenance (checkpoint file every second, registered
+           │                chips every 10 s, challenge purge every 60 s), the store probe
+           │                (health.py), one accept loop per listener → a task per connection
+           └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown();
+                                            SIGHUP → VerifierNode.reload()
 
 Per connection: HELLO → (CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT) → IDLE → NEXT … →
-BYE. Each exchange has a deadline (``session_timeout_s``); waiting in IDLE has its own
-(``idle_timeout_s``). Store work (challenge issue, appraisal commit) runs in worker threads
-behind a limiter of the store's ``concurrency``: one for SQLite, so its writer is never
-contended inside one node; the pool size for PostgreSQL, so that sessions' waits for the
-database server overlap.
+BYE. HELLO must arrive within ``hello_timeout_s``; each exchange has a deadline
+(``session_timeout_s``); waiting in IDLE has its own (``idle_timeout_s``). Who gets a slot is
+decided by attest/node/admission.py: a cap per address on connections that have not
+authenticated, and eviction of the oldest connection still waiting for HELLO when every slot is
+taken.
+
+Nothing a peer or the store does ends the node: a connection handler catches everything it
+can raise (a bug is logged, rate-limited, and ends that connection only); the accept loop
+(attest/node/accept.py) waits, and logs rate-limited, when the process runs out of descriptors;
+a failing store fails the sessions that need it with ERROR INTERNAL while ``/readyz`` reports
+not-ready, until a probe finds it working again (attest/node/health.py). Every store call
+(challenge issue, appraisal commit, maintenance) runs in the node's store threads
+(attest/node/storethread.py), never on the event loop: one for SQLite, so its writer is never
+contended inside one node; the store's ``concurrency`` (the pool size) for PostgreSQL, so that
+sessions' waits for the database server overlap. With group commit the fsync runs in a thread
+of its own (groupsync.py).
 
 Timed pings: when a mechanism part takes part in the live session (location verification,
 :class:`~attest.mechanism.SessionPart`), the node asks it after each EVIDENCE how many PINGs to
@@ -25,18 +38,19 @@ PINGs go to the appraisal. The part hears when the connection ends, however it e
 
 Shutdown: stop accepting (readyz turns 503), tell idle keep-alive sessions SHUTTING_DOWN,
 let in-flight exchanges finish within ``drain_timeout_s``, cancel what remains, then close the
-store (which signs a final audit checkpoint).
+store (which signs a final audit checkpoint and publishes it to the checkpoint file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,10 +58,16 @@ import trio
 
 from attest.errors import AttestError, RemoteProtocolError
 from attest.mechanism import LiveSession, TimedPing
+from attest.messages.attestation import Challenge
 from attest.net import open_reuseport_listeners, receive_event, send_event
+from attest.node.accept import RefusalLot, accept_forever, batch_socket, refuse_now
+from attest.node.admission import Admission, Refusal, Slot, address_key, fit_to_fd_limit
 from attest.node.groupsync import GroupSync
+from attest.node.health import StoreHealth
+from attest.node.logs import RateLimited
 from attest.node.metrics import NodeMetrics
-from attest.node.service import VerifierService
+from attest.node.service import Outcome, VerifierService
+from attest.node.storethread import StoreThread
 from attest.protocol.connection import Connection
 from attest.protocol.events import (
     ChallengeFrame,
@@ -62,13 +82,30 @@ from attest.protocol.events import (
 )
 from attest.protocol.framing import PING_NONCE_BYTES
 from attest.protocol.machine import Role, choose_version
+from attest.store.base import StateConflict, StoreUnavailable
 from attest.verify.chain import DeviceChain
 
 log = logging.getLogger("attest.node")
+_limited = RateLimited(log)
 T = TypeVar("T")
 
 _ERROR_SEND_TIMEOUT_S = 1.0
-#: how often expired, unanswered challenges are deleted from the store
+
+
+def _refusal_frame(code: ErrorCode, text: str) -> bytes:
+    """The ERROR frame a verifier sends before HELLO (the same bytes for every refusal)."""
+    return Connection(Role.VERIFIER).send(Error(int(code), text))
+
+
+#: OVERLOADED frames for a full node and for an address over its cap (admission.py)
+_REFUSALS = {
+    False: _refusal_frame(ErrorCode.OVERLOADED, "try again later"),
+    True: _refusal_frame(ErrorCode.OVERLOADED, "too many connections from your address"),
+}
+#: maintenance periods in seconds: publish the audit head to the checkpoint file, recount the
+#: registered chips (other processes enrol too), delete expired challenges
+PUBLISH_INTERVAL_S = 1.0
+RECOUNT_INTERVAL_S = 10.0
 PURGE_INTERVAL_S = 60.0
 
 
@@ -81,6 +118,10 @@ class NodeSettings:
     http_host: str = "127.0.0.1"
     http_port: int = -1
     max_connections: int = 4096
+    #: connections from one address (IPv6: one /64) that have not authenticated yet
+    max_connections_per_address: int = 128
+    #: a new connection must send HELLO within this many seconds
+    hello_timeout_s: float = 5.0
     session_timeout_s: float = 10.0
     idle_timeout_s: float = 30.0
     max_frame_bytes: int = 65536
@@ -100,6 +141,7 @@ class NodeAddress:
 @dataclass(eq=False)
 class _Session:
     scope: trio.CancelScope
+    slot: Slot
     idle: bool = False
     shutting_down: bool = False
     rounds: int = 0
@@ -128,12 +170,17 @@ class VerifierNode:
         self.ready = False
         self.address: NodeAddress | None = None
         self._accepting = trio.CancelScope()
-        self._db = trio.CapacityLimiter(service.store.concurrency)
+        #: every store call runs here (attest/node/storethread.py): one at a time for SQLite,
+        #: as many as the store serves at once (its pool) for PostgreSQL
+        self.store_thread = StoreThread(workers=service.store.concurrency)
         #: group commit (attest/node/groupsync.py) when the store defers fsync to us
         self._group_sync: GroupSync | None = None
+        self.health = StoreHealth()
+        #: refused connections kept open until they are answered (accept.py)
+        self.refused = RefusalLot(0, settings.hello_timeout_s)
+        self.admission = Admission(settings.max_connections, settings.max_connections_per_address)
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
-        self._open = 0
         self._stopping = False
         #: set when ``run`` has returned (store closed)
         self.finished = trio.Event()
@@ -143,16 +190,24 @@ class VerifierNode:
         self, *, task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED
     ) -> None:
         s = self.settings
-        if s.reuse_port:
-            listeners = await open_reuseport_listeners(
-                s.host, s.port, backlog=min(4096, s.max_connections)
-            )
-        else:
-            listeners = await trio.open_tcp_listeners(
-                s.port, host=s.host, backlog=min(4096, s.max_connections)
-            )
-        port = listeners[0].socket.getsockname()[1]
+        self.store_thread.start()
         try:
+            serving, keep = fit_to_fd_limit(s.max_connections)
+            self.admission = Admission(serving, s.max_connections_per_address)
+            self.refused = RefusalLot(keep, s.hello_timeout_s)
+            backlog = min(4096, serving)
+            if s.reuse_port:
+                listeners = await open_reuseport_listeners(s.host, s.port, backlog=backlog)
+            else:
+                listeners = await trio.open_tcp_listeners(s.port, host=s.host, backlog=backlog)
+        except BaseException:
+            await self._close_store()
+            self.finished.set()
+            raise
+        port = listeners[0].socket.getsockname()[1]
+        raws = []
+        try:
+            raws = [batch_socket(listener) for listener in listeners]
             self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
             async with trio.open_nursery() as nursery:
                 http_port = None
@@ -172,18 +227,24 @@ class VerifierNode:
                             "verifier_id": self.service.identity.verifier_id,
                             "port": port,
                             "http_port": http_port,
+                            "max_connections": serving,
                         }
                     },
                 )
                 task_status.started(self.address)
-                nursery.start_soon(self._purge_expired_challenges)
+                nursery.start_soon(self._maintenance)
+                nursery.start_soon(self.refused.run)
+                nursery.start_soon(self.health.watch, self._probe)
                 if self.settings.group_sync:
                     self._group_sync = GroupSync(self.service.store.sync, nursery.start_soon)
                 with self._accepting:
-                    await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
-                # Accepting stopped: drain in-flight sessions, then cancel the rest.
-                for listener in listeners:
-                    await listener.aclose()
+                    async with trio.open_nursery() as accepting:
+                        for listener, raw in zip(listeners, raws, strict=True):
+                            accepting.start_soon(
+                                accept_forever, listener, self._dispatch, nursery, raw
+                            )
+                # Accepting stopped (the listeners are closed): drain in-flight sessions, then
+                # cancel the rest.
                 with trio.move_on_after(s.drain_timeout_s) as drain:
                     while self._sessions:
                         self._all_closed = trio.Event()
@@ -202,22 +263,90 @@ class VerifierNode:
                 nursery.cancel_scope.cancel()
         finally:
             self.ready = False
+            for raw in raws:
+                raw.close()
             with trio.CancelScope(shield=True):
-                await self._db_call(self.service.store.close)
+                for listener in listeners:
+                    await listener.aclose()
+            await self._close_store()
             log.info("store closed", extra={"fields": {"event": "stopped"}})
             self.finished.set()
 
-    async def _purge_expired_challenges(self) -> None:
-        """Delete expired challenges periodically so the table stays bounded."""
-        while True:
-            await trio.sleep(PURGE_INTERVAL_S)
-            now_ms = self.service.clock_ms()
-            purged = await self._db_call(self.service.store.expire_challenges, now_ms)
-            if purged:
-                log.info(
-                    "expired challenges purged",
-                    extra={"fields": {"event": "purge", "unanswered": purged}},
+    async def _close_store(self) -> None:
+        """Close the store (final checkpoint, published); a store that cannot take the final
+        checkpoint (disk full, locked) is still closed and the node still stops cleanly."""
+        with trio.CancelScope(shield=True):
+            try:
+                await self._db_call(self.service.store.close)
+            except AttestError as exc:
+                log.error(
+                    "store closed without its final checkpoint",
+                    extra={"fields": {"event": "close_error", "error": str(exc)}},
                 )
+            finally:
+                self.store_thread.stop()
+
+    async def _maintenance(self) -> None:
+        """Periodic store work: publish the audit head, recount chips, purge challenges."""
+        tick = 0
+        recount = round(RECOUNT_INTERVAL_S / PUBLISH_INTERVAL_S)
+        purge = round(PURGE_INTERVAL_S / PUBLISH_INTERVAL_S)
+        while True:
+            await trio.sleep(PUBLISH_INTERVAL_S)
+            tick += 1
+            await self._maintain("publish_checkpoint", self._publish)
+            if tick % recount == 0:
+                await self._maintain("count_chips", self._recount)
+            if tick % purge == 0:
+                await self._maintain("purge", self._purge_expired_challenges)
+
+    async def _maintain(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one maintenance step; a failure is recorded and logged, never raised."""
+        try:
+            await step()
+        except AttestError as exc:
+            self._store_failed(exc)
+            _limited(
+                f"maintenance:{what}",
+                logging.WARNING,
+                "maintenance step failed",
+                {"event": "maintenance_error", "step": what, "error": str(exc)},
+            )
+        except OSError as exc:  # the checkpoint file (outside the store) could not be written
+            _limited(
+                f"maintenance:{what}",
+                logging.ERROR,
+                "maintenance step failed",
+                {"event": "maintenance_error", "step": what, "error": str(exc)},
+            )
+
+    async def _publish(self) -> None:
+        await self._db_call(self.service.store.publish_checkpoint)
+
+    async def _recount(self) -> None:
+        self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
+
+    async def _purge_expired_challenges(self) -> None:
+        """Delete expired challenges so the table stays bounded."""
+        now_ms = self.service.clock_ms()
+        purged = await self._db_call(self.service.store.expire_challenges, now_ms)
+        if purged:
+            log.info(
+                "expired challenges purged",
+                extra={"fields": {"event": "purge", "unanswered": purged}},
+            )
+
+    async def _probe(self) -> None:
+        """A store write like a session's first one: does the store work again?"""
+        await self._db_call(self.service.new_challenge)
+        self.metrics.store_up.set(1)
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """Note a failed store call; only operational failures make the store "failing"."""
+        if isinstance(exc, StoreUnavailable):
+            self.metrics.store_failures.inc()
+            self.metrics.store_up.set(0)
+            self.health.failed(exc)
 
     @property
     def stopping(self) -> bool:
@@ -236,16 +365,55 @@ class VerifierNode:
                 session.shutting_down = True
                 session.scope.cancel()
 
+    async def reload(self, rebuild: Callable[[VerifierService], VerifierService]) -> bool:
+        """Replace the service with ``rebuild(current)`` (SIGHUP); keep it if that fails.
+
+        ``rebuild`` (attest.node.app.reloader) runs in the store thread: it reads files and
+        writes the store (a newer revocation list is stored and audited). A round in flight
+        finishes with the service it started with. A node that the list now in force revokes
+        stops (SPEC §12).
+        """
+        try:
+            service = await self._db_call(rebuild, self.service)
+        except (AttestError, OSError, ValueError) as exc:
+            log.error(
+                "reload failed; the running configuration stays in force",
+                extra={"fields": {"event": "reload_failed", "error": str(exc)}},
+            )
+            return False
+        self.service = service
+        number = service.revocations.number
+        log.info(
+            "configuration reloaded",
+            extra={
+                "fields": {
+                    "event": "reloaded",
+                    "revocation_list": number,
+                    "policy_id": service.policy.policy_id,
+                    "mechanisms": sorted(service.parts),
+                }
+            },
+        )
+        if service.identity.verifier_id in service.revocations.verifiers:
+            log.critical(
+                "this verifier is revoked by the revocation list now in force; stopping",
+                extra={"fields": {"event": "revoked", "revocation_list": number}},
+            )
+            self.shutdown()
+            return True
+        await self._maintain("count_chips", self._recount)
+        return True
+
     def _routes(self) -> dict[str, object]:
         def healthz() -> tuple[int, str, bytes]:
             return (200, "text/plain", b"ok\n")
 
         def readyz() -> tuple[int, str, bytes]:
-            return (
-                (200, "text/plain", b"ready\n")
-                if self.ready
-                else (503, "text/plain", b"not ready\n")
-            )
+            if not self.ready:
+                return (503, "text/plain", b"not ready\n")
+            if not self.health.healthy:
+                return (503, "text/plain", b"not ready: store failing\n")
+            return (200, "text/plain", b"ready\n")
 
         def metrics() -> tuple[int, str, bytes]:
             return (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
@@ -253,66 +421,107 @@ class VerifierNode:
         return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 
     async def _db_call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._db)
+        """``fn(*args)`` in the store thread: every store call of the node goes through here."""
+        return await self.store_thread.run(fn, *args)
 
     async def _session_call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a session's service call (challenge, conclusion).
+        """A session's service call (challenge, conclusion) in the store thread.
 
-        With group commit its store work never waits for the disk (the fsync is shared
-        afterwards, see attest/node/groupsync.py), so it runs right here on the event loop:
-        a hop to the store thread and back costs more CPU than the call itself. Without it
-        (a store that syncs inside COMMIT), the call goes to the store thread as before.
+        A store that cannot serve it fails this session only (ERROR INTERNAL) and marks the
+        store failing; a call that succeeds marks it healthy again.
         """
-        if self._group_sync is None:
-            return await self._db_call(fn, *args)
-        async with self._db:  # one store user at a time, as with the store thread
-            return fn(*args)
+        try:
+            result = await self._db_call(fn, *args)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
+        if not self.health.healthy:
+            self.health.succeeded()
+            self.metrics.store_up.set(1)
+        return result
 
     # -- one connection ------------------------------------------------------------------------
-    async def serve_stream(self, stream: trio.abc.Stream) -> None:
+    async def serve_stream(self, stream: trio.abc.Stream, peer: str = "simulated") -> None:
         """Serve one connection on a stream the caller opened (the network simulation of
-        attest.location.sim, tests on trio's MockClock); TCP connections come from ``run``."""
-        await self._handle(stream)
+        attest.location.sim, tests on trio's MockClock); TCP connections come from ``run``.
+        It is admitted like a TCP connection from address ``peer``."""
+        slot, _, _ = self.admission.admit(peer)
+        if slot is None:
+            await stream.aclose()
+            return
+        await self._handle(stream, slot, peer)
 
-    async def _handle(self, stream: trio.abc.Stream) -> None:
-        self._open += 1
-        self.metrics.open_connections.inc()
-        session = _Session(trio.CancelScope(), session_id=os.urandom(16))
-        self._sessions.add(session)
+    def _dispatch(self, stream: trio.SocketStream) -> Callable[[], Awaitable[None]] | None:
+        """Admit a new connection (its task) or refuse it on the spot (None): admission.py.
+
+        Synchronous and cheap, so that the accept loop keeps the kernel's queue short even
+        when a flood fills it with connections that are refused anyway.
+        """
         try:
-            await self._serve_connection(stream, session)
+            host, port = stream.socket.getpeername()[:2]
+        except OSError:  # reset before we got here
+            stream.socket.close()
+            return None
+        if self._stopping:
+            self.metrics.sessions.labels(outcome="shutting_down").inc()
+            refuse_now(stream, _refusal_frame(ErrorCode.SHUTTING_DOWN, "try again later"))
+            return None
+        slot, evicted, refusal = self.admission.admit(address_key(host))
+        if evicted is not None:
+            self.metrics.evicted.inc()
+            if isinstance(evicted.handle, trio.CancelScope):
+                evicted.handle.cancel()
+        if slot is None:
+            reason = refusal.value if refusal is not None else "?"
+            self.metrics.refused.labels(reason=reason).inc()
+            self.metrics.sessions.labels(outcome="overloaded").inc()
+            self.refused.refuse(stream, _REFUSALS[refusal is Refusal.ADDRESS_CAP])
+            return None
+        return functools.partial(self._handle, stream, slot, f"{host}:{port}")
+
+    async def _handle(self, stream: trio.abc.Stream, slot: Slot, peer: str) -> None:
+        """One admitted connection, to its close. Nothing it raises reaches the nursery."""
+        session = _Session(trio.CancelScope(), slot)
+        slot.handle = session.scope
+        self._sessions.add(session)
+        self.metrics.open_connections.inc()
+        try:
+            conn = Connection(Role.VERIFIER, self.settings.max_frame_bytes)
+            await self._serve_connection(stream, conn, session, peer)
+        except Exception as exc:  # a bug: log it, end this connection, keep the node
+            self.metrics.handler_errors.inc()
+            _limited(
+                "handler",
+                logging.ERROR,
+                "connection handler failed",
+                {"event": "handler_error", "peer": peer, "error": repr(exc)},
+                exc_info=True,
+            )
         finally:
+            self.admission.release(slot)
             self._sessions.discard(session)
             if not self._sessions:
                 self._all_closed.set()
-            self._open -= 1
             self.metrics.open_connections.dec()
             with trio.CancelScope(shield=True), trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
                 await stream.aclose()
 
-    async def _serve_connection(self, stream: trio.abc.Stream, session: _Session) -> None:
+    async def _serve_connection(
+        self, stream: trio.abc.Stream, conn: Connection, session: _Session, peer: str
+    ) -> None:
         s = self.settings
-        conn = Connection(Role.VERIFIER, s.max_frame_bytes)
-        try:
-            host, port = stream.socket.getpeername()[:2]  # type: ignore[attr-defined]
-            peer = f"{host}:{port}"
-        except (OSError, AttributeError):  # AttributeError: not a socket (a simulated link)
-            peer = "?"
-        if self._open > s.max_connections or self._stopping:
-            code = ErrorCode.SHUTTING_DOWN if self._stopping else ErrorCode.OVERLOADED
-            self.metrics.sessions.labels(outcome=code.name.lower()).inc()
-            await self._send_error(stream, conn, code, "try again later")
-            return
         outcome = "closed"
         try:
             with session.scope:
-                session.scope.deadline = trio.current_time() + s.session_timeout_s
+                session.scope.deadline = trio.current_time() + s.hello_timeout_s
                 # Waiting for HELLO counts as idle: a shutdown ends it at once.
                 session.idle = True
                 hello = await receive_event(stream, conn)
                 session.idle = False
                 if not isinstance(hello, Hello):
                     return  # ConnectionClosed before HELLO
+                self.admission.hello(session.slot)
+                session.scope.deadline = trio.current_time() + s.session_timeout_s
                 version = choose_version(hello)
                 if version is None:
                     outcome = "unsupported_version"
@@ -322,7 +531,8 @@ class VerifierNode:
                     return
                 chain = DeviceChain(hello.device_cert, hello.manufacturer_cert)
                 while True:
-                    await self._exchange(stream, conn, chain, version, peer, session)
+                    if await self._exchange(stream, conn, chain, version, peer, session):
+                        self.admission.authenticated(session.slot)
                     session.rounds += 1
                     if self.stopping:  # shutdown() may have been called during the exchange
                         # Shutdown began during this exchange: end it now, do not idle.
@@ -336,8 +546,12 @@ class VerifierNode:
                     if not isinstance(event, Next):
                         return  # BYE or EOF
                     session.scope.deadline = trio.current_time() + s.session_timeout_s
-            # Reached on a deadline, or on shutdown (idle session cancelled, or exchange ended).
-            if session.shutting_down:
+            # Reached on a deadline, on shutdown (idle session cancelled, or exchange ended),
+            # or when a newer connection took the slot of this one before it sent HELLO.
+            if session.slot.evicted:
+                outcome = "evicted"
+                await self._send_error(stream, conn, ErrorCode.OVERLOADED, "try again later")
+            elif session.shutting_down:
                 outcome = "shutting_down"
                 await self._send_error(
                     stream, conn, ErrorCode.SHUTTING_DOWN, "node is shutting down"
@@ -345,23 +559,37 @@ class VerifierNode:
             else:
                 outcome = "timeout"
                 self.metrics.protocol_errors.labels(code="TIMEOUT").inc()
-                log.warning(
+                _limited(
+                    "timeout",
+                    logging.WARNING,
                     "session deadline passed",
-                    extra={"fields": {"event": "timeout", "peer": peer, "state": conn.state.value}},
+                    {"event": "timeout", "peer": peer, "state": conn.state.value},
                 )
                 await self._send_error(stream, conn, ErrorCode.TIMEOUT, "session deadline passed")
         except RemoteProtocolError as exc:
-            outcome = "protocol_error"
-            self.metrics.protocol_errors.labels(code=ErrorCode(exc.error_code).name).inc()
-            log.warning(
-                "protocol error",
-                extra={"fields": {"event": "protocol_error", "peer": peer, "error": str(exc)}},
+            code = ErrorCode(exc.error_code)
+            internal = code is ErrorCode.INTERNAL
+            outcome = "internal_error" if internal else "protocol_error"
+            self.metrics.protocol_errors.labels(code=code.name).inc()
+            _limited(
+                "internal" if internal else "protocol",
+                logging.ERROR if internal else logging.WARNING,
+                "session failed: internal error" if internal else "protocol error",
+                {
+                    "event": "internal_error" if internal else "protocol_error",
+                    "peer": peer,
+                    "error": str(exc.__cause__ or exc),
+                },
             )
             frame = conn.error_frame_for(exc)
             if frame is not None:
-                with trio.move_on_after(_ERROR_SEND_TIMEOUT_S):
-                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                        await stream.send_all(frame)
+                with (
+                    trio.move_on_after(_ERROR_SEND_TIMEOUT_S),
+                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+                ):
+                    await stream.send_all(frame)
+            elif internal:  # our failure, not the peer's: the machine is not in ERROR
+                await self._send_error(stream, conn, ErrorCode.INTERNAL, "internal error")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             outcome = "disconnected"
         finally:
@@ -386,11 +614,18 @@ class VerifierNode:
         version: int,
         peer: str,
         session: _Session,
-    ) -> None:
+    ) -> bool:
         """One CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT round; the outcome is durable
-        before RESULT is sent."""
-        challenge, token = await self._session_call(self.service.new_challenge)
-        await send_event(stream, conn, ChallengeFrame(version, self.service.identity.cert, token))
+        before RESULT is sent.
+
+        Returns whether the Evidence was authentic (signed by a certified device key).
+        """
+        if not self.health.healthy:  # fail fast while the probe finds out (health.py)
+            raise RemoteProtocolError("store unavailable", error_code=ErrorCode.INTERNAL)
+        service = self.service  # one service for the whole round, even across a reload
+        challenge, token = service.make_challenge()
+        await self._session_call(service.record_challenge, challenge)
+        await send_event(stream, conn, ChallengeFrame(version, service.identity.cert, token))
         event = await receive_event(stream, conn)
         if isinstance(event, Error):  # e.g. REFUSED: the chip says which check our CHALLENGE failed
             code = (
@@ -413,24 +648,26 @@ class VerifierNode:
         if not isinstance(event, EvidenceFrame):
             raise trio.BrokenResourceError("peer closed before sending evidence")
         live: LiveSession | None = None
-        if self.service.session_parts:
+        if service.session_parts:
             session.announced = chain
-            count = await self._session_call(self.service.pings_for, chain, session.session_id)
+            count = await self._session_call(service.pings_for, chain, session.session_id)
             timed = await ping_chip(stream, conn, count, self.clock_ns)
             live = LiveSession(session.session_id, timed)
         started = time.perf_counter()
         try:
-            outcome = await self._session_call(
-                self.service.conclude, chain, challenge, event.evidence, live
-            )
+            outcome = await self._conclude(service, chain, challenge, event.evidence, live)
             if self._group_sync is not None:
                 await self._group_sync.durable()  # group commit: durable before RESULT
+        except RemoteProtocolError:
+            raise
         except AttestError as exc:
             log.error(
                 "appraisal could not be recorded",
                 extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
             )
             raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
+        if outcome.enrolled:
+            self.metrics.registered_chips.inc()
         grant = outcome.grant  # a mechanism's grant (a renewed licence) rides with the result
         frame = ResultFrame(
             outcome.result, None if grant is None else (grant.token, grant.companion)
@@ -457,6 +694,29 @@ class VerifierNode:
                 }
             },
         )
+        return verdict.evidence is not None
+
+    async def _conclude(
+        self,
+        service: VerifierService,
+        chain: DeviceChain,
+        challenge: Challenge,
+        evidence: bytes,
+        live: LiveSession | None,
+    ) -> Outcome:
+        """:meth:`VerifierService.conclude` with its store steps in the store thread and its
+        pure steps (the core's appraisal, signing the result) here on the event loop."""
+        for attempt in (1, 2):
+            reading = await self._session_call(service.read, chain, live)
+            appraised = service.appraise(reading, challenge, evidence)
+            try:
+                recorded = await self._session_call(service.record, appraised)
+            except StateConflict:
+                if attempt == 2:
+                    raise
+                continue
+            return service.finish(recorded)
+        raise AssertionError("unreachable")
 
     async def _send_error(
         self, stream: trio.abc.Stream, conn: Connection, code: ErrorCode, text: str
@@ -503,19 +763,33 @@ async def ping_chip(
 
 
 async def run_until_signalled(
-    node: VerifierNode, *, task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED
+    node: VerifierNode,
+    *,
+    reload: Callable[[VerifierService], VerifierService] | None = None,
+    task_status: trio.TaskStatus[NodeAddress] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``node`` until SIGTERM or SIGINT, then let it drain and return."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    """Run ``node`` until SIGTERM or SIGINT, then let it drain and return.
+
+    SIGHUP reloads: ``reload`` (attest.node.app.reloader) rebuilds the service from the
+    configuration file; without one SIGHUP is logged and ignored. SIGHUP never ends the node.
+    """
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
                 async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if signum == signal.SIGHUP:
+                        log.info(
+                            "signal received, reloading" if reload else "SIGHUP ignored",
+                            extra={"fields": {"event": "signal", "signal": name}},
+                        )
+                        if reload is not None:
+                            await node.reload(reload)
+                        continue
                     log.info(
                         "signal received, draining",
-                        extra={
-                            "fields": {"event": "signal", "signal": signal.Signals(signum).name}
-                        },
+                        extra={"fields": {"event": "signal", "signal": name}},
                     )
                     node.shutdown()
 

@@ -5,9 +5,10 @@ what each mechanism needs, runs :func:`attest.mechanism.appraise_session` (the c
 mechanism, pure), signs the EAR result, and commits nonce consumption, the chip's new state, the
 mechanisms' writes and the audit entry in one durable transaction *before* the result is
 returned to the caller (and so before it can reach the chip); then each mechanism concludes
-(a licence renewal rides back as a grant). Its methods block (SQLite, fsync, PostgreSQL round
-trips); the trio server calls them from worker threads, as many at once as the store's
-``concurrency`` allows (one for SQLite), so the mechanism parts are thread-safe. Build one with
+(a licence renewal rides back as a grant). Its store steps block (SQLite, fsync, PostgreSQL round
+trips); the trio server runs them in its store thread(s) — as many at once as the store's
+``concurrency`` allows (one for SQLite), so the mechanism parts are thread-safe — and the pure
+steps on its event loop (:meth:`VerifierService.conclude` says which are which). Build one with
 :mod:`attest.node.app`.
 """
 
@@ -27,16 +28,18 @@ from attest.mechanism import (
     Grant,
     LiveSession,
     Loaded,
+    SessionAppraisal,
     SessionPart,
     VerifierPart,
-    appraise_session,
+    appraise_core,
+    with_mechanisms,
 )
 from attest.messages.attestation import NO_CHIP_UEID, NONCE_BYTES, AttestationResult, Challenge
 from attest.messages.revocation import Revocations
 from attest.store.audit import AuditEntry, AuditRecord
-from attest.store.base import ChipRecord, StateConflict, Store
+from attest.store.base import ChipRecord, Enroll, StateConflict, Store
 from attest.verify.chain import ChainCache, DeviceChain, TrustAnchors, verify_device_chain
-from attest.verify.core import Verdict
+from attest.verify.core import Appraisal, Verdict
 from attest.verify.policy import Policy
 from attest.verify.reasons import trustworthiness_vector
 from attest.verify.state import ChipState, ChipStatus
@@ -57,6 +60,8 @@ class Outcome:
     audit: AuditRecord
     #: what each enabled mechanism did after the commit, by mechanism name
     conclusions: Mapping[str, Conclusion] = field(default_factory=dict)
+    #: the session registered the chip (first contact with auto-enrolment)
+    enrolled: bool = False
 
     @property
     def grant(self) -> Grant | None:
@@ -73,6 +78,37 @@ class Outcome:
         for c in self.conclusions.values():
             out.update(c.log)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one session's appraisal needs from the store (:meth:`VerifierService.read`)."""
+
+    chain: DeviceChain
+    #: the chip's registry entry (None: unknown, or the chain names no chip)
+    record: ChipRecord | None
+    #: each enabled mechanism's view of the chip
+    loaded: tuple[Loaded, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Appraised:
+    """The core's appraisal of one session, not yet committed (:meth:`VerifierService.appraise`)."""
+
+    reading: Reading
+    challenge: Challenge
+    core: Appraisal
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A committed session, before its result is signed (:meth:`VerifierService.record`)."""
+
+    appraised: Appraised
+    session: SessionAppraisal
+    audit: AuditRecord
+    conclusions: Mapping[str, Conclusion]
 
 
 class VerifierService:
@@ -132,10 +168,9 @@ class VerifierService:
                 return part
         return None
 
-    def new_challenge(self) -> tuple[Challenge, bytes]:
-        """A fresh signed challenge, recorded as outstanding in the store."""
-        now_ms = self.clock_ms()
-        now_s = now_ms // 1000
+    def make_challenge(self) -> tuple[Challenge, bytes]:
+        """A fresh signed challenge (pure but for the clock and the nonce; not yet recorded)."""
+        now_s = self.clock_ms() // 1000
         challenge = Challenge(
             verifier_id=self.identity.verifier_id,
             issued_at=now_s,
@@ -143,8 +178,19 @@ class VerifierService:
             nonce=os.urandom(NONCE_BYTES),
             region=self.identity.region,
         )
-        self.store.issue_challenge(challenge.nonce, None, now_ms, challenge.expires_at * 1000)
         return challenge, challenge.sign(self.identity.key)
+
+    def record_challenge(self, challenge: Challenge) -> None:
+        """Record ``challenge`` as outstanding (store write): before it is sent."""
+        self.store.issue_challenge(
+            challenge.nonce, None, challenge.issued_at * 1000, challenge.expires_at * 1000
+        )
+
+    def new_challenge(self) -> tuple[Challenge, bytes]:
+        """A fresh signed challenge, recorded as outstanding in the store."""
+        challenge, token = self.make_challenge()
+        self.record_challenge(challenge)
+        return challenge, token
 
     def conclude(
         self,
@@ -157,64 +203,79 @@ class VerifierService:
 
         ``session`` is the live connection's (its id and this round's timed PINGs); None for an
         appraisal outside a connection.
-        """
-        try:
-            return self._conclude_once(chain, challenge, evidence, session)
-        except StateConflict:
-            # Another node (sharing the store) advanced this chip meanwhile: appraise again
-            # against the state that won; the evidence will now be judged against it.
-            return self._conclude_once(chain, challenge, evidence, session)
 
-    def _conclude_once(
-        self,
-        chain: DeviceChain,
-        challenge: Challenge,
-        evidence: bytes,
-        live: LiveSession | None,
-    ) -> Outcome:
-        now_ms = self.clock_ms()
-        ueid = self._ueid_of(chain)
-        record = self.store.get_chip(ueid) if ueid is not None else None
-        loaded: list[Loaded] = []
-        if ueid is not None:  # what each mechanism knows of the chip the chain names
-            loaded = [
-                (
-                    part,
-                    part.load_session(ueid, live)
-                    if live is not None and isinstance(part, SessionPart)
-                    else part.load(ueid),
+        The four steps in one call: :meth:`read` and :meth:`record` use the store,
+        :meth:`appraise` and :meth:`finish` do not (the daemon runs the first two in its store
+        thread and the others on its event loop, so that the two threads do not contend for
+        the interpreter: the store thread then mostly waits in SQLite).
+        """
+        for attempt in (1, 2):
+            try:
+                return self.finish(
+                    self.record(self.appraise(self.read(chain, session), challenge, evidence))
                 )
-                for part in self.parts.values()
-            ]
-        session = appraise_session(
+            except StateConflict:
+                # Another node (sharing the store) advanced this chip meanwhile: appraise
+                # again against the state that won; the evidence will be judged against it.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read(self, chain: DeviceChain, live: LiveSession | None = None) -> Reading:
+        """Step 1 (store reads): the chip the chain names, and what each mechanism knows (a
+        part that takes part in the live session reads it with the session's timed PINGs)."""
+        certs = verify_device_chain(chain, self.anchors, self.cache)
+        ueid = certs[0].ueid if certs is not None else None
+        if ueid is None:
+            return Reading(chain, None, ())
+        record = self.store.get_chip(ueid)
+        loaded = tuple(
+            (
+                part,
+                part.load_session(ueid, live)
+                if live is not None and isinstance(part, SessionPart)
+                else part.load(ueid),
+            )
+            for part in self.parts.values()
+        )
+        return Reading(chain, record, loaded)
+
+    def appraise(self, reading: Reading, challenge: Challenge, evidence: bytes) -> Appraised:
+        """Step 2 (pure): the verification core's appraisal."""
+        now_ms = self.clock_ms()
+        core = appraise_core(
             evidence,
             challenge=challenge,
-            chain=chain,
-            record=record,
+            chain=reading.chain,
+            record=reading.record,
             anchors=self.anchors,
             revocations=self.revocations,
             policy=self.policy,
             now_ms=now_ms,
-            mechanisms=loaded,
             cache=self.cache,
+        )
+        return Appraised(reading, challenge, core, now_ms)
+
+    def record(self, appraised: Appraised) -> Recorded:
+        """Step 3 (store): the mechanisms' findings, the durable commit, their conclusions.
+
+        Raises :class:`StateConflict` if the chip changed since :meth:`read` (nothing was
+        committed): read and appraise again.
+        """
+        reading, now_ms, nonce = appraised.reading, appraised.now_ms, appraised.challenge.nonce
+        session = with_mechanisms(
+            appraised.core,
+            chain=reading.chain,
+            record=reading.record,
+            revocations=self.revocations,
+            now_ms=now_ms,
+            mechanisms=reading.loaded,
             node_checks=True,
         )
         verdict = session.verdict
         subject = verdict.ueid or b""
-        result = AttestationResult.of(
-            verifier_id=self.identity.verifier_id,
-            issued_at=now_ms // 1000,
-            nonce=challenge.nonce,
-            ueid=subject if subject else NO_CHIP_UEID,
-            status=int(verdict.tier),
-            vector=trustworthiness_vector(verdict.reasons),
-            policy_id=self.policy.policy_id,
-            reasons=tuple(int(r) for r in verdict.reasons),
-            verifier_build=f"attest {__version__}",
-            evidence_digest=verdict.evidence_digest,
-        ).sign(self.identity.key)
         audit = self.store.commit_appraisal(
-            nonce=challenge.nonce,
+            nonce=nonce,
             ueid=subject,
             now_ms=now_ms,
             commit=session.commit,
@@ -225,16 +286,36 @@ class VerifierService:
                 tier=int(verdict.tier),
                 reasons=tuple(int(r) for r in verdict.reasons),
                 evidence_digest=verdict.evidence_digest,
-                nonce=challenge.nonce,
+                nonce=nonce,
             ),
             steps=session.steps(),
+            events=[e.entry(now_ms, self.identity.verifier_id) for e in session.events()],
         )
         names = {id(part): name for name, part in self.parts.items()}
         conclusions = {
             names[id(part)]: part.conclude(findings, verdict, now_ms=now_ms)
             for part, findings in session.findings
         }
-        return Outcome(verdict, result, audit, conclusions)
+        return Recorded(appraised, session, audit, conclusions)
+
+    def finish(self, recorded: Recorded) -> Outcome:
+        """Step 4 (pure): the signed AttestationResult of a committed appraisal."""
+        verdict, now_ms = recorded.session.verdict, recorded.appraised.now_ms
+        subject = verdict.ueid or b""
+        result = AttestationResult.of(
+            verifier_id=self.identity.verifier_id,
+            issued_at=now_ms // 1000,
+            nonce=recorded.appraised.challenge.nonce,
+            ueid=subject if subject else NO_CHIP_UEID,
+            status=int(verdict.tier),
+            vector=trustworthiness_vector(verdict.reasons),
+            policy_id=self.policy.policy_id,
+            reasons=tuple(int(r) for r in verdict.reasons),
+            verifier_build=f"attest {__version__}",
+            evidence_digest=verdict.evidence_digest,
+        ).sign(self.identity.key)
+        enrolled = isinstance(recorded.session.commit, Enroll)
+        return Outcome(verdict, result, recorded.audit, recorded.conclusions, enrolled)
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""

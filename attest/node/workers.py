@@ -35,7 +35,9 @@ call over IPC (one more hop per session, and the same serialisation inside the o
 
 Before starting the workers the parent applies the configured revocation list to the store
 once, so workers never race to store the same newer list. It writes the configured
-``port_file`` when every worker is ready, forwards SIGTERM/SIGINT to the workers and reports
+``port_file`` when every worker is ready, forwards SIGTERM/SIGINT (drain) and SIGHUP (reload:
+each worker re-reads the configuration itself; a newer revocation list is stored by whichever
+worker gets there first, attest.node.app.effective_revocations) to the workers and reports
 success only if every worker drained and exited 0. ``[http] port`` P > 0 becomes P, P+1, ...
 for the workers (each serves its own /metrics); 0 and -1 are passed on unchanged.
 """
@@ -89,12 +91,13 @@ def serve_workers(config_path: Path, workers: int) -> bool:
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
-        stopping = True
+        stopping = stopping or signum != signal.SIGHUP
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in forwarded}
     try:
         with tempfile.TemporaryDirectory(prefix="attest-workers-") as tmp:
             ready_files = [Path(tmp) / f"worker-{i}.port" for i in range(workers)]

@@ -4,7 +4,8 @@
 session it turns the Evidence the core *accepted* into the chip's pod report, appraises the
 link graph of all latest reports with it (:func:`attest.pods.graph.appraise_graph`, restricted
 to that chip) and adds the graph's reasons to the verdict; the report is written in the
-appraisal's own transaction, and new alerts are logged (one JSON line each) and counted.
+appraisal's own transaction, new alerts join the audit chain in that transaction too (kind
+``pod-alert``, SPEC §11.2), and they are logged (one JSON line each) and counted.
 
 Only Evidence the core accepted updates the graph: a replayed, stale or forged Evidence must
 not move links. The chip's state still advances by the core's decision when a graph reason
@@ -40,10 +41,12 @@ from attest.pods.graph import (
 )
 from attest.pods.messages import link_refusals_of, links_of, pod_id_of
 from attest.pods.tables import PodTables
+from attest.store.audit import KIND_POD_ALERT, AuditEvent, digest
 from attest.store.base import Database, Step
 from attest.verify.chain import TrustAnchors
 from attest.verify.core import Appraisal, Verdict
 from attest.verify.policy import Policy
+from attest.verify.reasons import tier_of
 
 log = logging.getLogger("attest.node.pods")
 
@@ -71,6 +74,23 @@ def encode_report(r: PodReport) -> bytes:
     """The stored form of a report (deterministic CBOR)."""
     return encode(
         [r.device_key, r.max_pod_size, r.pod_id, sorted(r.links), list(r.refusals), r.time_ms]
+    )
+
+
+def alert_event(alert: GraphAlert, subject: bytes, nonce: bytes) -> AuditEvent:
+    """The audit entry of a new alert raised by ``subject``'s session (answering ``nonce``).
+
+    Its ``evidence_digest`` is the SHA-256 of the alert's identity (deterministic CBOR of
+    [code, chips, pod id or empty, pods]), so the log line and the entry can be matched.
+    """
+    identity = encode([int(alert.reason), list(alert.chips), alert.pod_id or b"", list(alert.pods)])
+    return AuditEvent(
+        kind=KIND_POD_ALERT,
+        ueid=subject,
+        tier=int(tier_of((alert.reason,))),
+        reasons=(int(alert.reason),),
+        evidence_digest=digest(identity),
+        nonce=nonce,
     )
 
 
@@ -231,7 +251,8 @@ class PodsVerifier:
             subject=ueid,
         )
         fresh = tuple(a for a in graph.alerts if a.key not in self._alerted)
-        return Findings(graph.of(ueid), PodReview(ueid, report, fresh))
+        events = tuple(alert_event(a, ueid, ev.nonce) for a in fresh)
+        return Findings(graph.of(ueid), PodReview(ueid, report, fresh), events)
 
     def _changed(self, review: PodReview) -> bool:
         """Whether the report differs from the stored one (steady pods rewrite nothing)."""

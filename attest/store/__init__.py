@@ -34,6 +34,7 @@ from attest.store.base import (
     Nothing,
     StateConflict,
     Store,
+    StoreUnavailable,
     Transaction,
 )
 from attest.store.pg_db import is_url
@@ -51,9 +52,16 @@ def open_store(
     migrate: bool = True,
     pool_size: int = 4,
     reconnect_timeout_s: float = 5.0,
+    busy_timeout_s: float = 2.0,
+    checkpoint_file: str | os.PathLike[str] | None = None,
 ) -> Store:
     """An SQLite store at a path, or a PostgreSQL store for a ``postgresql://`` URL (which
-    needs ``verifier_id``: one database holds the chains of many nodes)."""
+    needs ``verifier_id``: one database holds the chains of many nodes).
+
+    ``checkpoint_file``: where the store publishes its newest signed head (SQLite default:
+    ``<path>.checkpoint``; PostgreSQL: only where given). ``busy_timeout_s`` bounds an SQLite
+    wait for another process's write lock; ``pool_size`` and ``reconnect_timeout_s`` are
+    PostgreSQL's."""
     if isinstance(location, str) and is_url(location):
         from attest.store.postgres import PostgresStore
 
@@ -68,6 +76,7 @@ def open_store(
             migrate=migrate,
             pool_size=pool_size,
             reconnect_timeout_s=reconnect_timeout_s,
+            checkpoint_file=checkpoint_file,
         )
     return SqliteStore(
         location,
@@ -77,17 +86,22 @@ def open_store(
         readonly=readonly,
         group_sync=group_sync,
         migrate=migrate,
+        busy_timeout_s=busy_timeout_s,
+        checkpoint_file=checkpoint_file,
     )
 
 
 def verify_audit(
-    store_or_path: AuditSource | str | os.PathLike[str], verifier_public_key: PublicKey | None
+    store_or_path: AuditSource | str | os.PathLike[str],
+    verifier_public_key: PublicKey | None,
+    published: bytes | None = None,
 ) -> AuditReport:
-    """Audit a store, or an SQLite file (opened read-only), end to end."""
+    """Audit a store, or an SQLite file (opened read-only), end to end; ``published`` is the
+    token of its published checkpoint file (attest/store/published.py), if any."""
     if not isinstance(store_or_path, str | os.PathLike):
-        return verify_store(store_or_path, verifier_public_key)
+        return verify_store(store_or_path, verifier_public_key, published)
     with SqliteStore(store_or_path, readonly=True) as store:
-        return verify_store(store, verifier_public_key)
+        return verify_store(store, verifier_public_key, published)
 
 
 __all__ = [
@@ -106,6 +120,7 @@ __all__ = [
     "SqliteStore",
     "StateConflict",
     "Store",
+    "StoreUnavailable",
     "Transaction",
     "entry_hash",
     "open_store",

@@ -31,8 +31,17 @@ every ``checkpoint_every`` entries (and when the store closes) the verifier sign
 ``iat`` is the ``time_ms // 1000`` of entry ``seq`` (the store reads no clock) and
 ``head_hash`` is that entry's ``hash``. An auditor holding the verifier's public key then detects
 any change to entries ``1..seq`` and any truncation below ``seq``. Entries after the newest
-checkpoint are protected only by the chain; publishing checkpoints off-box closes that gap and
-also defeats an attacker who deletes checkpoint rows along with the tail.
+checkpoint are protected only by the chain; the published checkpoint file (attest/store/
+published.py: the newest durable head, outside the database) narrows that gap and catches a
+store that lost its newest commits, and copying it off-box also defeats an attacker who deletes
+checkpoint rows along with the tail.
+
+Kinds
+-----
+Every entry has a ``kind`` (SPEC §11.2); the same chain records appraisals and the events that
+change what a verifier will do, each in the transaction of the write it records:
+:data:`KIND_ATTESTATION`, :data:`KIND_LICENSE_ISSUED`, the ``license-refused-*`` kinds,
+:data:`KIND_POD_ALERT` and :data:`KIND_REVOCATIONS`. The hash rule is the same for all.
 """
 
 from __future__ import annotations
@@ -40,11 +49,11 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from attest.codec.cbor import decode, encode
-from attest.codec.cose import register_content_type, sign1, verify1
+from attest.codec.cose import parse_sign1, register_content_type, sign1, verify1
 from attest.errors import AttestError, DecodeError, StoreError
 from attest.keys import PublicKey, SigningKey
 from attest.messages import claims as C
@@ -62,6 +71,26 @@ _I63 = 1 << 63
 _U64 = 1 << 64
 
 
+#: kinds of audit entries (SPEC §11.2, which says what each field holds for each kind)
+KIND_ATTESTATION = "attestation"
+KIND_LICENSE_ISSUED = "license-issued"
+KIND_LICENSE_REFUSED_QUOTA = "license-refused-quota"
+KIND_LICENSE_REFUSED_REGION_CAP = "license-refused-region-cap"
+KIND_LICENSE_REFUSED_DELEGATION = "license-refused-delegation"
+KIND_POD_ALERT = "pod-alert"
+KIND_REVOCATIONS = "revocations"
+
+
+def u64_tag(value: int) -> bytes:
+    """An unsigned number as the 8-byte big-endian ``nonce`` of an event entry."""
+    return value.to_bytes(8, "big")
+
+
+def digest(data: bytes) -> bytes:
+    """SHA-256 of ``data``: the ``evidence_digest`` of an event entry (the token it records)."""
+    return hashlib.sha256(data).digest()
+
+
 def _check_int(name: str, v: Any, bound: int) -> None:
     if type(v) is not int or not 0 <= v < bound:
         raise ValueError(f"{name} must be an int in [0, {bound})")
@@ -69,7 +98,7 @@ def _check_int(name: str, v: Any, bound: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One appraisal outcome (or, later, a license / pod event) as the caller describes it.
+    """One appraisal outcome, or an event of another ``kind``, as the caller describes it.
 
     Integers that land in SQLite INTEGER columns (``time_ms``, ``tier``) must fit in 63 bits;
     reason codes are any uint64. Construction fails loudly: a bad entry is a caller bug.
@@ -99,6 +128,32 @@ class AuditEntry:
             raise ValueError("ueid and nonce must be bytes")
         if type(self.evidence_digest) is not bytes or len(self.evidence_digest) not in (0, 32):
             raise ValueError("evidence_digest must be 32 bytes or empty")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An entry a mechanism raises during an appraisal (e.g. a pod alert), before the node
+    adds the time and its verifier id (:meth:`entry`); appended in the appraisal's
+    transaction right after its own entry."""
+
+    kind: str
+    ueid: bytes
+    tier: int
+    reasons: tuple[int, ...]
+    evidence_digest: bytes
+    nonce: bytes
+
+    def entry(self, time_ms: int, verifier_id: str) -> AuditEntry:
+        return AuditEntry(
+            time_ms,
+            verifier_id,
+            self.ueid,
+            self.tier,
+            self.reasons,
+            self.evidence_digest,
+            self.nonce,
+            self.kind,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +193,11 @@ class AuditFinding(enum.StrEnum):
     CHECKPOINT_MISMATCH = "CHECKPOINT_MISMATCH"  # recomputed chain differs from a signed head
     TRUNCATED = "TRUNCATED"  # a signed seq lies beyond the last entry
     CHECKPOINT_ENTRY_MISSING = "CHECKPOINT_ENTRY_MISSING"  # no entry with a signed seq
+    # the checkpoint the node published outside its store (§11.3, attest/store/published.py)
+    PUBLISHED_FORGED = "PUBLISHED_FORGED"  # does not verify as an AuditCheckpoint
+    PUBLISHED_WRONG_ISSUER = "PUBLISHED_WRONG_ISSUER"  # iss is not the verifier id
+    PUBLISHED_MISMATCH = "PUBLISHED_MISMATCH"  # the log differs from the published head
+    ENTRIES_LOST = "ENTRIES_LOST"  # the published seq lies beyond the last entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +213,10 @@ class AuditReport:
     ok: bool
     problems: tuple[str, ...]
     findings: tuple[AuditFinding, ...] = ()
+    #: the seq named by the published checkpoint file that was compared (None: no file given)
+    published_seq: int | None = None
+    #: whether that file's signature was checked (False without a public key)
+    published_verified: bool = False
 
 
 def entry_body(seq: int, entry: AuditEntry) -> bytes:
@@ -245,11 +309,54 @@ class _Problems:
         return (*self.items, f"... and {extra} more") if extra else tuple(self.items)
 
 
+def _unverified_claims(token: bytes) -> tuple[Any, int, bytes]:
+    """(iss, seq, head) of a checkpoint token read without its signature (AttestError if bad)."""
+    claims = decode(parse_sign1(token).payload)
+    if type(claims) is not dict:
+        raise AttestError("claims are not a map")
+    seq, head = claims.get(C.HEM_AUDIT_SEQ), claims.get(C.HEM_AUDIT_HEAD)
+    if type(seq) is not int or seq < 1 or type(head) is not bytes:
+        raise AttestError("claims have the wrong types")
+    return claims.get(C.ISS), seq, head
+
+
+def _published(
+    token: bytes,
+    public_key: PublicKey | None,
+    verifier_id: str | None,
+    problems: _Problems,
+) -> tuple[int, bytes] | None:
+    """(seq, head) a published checkpoint names, or None if it cannot be used (a problem).
+
+    With a key the signature and issuer are checked; without one the claims are read as they
+    are (an unverified file still shows an accidental loss; it proves nothing against an
+    attacker).
+    """
+    try:
+        if public_key is not None:
+            iss, _iat, seq, head = open_checkpoint(token, public_key)
+        else:
+            iss, seq, head = _unverified_claims(token)
+    except AttestError as exc:
+        problems.add(
+            AuditFinding.PUBLISHED_FORGED, f"published checkpoint file: forged or corrupt: {exc}"
+        )
+        return None
+    if verifier_id is not None and iss != verifier_id:
+        problems.add(
+            AuditFinding.PUBLISHED_WRONG_ISSUER,
+            f"published checkpoint file was issued by {iss!r}, not {verifier_id!r}",
+        )
+        return None
+    return seq, head
+
+
 def verify_chain(
     records: Iterable[AuditRecord],
     checkpoints: Iterable[Checkpoint],
     verifier_public_key: PublicKey | None,
     verifier_id: str | None = None,
+    published: bytes | None = None,
 ) -> AuditReport:
     """Audit a log given as records in ``seq`` order plus its checkpoints.
 
@@ -259,12 +366,22 @@ def verify_chain(
     only; every checkpoint whose signature verifies must name a ``seq`` that exists and equal
     the recomputed hash there, which catches re-hashed edits and truncation below it. Without
     a public key checkpoints are not checked at all (they would prove nothing).
+
+    ``published`` is the token of the published checkpoint file (attest/store/published.py):
+    the log must reach its ``seq`` and match its head there; a log that ends before it lost
+    committed entries (e.g. a write-ahead log deleted after a crash). Without a key its claims
+    are compared unverified.
     """
     F = AuditFinding
     problems = _Problems()
     expected: dict[int, bytes] = {}  # seq -> signed head hash
     verified = 0
     cps = list(checkpoints)
+    file_claim = (
+        None
+        if published is None
+        else _published(published, verifier_public_key, verifier_id, problems)
+    )
     if verifier_public_key is not None:
         for i, cp in enumerate(cps):
             try:
@@ -319,6 +436,12 @@ def verify_chain(
                 F.CHECKPOINT_MISMATCH,
                 f"entry seq {rec.seq}: log up to here differs from the signed checkpoint",
             )
+        if file_claim is not None and file_claim[0] == rec.seq and file_claim[1] != chain:
+            problems.add(
+                F.PUBLISHED_MISMATCH,
+                f"entry seq {rec.seq}: log up to here differs from the published checkpoint "
+                "file (entries changed or replaced since it was published)",
+            )
         prev_stored = rec.hash
         last_seq = rec.seq
     for seq in sorted(expected):
@@ -332,8 +455,24 @@ def verify_chain(
                 F.CHECKPOINT_ENTRY_MISSING,
                 f"signed checkpoint at seq {seq} names an entry that is missing",
             )
+    if file_claim is not None and file_claim[0] > last_seq:
+        problems.add(
+            F.ENTRIES_LOST,
+            f"the published checkpoint file names seq {file_claim[0]} but the log ends at seq "
+            f"{last_seq}: {file_claim[0] - last_seq} committed entries are lost (a deleted or "
+            "truncated write-ahead log, a restored backup, or a cut-off tail)",
+        )
     result = problems.result()
-    return AuditReport(n, chain, verified, not result, result, tuple(problems.kinds))
+    return AuditReport(
+        n,
+        chain,
+        verified,
+        not result,
+        result,
+        tuple(problems.kinds),
+        published_seq=None if file_claim is None else file_claim[0],
+        published_verified=file_claim is not None and verifier_public_key is not None,
+    )
 
 
 class AuditSource(Protocol):
@@ -347,9 +486,11 @@ class AuditSource(Protocol):
     def audit_checkpoints(self) -> Iterator[Checkpoint]: ...
 
 
-def verify_store(store: AuditSource, verifier_public_key: PublicKey | None) -> AuditReport:
-    """Audit a store end to end; a log that cannot even be read (a corrupt row) is reported as
-    a problem, not raised."""
+def verify_store(
+    store: AuditSource, verifier_public_key: PublicKey | None, published: bytes | None = None
+) -> AuditReport:
+    """Audit a store end to end (and against its published checkpoint, if given); a log that
+    cannot even be read (a corrupt row) is reported as a problem, not raised."""
     try:
         checkpoints = list(store.audit_checkpoints())
     except StoreError as exc:
@@ -362,15 +503,7 @@ def verify_store(store: AuditSource, verifier_public_key: PublicKey | None) -> A
         except StoreError as exc:
             read_error.append(f"audit log unreadable: {exc}")
 
-    report = verify_chain(records(), checkpoints, verifier_public_key, store.verifier_id)
+    report = verify_chain(records(), checkpoints, verifier_public_key, store.verifier_id, published)
     if not read_error:
         return report
-    problems = (*read_error, *report.problems)
-    return AuditReport(
-        report.entries,
-        report.head_hash,
-        report.checkpoints_verified,
-        False,
-        problems,
-        report.findings,
-    )
+    return replace(report, ok=False, problems=(*read_error, *report.problems))

@@ -22,6 +22,17 @@ Correctness rests on :meth:`Store.commit_appraisal` being one atomic, durable tr
 nonce is consumed at most once, a chip's state only moves as the caller's :data:`Commit` says
 and only from the value the caller appraised against, the mechanisms' writes for the session
 land in the same transaction, and every outcome (accepted or rejected) joins the audit chain.
+
+The audit chain also records events outside appraisals (SPEC §11.2: licence issuance and
+refusal, pod alerts, revocation-list adoption), each in the transaction of the write it
+records: :meth:`Store.commit_appraisal` takes the session's extra ``events``,
+:meth:`Store.record_event` runs another write and its entry together, and
+:meth:`Store.put_revocations` takes the adoption's entry. :meth:`Store.publish_checkpoint`
+writes the newest durable signed head outside the database (attest/store/published.py).
+
+Errors: a backend raises :class:`StoreUnavailable` when it cannot serve a call *now* (locked,
+disk full, I/O error, connection lost), and plain :class:`StoreError` (or the subclasses below)
+for refusals that retrying cannot fix. The daemon treats the first as "store failing".
 """
 
 from __future__ import annotations
@@ -37,6 +48,17 @@ from attest.store.migrations import Migration, SchemaStatus
 from attest.verify.state import ChipState, ChipStatus
 
 T = TypeVar("T")
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot serve the call now: locked beyond the busy timeout, disk full, an I/O
+    error, a lost connection. Nothing was committed, and the same call may succeed later.
+
+    Backends raise this (not a plain StoreError) for every such operational failure: the
+    daemon then fails that session with ERROR INTERNAL, reports not-ready and probes the store
+    until it works again (attest/node/health.py). Refusals that retrying cannot fix (a
+    conflict, a duplicate, a corrupt row) stay plain StoreErrors or their other subclasses.
+    """
 
 
 class ChallengeConsumed(StoreError):
@@ -212,6 +234,7 @@ class Store(Protocol):
         commit: Commit,
         entry: AuditEntry,
         steps: Sequence[Step] = (),
+        events: Sequence[AuditEntry] = (),
     ) -> AuditRecord:
         """Atomically and durably: consume ``nonce``, apply ``commit``, run ``steps``, audit.
 
@@ -221,6 +244,17 @@ class Store(Protocol):
           ``device_key`` of a stored chip are never changed here.
         * ``steps`` are the mechanisms' writes for this session, in the same transaction.
         * ``entry`` is appended to the audit chain; the new record is returned.
+        * ``events`` (entries of other kinds the session raised, e.g. pod alerts) are
+          appended right after ``entry``, in order, in the same transaction.
+        """
+        ...
+
+    def record_event(self, entry: AuditEntry, steps: Sequence[Step] = ()) -> AuditRecord:
+        """Atomically and durably: run ``steps`` (the write the event is about, e.g. a licence
+        appended to the ledger), then append ``entry`` to the audit chain.
+
+        For events outside an appraisal (SPEC §11.2). A step that raises rolls everything
+        back, entry included, and the exception propagates. Returns the new record.
         """
         ...
 
@@ -243,10 +277,25 @@ class Store(Protocol):
         """Sign the current head now if it is not signed yet (None without a key or entries)."""
         ...
 
+    def publish_checkpoint(self) -> Checkpoint | None:
+        """Publish the newest *durable* head outside the database (attest/store/published.py).
+
+        In this order: read the head, make every commit so far durable, sign that head (a
+        checkpoint, as :meth:`checkpoint` makes, unless that entry is signed already), write the
+        token atomically to the store's checkpoint file. Never publishes an entry that a crash
+        could still take away. None when nothing newer than the last publication exists, or
+        the store has no key. The daemon calls it every second and :meth:`close` calls it.
+        """
+        ...
+
     # -- metadata ----------------------------------------------------------------------------
 
-    def put_revocations(self, number: int, token: bytes) -> None:
-        """Store revocation list ``number``; a number <= the stored one raises StoreError."""
+    def put_revocations(self, number: int, token: bytes, audit: AuditEntry | None = None) -> None:
+        """Store revocation list ``number``; a number <= the stored one raises StoreError.
+
+        ``audit`` (the adoption's entry, kind ``revocations``) joins the chain in the same
+        transaction.
+        """
         ...
 
     def get_revocations(self) -> tuple[int, bytes] | None: ...
@@ -279,7 +328,7 @@ class Store(Protocol):
         return None
 
     def close(self) -> None:
-        """Sign a final checkpoint if entries are unsigned, then release the backend."""
+        """Sign a final checkpoint if entries are unsigned, publish it, release the backend."""
         ...
 
     def __enter__(self) -> Self: ...

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from attest.errors import StoreError
-from attest.store.base import Cursor, Transaction
+from attest.store.base import Cursor, StoreUnavailable, Transaction
 
 _T = TypeVar("_T")
 
@@ -90,7 +90,7 @@ def redact(url: str) -> str:
     return str(make_conninfo(**params))  # type: ignore[arg-type]
 
 
-class CommitUnknown(StoreError):
+class CommitUnknown(StoreUnavailable):
     """The connection broke while COMMIT was in flight: the transaction may or may not have
     been applied. Nothing may be reported as done; the next read tells which it was."""
 
@@ -238,7 +238,7 @@ class PostgresDatabase:
 
     def _getconn(self, timeout: float) -> Any:
         if not self._slots.acquire(timeout=max(0.0, timeout)):
-            raise StoreError("PostgreSQL: every connection of the pool is busy")
+            raise StoreUnavailable("PostgreSQL: every connection of the pool is busy")
         try:
             with self._lock:
                 if self._closed:
@@ -304,8 +304,10 @@ class PostgresDatabase:
                     raise CommitUnknown(
                         f"postgresql: connection lost during COMMIT: {_message(exc)}"
                     ) from None
-                if time.monotonic() >= deadline:
-                    raise StoreError(f"postgresql: connection lost: {_message(exc)}") from None
+                if time.monotonic() >= deadline:  # the server is down: the node reports not-ready
+                    raise StoreUnavailable(
+                        f"postgresql: connection lost: {_message(exc)}"
+                    ) from None
                 time.sleep(0.05)  # the server is restarting: again, on a new connection
             except psycopg.Error as exc:
                 raise StoreError(f"postgresql: {_message(exc)}") from None

@@ -35,12 +35,15 @@ bytewise, so SQL ordering stays numeric), times and tiers as ``bigint``. ``meta`
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from attest.errors import StoreError
 from attest.keys import SigningKey
+from attest.store import published
 from attest.store.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -132,7 +135,10 @@ class PostgresStore(Store):
     in ``~/.pgpass`` or ``PGPASSWORD``, not in configuration files). The first node to open an
     empty database creates the schema; each node registers its ``verifier_id`` on first open.
     With ``signing_key`` the store signs a checkpoint of this node's chain every
-    ``checkpoint_every`` entries and on :meth:`close`. ``readonly=True`` is for auditors.
+    ``checkpoint_every`` entries and on :meth:`close`, and, given a ``checkpoint_file``,
+    publishes its newest durable signed head there (attest/store/published.py): a database
+    restored from an older backup then shows in ``attest audit verify``. ``readonly=True`` is for
+    auditors.
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class PostgresStore(Store):
         migrate: bool = True,
         pool_size: int = DEFAULT_POOL_SIZE,
         reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
+        checkpoint_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if type(checkpoint_every) is not int or checkpoint_every < 1:
             raise ValueError("checkpoint_every must be a positive int")
@@ -157,6 +164,9 @@ class PostgresStore(Store):
         self._signing_key = signing_key
         self._checkpoint_every = checkpoint_every
         self._url = url
+        self._checkpoint_file = Path(checkpoint_file) if checkpoint_file is not None else None
+        #: the seq of the checkpoint this store last published (0: none yet)
+        self._published_seq = 0
         self.applied: list[Migration] = []
         self._db = PostgresDatabase(
             url,
@@ -415,6 +425,7 @@ class PostgresStore(Store):
         commit: Commit,
         entry: AuditEntry,
         steps: Sequence[Step] = (),
+        events: Sequence[AuditEntry] = (),
     ) -> AuditRecord:
         i64(now_ms, "now_ms")
         if isinstance(commit, Enroll) and commit.record.state.ueid != ueid:
@@ -463,10 +474,36 @@ class PostgresStore(Store):
                 step(txn)
             # one round trip: the entry, the new head hash, a checkpoint when due, COMMIT
             rec, statements = self._append_statements(cursors[-1].fetchone(), entry)
-            txn.finish(statements)
+            if not events:
+                txn.finish(statements)
+                return rec
+            txn.batch(statements)
+            for event in events:  # the session's other entries (pod alerts), right after
+                self._append(txn, event)
+            txn.finish([])
             return rec
 
         return self._db.write(run)
+
+    def record_event(self, entry: AuditEntry, steps: Sequence[Step] = ()) -> AuditRecord:
+        """Run ``steps``, then append ``entry``: one atomic, durable transaction."""
+
+        def run(txn: Transaction) -> AuditRecord:
+            for step in steps:
+                step(txn)
+            return self._append(txn, entry)
+
+        return self._db.write(run)
+
+    def _append(self, txn: Transaction, entry: AuditEntry) -> AuditRecord:
+        """Append ``entry`` to this node's chain inside ``txn`` (taking the head's row lock)."""
+        assert isinstance(txn, PgTransaction)
+        if entry.verifier_id != self._verifier_id:
+            raise StoreError(f"an entry of {entry.verifier_id!r} in the chain of another node")
+        head = txn.execute(_HEAD_BUMP, (self._verifier_id,)).fetchone()
+        rec, statements = self._append_statements(head, entry)
+        txn.batch(statements)
+        return rec
 
     @staticmethod
     def _explain_conflict(txn: Transaction, ueid: bytes, commit: Advance) -> None:
@@ -574,9 +611,47 @@ class PostgresStore(Store):
 
         return self._db.write(run)
 
+    def publish_checkpoint(self) -> Checkpoint | None:
+        """Write this node's newest signed head to :attr:`checkpoint_file` (None without a
+        file, a key, or anything newer). A PostgreSQL commit is durable when it returns, so
+        the head read here can be published as it is."""
+        if self._checkpoint_file is None or self._signing_key is None or self._db.readonly:
+            return None
+        seq, _ = self.audit_head()
+        if seq <= self._published_seq:
+            return None
+
+        def run(txn: Transaction) -> Checkpoint | None:
+            signed = txn.execute(
+                "SELECT seq, head_hash, iat, token FROM checkpoints "
+                "WHERE verifier_id = ? AND seq = ?",
+                (self._verifier_id, seq),
+            ).fetchone()
+            if signed is not None:
+                return Checkpoint(*_bytes_row(signed))
+            row = txn.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM audit WHERE verifier_id = ? AND seq = ?",
+                (self._verifier_id, seq),
+            ).fetchone()
+            if row is None:
+                return None
+            return self._insert_checkpoint(txn, audit_from_row(_bytes_row(row)))
+
+        cp = self._db.write(run)
+        if cp is None:
+            return None
+        published.publish(self._checkpoint_file, cp.token, cp.seq)
+        self._published_seq = cp.seq
+        return cp
+
+    @property
+    def checkpoint_file(self) -> Path | None:
+        """Where this store publishes its newest signed checkpoint (None: it does not)."""
+        return self._checkpoint_file
+
     # -- metadata ----------------------------------------------------------------------------
 
-    def put_revocations(self, number: int, token: bytes) -> None:
+    def put_revocations(self, number: int, token: bytes, audit: AuditEntry | None = None) -> None:
         """Adopt list ``number`` for every node of the database. The same list again is a
         no-op (nodes starting together all offer it); an older or different one is refused."""
         new = u64_to_blob(number)
@@ -604,6 +679,8 @@ class PostgresStore(Store):
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     row,
                 )
+            if audit is not None:  # this node's adoption joins its own chain
+                self._append(txn, audit)
 
         self._db.write(run)
 
@@ -638,6 +715,7 @@ class PostgresStore(Store):
         try:
             with contextlib.suppress(StoreError):  # a server that is gone cannot take it
                 self.checkpoint()
+                self.publish_checkpoint()
         finally:
             self._db.close()
 

@@ -22,6 +22,13 @@ exact for the whole uint64 range, and since SQLite compares BLOBs with ``memcmp`
 keeps SQL ordering (``attest_counter > ?``) numeric. Times, tiers and seq numbers are our own
 values and use INTEGER; one outside the signed 64-bit range is refused with StoreError.
 
+Published checkpoint: a store with a signing key also publishes its newest signed checkpoint
+to a file beside it (attest/store/published.py) when it closes and whenever its owner calls
+:meth:`SqliteStore.publish_checkpoint` (the daemon: every second), so that a store that lost
+its newest commits (a deleted write-ahead log after a crash) is caught by ``attest audit
+verify``. A new, empty store is not created where such a file already exists: that store was
+deleted or replaced, and starting afresh would hide it.
+
 Tables are ``STRICT`` (SQLite >= 3.37), so a column never silently holds a value of another type.
 Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort), force audit
 rows to be inserted in gap-free ``seq`` order and (schema version 2) keep a chip's counters and
@@ -43,6 +50,7 @@ from typing import Any, Self, TypeVar
 
 from attest.errors import StoreError
 from attest.keys import SigningKey
+from attest.store import published
 from attest.store.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -76,7 +84,7 @@ from attest.store.rows import (
     read_reference_values,
     state_columns,
 )
-from attest.store.sqlite_db import SqliteDatabase
+from attest.store.sqlite_db import BUSY_TIMEOUT_S, SqliteDatabase
 from attest.verify.state import ChipStatus
 
 DEFAULT_CHECKPOINT_EVERY = 100
@@ -182,6 +190,9 @@ class SqliteStore(Store):
     belongs to one verifier). With ``signing_key`` the store signs an audit checkpoint every
     ``checkpoint_every`` entries (inside the appending transaction) and on :meth:`close`.
     ``readonly=True`` opens an existing file for auditing without creating or changing anything.
+    A store with a key publishes checkpoints to ``checkpoint_file`` (default
+    ``<path>.checkpoint``, see the module docstring); ``busy_timeout_s`` bounds each wait for
+    another process's write lock.
     """
 
     def __init__(
@@ -194,6 +205,8 @@ class SqliteStore(Store):
         readonly: bool = False,
         group_sync: bool = False,
         migrate: bool = True,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        checkpoint_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if type(checkpoint_every) is not int or checkpoint_every < 1:
             raise ValueError("checkpoint_every must be a positive int")
@@ -201,7 +214,16 @@ class SqliteStore(Store):
             raise ValueError("a read-only store cannot sign checkpoints")
         self._signing_key = signing_key
         self._checkpoint_every = checkpoint_every
-        self._db = SqliteDatabase(path, readonly=readonly, group_sync=group_sync)
+        self._checkpoint_file = (
+            Path(checkpoint_file)
+            if checkpoint_file is not None
+            else published.checkpoint_file_for(path)
+        )
+        #: the seq of the checkpoint this store last published (0: none yet)
+        self._published_seq = 0
+        self._db = SqliteDatabase(
+            path, readonly=readonly, group_sync=group_sync, busy_timeout_s=busy_timeout_s
+        )
         #: the migrations applied when this store was opened (or by :meth:`migrate`)
         self.applied: list[Migration] = []
         try:
@@ -247,6 +269,12 @@ class SqliteStore(Store):
             return
         if type(verifier_id) is not str or not verifier_id:
             raise StoreError("a new store needs a verifier_id")
+        if self._signing_key is not None and self._checkpoint_file.exists():
+            raise StoreError(
+                f"{self.path} is a new, empty store but {self._checkpoint_file} holds a "
+                "checkpoint this path published: the store was deleted or replaced. Move that "
+                "file away to start a new store deliberately."
+            )
         txn.execute(split_sql(SCHEMA)[0])  # meta, so that the versions can be recorded
         txn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', 0)")
         txn.execute("INSERT INTO meta (key, value) VALUES ('verifier_id', ?)", (verifier_id,))
@@ -300,6 +328,11 @@ class SqliteStore(Store):
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def checkpoint_file(self) -> Path:
+        """Where this store publishes its newest signed checkpoint (attest/store/published.py)."""
+        return self._checkpoint_file
 
     def group_commit(self) -> contextlib.AbstractContextManager[None]:
         """See :meth:`SqliteDatabase.group_commit`."""
@@ -425,6 +458,7 @@ class SqliteStore(Store):
         commit: Commit,
         entry: AuditEntry,
         steps: Sequence[Step] = (),
+        events: Sequence[AuditEntry] = (),
     ) -> AuditRecord:
         i64(now_ms, "now_ms")
         if isinstance(commit, Enroll) and commit.record.state.ueid != ueid:
@@ -471,6 +505,19 @@ class SqliteStore(Store):
                     "WHERE ueid = ?",
                     (*columns, ueid),
                 )
+            for step in steps:
+                step(txn)
+            record = self._append(txn, entry)
+            for event in events:
+                self._append(txn, event)
+            return record
+
+        return self._db.write(run)
+
+    def record_event(self, entry: AuditEntry, steps: Sequence[Step] = ()) -> AuditRecord:
+        """Run ``steps``, then append ``entry``: one atomic, durable transaction."""
+
+        def run(txn: Transaction) -> AuditRecord:
             for step in steps:
                 step(txn)
             return self._append(txn, entry)
@@ -544,23 +591,47 @@ class SqliteStore(Store):
     def checkpoint(self) -> Checkpoint | None:
         if self._signing_key is None or self._db.readonly:
             return None
+        return self._db.write(lambda conn: self._sign_head(conn, None)[0])
 
-        def run(conn: Transaction) -> Checkpoint | None:
-            row = conn.execute(
-                f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            done = conn.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (row[0],)).fetchone()
-            if done:
-                return None
-            return self._insert_checkpoint(conn, audit_from_row(row))
+    def _sign_head(self, conn: Transaction, upto: int | None) -> tuple[Checkpoint | None, bool]:
+        """Sign entry ``upto`` (default: the head) unless signed: (its checkpoint, new?)."""
+        where = "" if upto is None else "WHERE seq = ?"
+        row = conn.execute(
+            f"SELECT {AUDIT_COLUMNS} FROM audit {where} ORDER BY seq DESC LIMIT 1",
+            () if upto is None else (upto,),
+        ).fetchone()
+        if row is None:
+            return None, False
+        done = conn.execute(
+            "SELECT seq, head_hash, iat, token FROM checkpoints WHERE seq = ?", (row[0],)
+        ).fetchone()
+        if done:
+            return Checkpoint(*done), False
+        return self._insert_checkpoint(conn, audit_from_row(row)), True
 
-        return self._db.write(run)
+    def publish_checkpoint(self) -> Checkpoint | None:
+        """Publish the durable head: read it, make every commit durable, sign it (a checkpoint
+        row, unless that entry is signed already) and write it to :attr:`checkpoint_file`.
+
+        None when there is nothing newer to publish (or no key). The checkpoint row itself
+        becomes durable with the next sync; the file does not depend on it.
+        """
+        if self._signing_key is None or self._db.readonly:
+            return None
+        seq, _ = self.audit_head()
+        if seq <= self._published_seq:
+            return None
+        self._db.sync()  # everything up to seq is now on stable storage
+        cp, _ = self._db.write(lambda conn: self._sign_head(conn, seq))
+        if cp is None:
+            return None
+        published.publish(self._checkpoint_file, cp.token, cp.seq)
+        self._published_seq = cp.seq
+        return cp
 
     # -- metadata ----------------------------------------------------------------------------
 
-    def put_revocations(self, number: int, token: bytes) -> None:
+    def put_revocations(self, number: int, token: bytes, audit: AuditEntry | None = None) -> None:
         new = u64_to_blob(number)
 
         def run(conn: Transaction) -> None:
@@ -575,6 +646,8 @@ class SqliteStore(Store):
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     row,
                 )
+            if audit is not None:
+                self._append(conn, audit)
 
         self._db.write(run)
 
@@ -603,12 +676,16 @@ class SqliteStore(Store):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Final checkpoint (if a key is set and the head is unsigned), then close. Idempotent."""
+        """Final checkpoint (if a key is set and the head is unsigned), published, then close.
+
+        Idempotent. A store that cannot write any more (disk full, locked) still closes.
+        """
         if self._db.closed:
             return
         try:
             self.checkpoint()
             self._db.sync()
+            self.publish_checkpoint()
         finally:
             self._db.close()
 

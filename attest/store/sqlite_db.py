@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from attest.errors import StoreError
-from attest.store.base import Transaction
+from attest.store.base import StoreUnavailable, Transaction
 from attest.store.columns import split_sql
 
-#: Seconds a writer waits for another process's write lock before StoreError.
+#: Seconds a writer waits for another process's write lock before StoreUnavailable (default;
+#: the daemon uses ``[store] busy_timeout_s``, shorter than a session's deadline).
 BUSY_TIMEOUT_S = 10.0
 #: With ``group_sync`` (the daemon, possibly several worker processes on one file) a write
 #: that finds the lock taken is retried after 50 us, doubling up to 2 ms: the holder commits
@@ -46,13 +47,28 @@ class SqliteDatabase:
     """One SQLite file and its transaction helper (:class:`~attest.store.base.Database`).
 
     ``readonly=True`` opens an existing file without creating or changing anything.
+    ``busy_timeout_s`` bounds how long a call waits for another connection's write lock.
+    Operational failures (locked beyond it, disk full, I/O errors) raise
+    :class:`~attest.store.base.StoreUnavailable`.
+
+    Blocking: a call can wait up to ``busy_timeout_s`` (SQLite's busy handler, or the retry
+    loop of :meth:`_locked` with its ``time.sleep``) and an fsync. Never call it on an event
+    loop: the daemon runs every store call in a worker thread behind a limiter.
     """
 
     dialect = "sqlite"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, readonly: bool = False, group_sync: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        group_sync: bool = False,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> None:
+        if not 0 <= busy_timeout_s <= 3600:
+            raise ValueError("busy_timeout_s must be within 0..3600")
+        self._busy_timeout_s = busy_timeout_s
         self._path = Path(path)
         self._readonly = readonly
         #: commits are made durable by sync(), not inside COMMIT (see the module docstring)
@@ -71,12 +87,12 @@ class SqliteDatabase:
             conn = sqlite3.connect(
                 target,
                 uri=uri,
-                timeout=BUSY_TIMEOUT_S,
+                timeout=busy_timeout_s,
                 isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"{self._path}: cannot open: {exc}") from None
+            raise _store_error(exc, f"{self._path}: cannot open: ") from None
         try:
             if not readonly:
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -89,7 +105,7 @@ class SqliteDatabase:
                 conn.execute("PRAGMA busy_timeout=0")  # _locked retries (see _FIRST_RETRY_S)
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreError(f"{self._path}: {exc}") from None
+            raise _store_error(exc, f"{self._path}: ") from None
         except BaseException:
             conn.close()
             raise
@@ -118,14 +134,14 @@ class SqliteDatabase:
                     return fn(self._conn)
                 except sqlite3.Error as exc:
                     if not (self._group_sync and _is_busy(exc)):
-                        raise StoreError(f"sqlite: {exc}") from None
+                        raise _store_error(exc) from None
                     # Another process holds the write lock (worker processes sharing the
                     # file, attest/node/workers.py). fn rolled back and runs again; see
                     # _FIRST_RETRY_S for why we wait here rather than in SQLite.
                     now = time.monotonic()
-                    deadline = deadline or now + BUSY_TIMEOUT_S
+                    deadline = deadline or now + self._busy_timeout_s
                     if now >= deadline:
-                        raise StoreError(f"sqlite: {exc}") from None
+                        raise _store_error(exc) from None
                     time.sleep(delay)
                     delay = min(2 * delay, _MAX_RETRY_S)
 
@@ -189,7 +205,7 @@ class SqliteDatabase:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"sqlite: {exc}") from None
+                raise _store_error(exc) from None
             self._batch = True
             try:
                 yield
@@ -204,7 +220,7 @@ class SqliteDatabase:
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise StoreError(f"sqlite: {exc}") from None
+                raise _store_error(exc) from None
 
     def sync(self) -> None:
         """Make every commit so far durable: fsync the WAL (a no-op without ``group_sync``).
@@ -227,7 +243,7 @@ class SqliteDatabase:
         except FileNotFoundError:
             return  # no log yet (nothing was written) or it was checkpointed away and removed
         except OSError as exc:
-            raise StoreError(f"{wal}: fsync failed: {exc.strerror}") from None
+            raise StoreUnavailable(f"{wal}: fsync failed: {exc.strerror}") from None
 
     def close(self) -> None:
         """Release the connection (idempotent)."""
@@ -238,6 +254,18 @@ class SqliteDatabase:
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
                 self._wal_fd = None
+
+
+#: primary result codes of operational failures: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL,
+#: CANTOPEN, PROTOCOL (https://sqlite.org/rescode.html)
+_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
+def _store_error(exc: sqlite3.Error, prefix: str = "sqlite: ") -> StoreError:
+    """The StoreError for a sqlite3 error: StoreUnavailable when retrying later may work."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    unavailable = code is not None and code & 0xFF in _UNAVAILABLE
+    return (StoreUnavailable if unavailable else StoreError)(f"{prefix}{exc}")
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
