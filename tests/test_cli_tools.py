@@ -8,6 +8,7 @@ configuration errors.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import cbor2
 import pytest
 from cli_support import CLI, HANG_TIMEOUT_S, Cli, World, clean_env, make_world, secret_hexes, serve
 
@@ -104,6 +106,20 @@ def test_lifecycle_serve_run_stop_audit_restart(cli: Cli, tmp_path: Path) -> Non
     entries = [json.loads(line) for line in shown.splitlines()]
     assert [e["seq"] for e in entries] == [1, 2, 3, 4]
     assert {e["ueid"] for e in entries} == {ueid}
+    # the JSON alone recomputes the chain (SPEC §11.1: plain cbor2 and hashlib, no attest)
+    prev = bytes(32)
+    for e in entries:
+        body = cbor2.dumps(
+            [
+                e["seq"], e["time_ms"], e["verifier_id"], bytes.fromhex(e["ueid"]),
+                e["tier_code"], e["reason_codes"], bytes.fromhex(e["evidence_digest"]),
+                bytes.fromhex(e["nonce"]), e["kind"],
+            ],
+            canonical=True,
+        )  # fmt: skip
+        assert bytes.fromhex(e["prev_hash"]) == prev
+        prev = hashlib.sha256(b"attest-audit-v1" + prev + body).digest()
+        assert e["hash"] == prev.hex()
 
     # Secrets: 0600 files, and never printed by any command (daemon logs included).
     keys = world.key_files()  # authority, manufacturer, verifier and the chip's device key

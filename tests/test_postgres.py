@@ -195,6 +195,57 @@ def _is_pg(make: Callable[..., Store]) -> bool:
 # -- PostgreSQL: shared database, one chain per node ------------------------------------------
 
 
+def test_contract_reference_values_only_grow(backend: Callable[..., Store]) -> None:
+    a = backend()
+    shared = isinstance(a, PostgresStore)  # PostgreSQL: a second node on the same database
+    b = backend(OTHER) if shared else a
+    a.put_reference_values("mfr-a", 2, b"two")
+    for store in (a, b):
+        with pytest.raises(StoreError, match="not newer than the stored document 2"):
+            store.put_reference_values("mfr-a", 2, b"again")
+    a.put_reference_values("mfr-b", 1, b"b")
+    a.put_reference_values("mfr-a", 3, b"three")
+    expected = [("mfr-a", 3, b"three"), ("mfr-b", 1, b"b")]
+    assert a.reference_values() == b.reference_values() == expected  # every node sees them
+
+
+def test_contract_audit_events_and_the_published_checkpoint(
+    backend: Callable[..., Store], tmp_path: Path
+) -> None:
+    """Events join the chain in the transaction of what they record; the published file names
+    the durable head (both backends: SPEC §11.2, §11.3)."""
+    published_at = tmp_path / "node.checkpoint"
+    store = backend(signing_key=VKEY, checkpoint_file=published_at)
+    store.enroll(record(1))
+    event = dataclasses.replace(entry(50), verifier_id=store.verifier_id, kind="pod-alert")
+    store.issue_challenge(nonce(1), ueid(1), 1000, 61_000)
+    cur = store.get_chip(ueid(1))
+    assert cur is not None
+    new = dataclasses.replace(cur.state, attest_counter=cur.state.attest_counter + 1)
+    store.commit_appraisal(
+        nonce=nonce(1), ueid=ueid(1), now_ms=1005, commit=Advance(new, cur.state.attest_counter),
+        entry=dataclasses.replace(entry(1), verifier_id=store.verifier_id), events=[event],
+    )  # fmt: skip
+    licence = dataclasses.replace(event, kind="license-issued")
+    wrote: list[int] = []
+    store.record_event(licence, [lambda txn: wrote.append(1)])
+    adopted = dataclasses.replace(event, kind="revocations")
+    store.put_revocations(1, b"list-1", audit=adopted)
+
+    def fails(txn: Any) -> None:
+        raise StoreError("the write the event is about failed")
+
+    with pytest.raises(StoreError, match="failed"):
+        store.record_event(licence, [fails])  # rolled back with its entry
+    kinds = [r.entry.kind for r in store.audit_entries()]
+    assert kinds == ["attestation", "pod-alert", "license-issued", "revocations"] and wrote
+    cp = store.publish_checkpoint()
+    assert cp is not None and cp.seq == 4 and published_at.exists()
+    assert store.publish_checkpoint() is None  # nothing newer
+    report = verify_audit(store, VKEY.public_key, published_at.read_bytes())
+    assert report.ok and report.published_seq == 4 and report.published_verified
+
+
 def test_each_node_keeps_its_own_chain(pg_url: str) -> None:
     a = PostgresStore(pg_url, verifier_id=VERIFIER, signing_key=VKEY, checkpoint_every=3)
     other_key = type(VKEY).derive_insecure_for_tests("store-verifier-2")

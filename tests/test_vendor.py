@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import MappingProxyType
 
@@ -518,3 +519,66 @@ def test_reference_values_token_is_a_cose_sign1_of_its_own_content_type() -> Non
     token = _doc(w.manufacturers["mfr-a"])
     assert parse_sign1(token).content_type == "application/vnd.attest.reference-values+cbor"
     assert ReferenceValues.verify(token, w.manufacturers["mfr-a"].key.public_key).number == 1
+
+
+def test_a_running_node_takes_provisioned_reference_values_on_sighup(tmp_path: Path) -> None:
+    """Provisioned while the node runs: its vendor's model is unknown until SIGHUP, then known."""
+    cli = Cli()
+    w = _world(cli, tmp_path)
+    src = tmp_path / "rv.json"
+    src.write_text(
+        json.dumps(
+            {
+                "format": "attest-reference-values-source-v1",
+                "number": 1,
+                "models": [
+                    {
+                        "name": "QX9",
+                        "peakFlopsPerS": 2 * 10**15,
+                        "peakPowerMw": 900_000,
+                        "peakInterconnectBytesPerS": 18 * 10**11,
+                        "maxPodSize": 16,
+                    }
+                ],
+                "firmware": [
+                    {
+                        "hwmodel": "QX9",
+                        "version": "3.1.0",
+                        "measurement": FW.hex(),
+                        "status": "current",
+                    }
+                ],
+            }
+        )
+    )
+    rv = tmp_path / "rv.cose"
+    cli.ok("manufacturer", "reference-values", "--manufacturer", w.manufacturer, src, "--out", rv)
+    request = cli.ok(
+        "chip", "create", "--state", tmp_path / "chip",
+        "--anchors", w.manufacturer / "anchors.json",
+        "--model", "QX9", "--reference-values", rv, "--firmware", "3.1.0",
+        "--firmware-measurement", FW.hex(), "--pod-class", "8", "--no-licensing",
+    )  # fmt: skip
+    (tmp_path / "req.jsonl").write_text(request)
+    cli.ok(
+        "manufacturer", "endorse", "--manufacturer", w.manufacturer,
+        "--batch", tmp_path / "req.jsonl", "--out", tmp_path / "e.jsonl",
+    )  # fmt: skip
+    cli.ok("chip", "install-cert", "--state", tmp_path / "chip", tmp_path / "e.jsonl")
+
+    def attest_once(port: int) -> str:
+        proc = cli.run(
+            "chip", "run", "--verifier", f"127.0.0.1:{port}", "--state", tmp_path / "chip"
+        )
+        return proc.stdout
+
+    with serve(w, {"ATTEST_LOG_FORMAT": "json"}, name="rv-hup") as node:
+        assert "CONTRAINDICATED UNKNOWN_HWMODEL" in attest_once(node.port)
+        cli.ok("verifier", "provision", "--config", w.config, rv)
+        assert "UNKNOWN_HWMODEL" in attest_once(node.port)  # not before the node is told
+        node.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + HANG_TIMEOUT_S
+        while '"reloaded"' not in node.log.read_text():
+            assert time.monotonic() < deadline, node.log.read_text()
+            time.sleep(0.02)
+        assert "AFFIRMING" in attest_once(node.port)

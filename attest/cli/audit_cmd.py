@@ -90,7 +90,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         metavar="N",
         help="only the newest N entries (default: all)",
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object per entry")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per entry, with every field of the hash rule (SPEC §11.1)",
+    )
     p.set_defaults(func=cmd_show)
 
 
@@ -209,14 +213,19 @@ def cmd_show(args: argparse.Namespace) -> int:
             e = rec.entry
             print(
                 json.dumps(
-                    {
+                    {  # every field of the hash rule (SPEC §11.1), plus readable names
                         "seq": rec.seq,
                         "time_ms": e.time_ms,
+                        "verifier_id": e.verifier_id,
                         "ueid": e.ueid.hex(),
+                        "tier_code": e.tier,
                         "tier": argtypes.tier_name(e.tier),
+                        "reason_codes": list(e.reasons),
                         "reasons": [reason_name(r) for r in e.reasons],
-                        "kind": e.kind,
+                        "evidence_digest": e.evidence_digest.hex(),
                         "nonce": e.nonce.hex(),
+                        "kind": e.kind,
+                        "prev_hash": rec.prev_hash.hex(),
                         "hash": rec.hash.hex(),
                     }
                 )
