@@ -192,3 +192,24 @@ def test_sign_input_resigns_byte_for_byte() -> None:
     assert not failures, f"{len(failures)} of {len(lines)} sign.input lines fail:\n" + "\n".join(
         failures
     )
+
+
+def test_every_small_order_encoding_spec_lists_is_refused_as_key_and_as_r() -> None:
+    """SPEC §4.3's list, read from SPEC.md: each encoding, with either sign bit, is refused as
+    the public key and as R, including the identity forgery that satisfies the equation."""
+    import re
+
+    spec = (Path(__file__).resolve().parents[1] / "SPEC.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^([0-9a-f]{64})   ", spec, re.M)
+    assert len(listed) == 7
+    good = SigningKey.derive_insecure_for_tests("small-order")
+    message = b"any message at all"
+    honest = good.sign(message)
+    for hexed in listed:
+        for sign_bit in (0, 0x80):
+            e = bytes.fromhex(hexed)
+            e = e[:31] + bytes([e[31] | sign_bit])
+            assert not ed25519_verify(e, message, e + bytes(32))  # A = R = E, S = 0
+            assert not ed25519_verify(e, message, honest)
+            assert not ed25519_verify(good.public_key.raw, message, e + honest[32:])
+    assert ed25519_verify(good.public_key.raw, message, honest)
