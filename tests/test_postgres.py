@@ -421,6 +421,56 @@ def test_nodes_starting_together_create_the_schema_once(pg_url: str) -> None:
         s.close()
 
 
+def test_a_starting_node_takes_no_table_lock_of_the_running_ones(pg_url: str) -> None:
+    """The deadlock a chaos run once hit: a node starting while another issues a licence.
+
+    Issuing holds ``license_ledger`` in SHARE ROW EXCLUSIVE mode and then updates
+    ``license_delegations``; a start that re-ran the licensing DDL took the delegations' trigger
+    lock first and then waited for the ledger's, so the server aborted one of them (40P01).
+    A script already applied is not run again, so the start waits for nothing.
+    """
+    from attest.licensing.ledger import LicenseLedger
+
+    first = PostgresStore(pg_url, verifier_id="node-1")
+    LicenseLedger(first.db)  # the licensing tables exist, as on a running node
+    with psycopg.connect(pg_url, autocommit=True) as issuing:
+        issuing.execute("BEGIN")
+        issuing.execute("LOCK TABLE license_ledger IN SHARE ROW EXCLUSIVE MODE")
+        started: list[BaseException | None] = []
+
+        def start() -> None:
+            try:
+                second = PostgresStore(pg_url, verifier_id="node-2")
+                LicenseLedger(second.db)
+                second.close()
+                started.append(None)
+            except BaseException as exc:  # reported below
+                started.append(exc)
+
+        t = threading.Thread(target=start)
+        t.start()
+        t.join(timeout=60)  # a liveness bound, not a speed target: before the fix it hung
+        still_waiting = t.is_alive()
+        # the issuance goes on to the delegations, as issue_license does
+        issuing.execute("UPDATE license_delegations SET revoked = revoked")
+        issuing.execute("COMMIT")
+        t.join()
+    first.close()
+    assert not still_waiting, "the starting node waited for a running node's table lock"
+    assert started == [None]
+
+
+def test_a_changed_script_runs_again_and_an_applied_one_does_not(pg_url: str) -> None:
+    store = PostgresStore(pg_url, verifier_id="node-1")
+    db = store.db
+    db.run_script("CREATE TABLE IF NOT EXISTS t_once (n int); INSERT INTO t_once VALUES (1);")
+    db.run_script("CREATE TABLE IF NOT EXISTS t_once (n int); INSERT INTO t_once VALUES (1);")
+    db.run_script("CREATE TABLE IF NOT EXISTS t_once (n int); INSERT INTO t_once VALUES (2);")
+    rows = db.read(lambda t: t.execute("SELECT n FROM t_once ORDER BY n").fetchall())
+    store.close()
+    assert [r[0] for r in rows] == [1, 2]
+
+
 # -- the operator commands on a shared database ------------------------------------------------
 
 

@@ -30,6 +30,7 @@ Every other server error is a :class:`~attest.errors.StoreError`.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -325,12 +326,31 @@ class PostgresDatabase:
         return self._run(fn, transaction=True)
 
     def run_script(self, script: str) -> None:
-        """DDL in one transaction, under the schema lock (nodes starting at once take turns)."""
+        """DDL in one transaction, under the schema lock, and only once per distinct script.
+
+        Mechanisms run their scripts each time a node starts. ``CREATE OR REPLACE TRIGGER`` and
+        ``CREATE INDEX IF NOT EXISTS`` take table locks even when nothing changes, so a node
+        starting beside running ones would queue behind their writes and could deadlock with
+        them (it holds one table's lock while waiting for another's, which a licence issuance
+        holds while waiting for the first). So the script's SHA-256 is recorded in
+        ``applied_scripts`` and a script already applied is not run again: a start then
+        takes no table lock at all. A changed script (a new release) has a new digest and runs.
+        """
+        digest = hashlib.sha256(script.encode()).digest()
 
         def run(txn: Transaction) -> None:
             assert isinstance(txn, PgTransaction)
             lock_schema(txn)
+            txn.script(_APPLIED_SCRIPTS)
+            seen = "SELECT 1 FROM applied_scripts WHERE digest = ?"
+            if txn.execute(seen, (digest,)).fetchone() is not None:
+                return
             txn.script(script)
+            txn.execute(
+                "INSERT INTO applied_scripts (digest, applied_ms) "
+                "VALUES (?, (extract(epoch FROM now()) * 1000)::bigint)",
+                (digest,),
+            )
 
         self.write(run)
 
@@ -342,6 +362,12 @@ class PostgresDatabase:
         for conn in idle:
             conn.close()
 
+
+#: the scripts :meth:`PostgresDatabase.run_script` has applied (no lock on an existing table)
+_APPLIED_SCRIPTS = (
+    "CREATE TABLE IF NOT EXISTS applied_scripts"
+    " (digest bytea PRIMARY KEY, applied_ms bigint NOT NULL)"
+)
 
 #: the advisory lock every schema change takes (a constant: "attest" in ASCII)
 SCHEMA_LOCK = 0x617474657374
