@@ -606,7 +606,7 @@ async def test_max_connections_overloaded(world: World, db: Path) -> None:
             [result] = await attest(world.chip(), HOST, port)
             assert result.status == Tier.AFFIRMING
             await held[1].aclose()
-        assert b'attest_sessions_total{outcome="overloaded"} 2.0' in node.metrics.render()
+        assert b'attest_connections_total{outcome="overloaded"} 2.0' in node.metrics.render()
 
 
 # -- 6. graceful shutdown -----------------------------------------------------------------------
