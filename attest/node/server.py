@@ -105,7 +105,8 @@ _REFUSALS = {
     True: _refusal_frame(ErrorCode.OVERLOADED, "too many connections from your address"),
 }
 #: maintenance periods in seconds: publish the audit head to the checkpoint file, recount the
-#: registered chips (other processes enrol too), delete expired challenges
+#: registered chips (other processes enrol too; also at the tick after an enrolment here, so
+#: the workers of one node agree within a second), delete expired challenges
 PUBLISH_INTERVAL_S = 1.0
 RECOUNT_INTERVAL_S = 10.0
 PURGE_INTERVAL_S = 60.0
@@ -186,6 +187,8 @@ class VerifierNode:
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
         self._stopping = False
+        #: a chip enrolled since the last recount of the registry
+        self._enrolled = False
         #: the newest audit entry seq this node has seen (attest_audit_head_seq)
         self._head_seq = 0
         #: set when ``run`` has returned (store closed)
@@ -308,7 +311,7 @@ class VerifierNode:
             await trio.sleep(PUBLISH_INTERVAL_S)
             tick += 1
             await self._maintain("publish_checkpoint", self._publish)
-            if tick % recount == 0:
+            if tick % recount == 0 or self._enrolled:
                 await self._maintain("count_chips", self._recount)
             if tick % purge == 0:
                 await self._maintain("purge", self._purge_expired_challenges)
@@ -346,6 +349,7 @@ class VerifierNode:
             self.metrics.audit_published_at.set(checkpoint.iat)
 
     async def _recount(self) -> None:
+        self._enrolled = False
         self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
 
     async def _purge_expired_challenges(self) -> None:
@@ -706,8 +710,9 @@ class VerifierNode:
                 extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
             )
             raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
-        if outcome.enrolled:
-            self.metrics.registered_chips.inc()
+        if outcome.enrolled:  # counted now, and recounted at the next tick (other workers
+            self.metrics.registered_chips.inc()  # enrol into the same store)
+            self._enrolled = True
         self._note_head(outcome.audit.seq)
         grant = outcome.grant  # a mechanism's grant (a renewed licence) rides with the result
         frame = ResultFrame(
