@@ -282,3 +282,29 @@ def test_daemon_notifies_reload_failed_and_keeps_serving(
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=HANG_TIMEOUT_S):
             pass
         assert daemon.stop() == 0
+
+
+def test_daemon_revoked_on_reload_tells_the_manager_it_stops(
+    tmp_path: Path, notify_socket: socket.socket
+) -> None:
+    """SIGHUP brings a revocation list that revokes this very node: RELOADING=1, then
+    STOPPING=1 (not READY=1), and the node drains and exits."""
+    cli = Cli()
+    world = make_world(cli, tmp_path)
+    revocations = tmp_path / "revocations.cose"
+    cli.ok("authority", "revoke", "--dir", world.authority, "--device", "01" + "33" * 16,
+           "--out", revocations)  # fmt: skip
+    env = {
+        notify.SOCKET_ENV: os.environ[notify.SOCKET_ENV],
+        "ATTEST_NODE_REVOCATIONS_FILE": str(revocations),
+    }
+    seen: list[dict[str, str]] = []
+    with serve(world, env) as daemon:
+        _wait_message(notify_socket, "READY", seen)
+        cli.ok("authority", "revoke", "--dir", world.authority, "--verifier", "kl-1",
+               "--out", revocations)  # fmt: skip
+        daemon.proc.send_signal(signal.SIGHUP)
+        _wait_message(notify_socket, "RELOADING", seen)
+        assert _wait_message(notify_socket, "STOPPING", seen)["STATUS"] == "revoked: stopping"
+        assert daemon.proc.wait(timeout=HANG_TIMEOUT_S) == 0
+    assert [next(iter(m)) for m in seen] == ["READY", "RELOADING", "STOPPING"]

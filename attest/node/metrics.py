@@ -17,8 +17,9 @@ live in memory-mapped files there, and whichever worker answers a scrape renders
 workers, and each gauge says how its workers' values combine (``multiprocess_mode``: the
 open connections add up; the store is up and the node is ready only if every worker says
 so; a count read from the shared store, such as the registered chips, is the largest
-worker's, which is the most recent). Without that variable each node renders its own
-registries.
+worker's, which is the most recent). There the mechanisms' counters keep counting across a
+reload (their values live in the files, not in the registry). Without that variable each node
+renders its own registries.
 """
 
 from __future__ import annotations

@@ -833,12 +833,16 @@ async def run_until_signalled(
                             extra={"fields": {"event": "signal", "signal": name}},
                         )
                         if reload is not None:
-                            await notify.reloading()
+                            draining = node.stopping  # the manager knows already: say nothing
+                            if not draining:
+                                await notify.reloading()
                             done = await node.reload(reload)
-                            if not node.stopping:  # a node revoked by the new list stops
+                            if draining:
+                                pass
+                            elif node.stopping:  # the list now in force revokes this node
+                                await notify.stopping("revoked: stopping")
+                            else:
                                 await notify.ready("reloaded" if done else "reload failed")
-                        if node.stopping:
-                            await notify.stopping("revoked: stopping")
                         continue
                     log.info(
                         "signal received, draining",
