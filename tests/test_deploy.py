@@ -58,6 +58,11 @@ def test_alert_rules_pass_promtool_and_their_unit_tests() -> None:
     assert "SUCCESS" in _promtool("test", "rules", "alerts_test.yml", cwd=DEPLOY / "prometheus")
 
 
+def test_prometheus_config_passes_promtool() -> None:
+    out = _promtool("check", "config", DEPLOY / "prometheus" / "prometheus.yml")
+    assert "SUCCESS: 1 rule files found" in out and "SUCCESS: 9 rules found" in out
+
+
 def test_alert_rule_unit_tests_can_fail(tmp_path: Path) -> None:
     """The unit tests are not vacuous: a rule with a wrong threshold fails them."""
     rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
