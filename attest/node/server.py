@@ -6,10 +6,12 @@ Structure (explicit structured concurrency, no hidden background tasks)::
       └─ nursery
            ├─ VerifierNode.run            ← listeners, sessions, drain
            │    └─ nursery: ops HTTP, maintenance (checkpoint file every second, registered
-           │                chips every 10 s, challenge purge every 60 s), the store probe
-           │                (health.py), one accept loop per listener → a task per connection
+           │                chips every 10 s and after an enrolment, challenge purge every
+           │                60 s), the store probe (health.py), one accept loop per listener
+           │                → a task per connection
            └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown();
-                                            SIGHUP → VerifierNode.reload()
+                                            SIGHUP → VerifierNode.reload(); each step told
+                                            to a service manager (notify.py, sd_notify)
 
 Per connection: HELLO → (CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT) → IDLE → NEXT … →
 BYE. HELLO must arrive within ``hello_timeout_s``; each exchange has a deadline
