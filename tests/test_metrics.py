@@ -8,7 +8,9 @@ chips saw. With ``--workers 2`` every scrape of the one ops port shows the whole
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -220,7 +222,13 @@ def test_workers_one_scrape_sees_the_whole_node(fleet: Fleet, tmp_path: Path) ->
            "TMPDIR": str(tmp_path)}  # fmt: skip
     cmd = [*CLI, "verifier", "serve", "--config", str(fleet.world.config), "--workers", "2"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=clean_env(env), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            env=clean_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a failed test kills the workers too
+        )
     try:
         assert manager.recv(4096) == b"READY=1\nSTATUS=2 workers serving\n"
         http = wait_ready_lines(log, 2)  # both workers on one ops port
@@ -257,9 +265,9 @@ def test_workers_one_scrape_sees_the_whole_node(fleet: Fleet, tmp_path: Path) ->
         assert not list(tmp_path.glob("attest-workers-*"))  # the metrics files are gone
     finally:
         manager.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=HANG_TIMEOUT_S)
+        with contextlib.suppress(ProcessLookupError):  # the supervisor and its workers
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=HANG_TIMEOUT_S)
 
 
 def _served(counter_file: Path) -> float:
