@@ -211,6 +211,7 @@ async def test_store_locked_by_another_process_fails_sessions_and_recovers(
             assert (status, body) == (503, b"not ready: store failing\n")
             assert await http_get(http, "/healthz") == (200, b"ok\n")
             assert b"attest_store_up 0.0" in node.metrics.render()
+            assert b"attest_ready 0.0" in node.metrics.render()  # as /readyz says
             # while it is failing, sessions fail at once (no queue behind the busy timeout),
             # including the next round of a keep-alive session
             assert await expect_error(port, hello_frame(later)) == ErrorCode.INTERNAL
@@ -223,6 +224,7 @@ async def test_store_locked_by_another_process_fails_sessions_and_recovers(
 
         await wait_ready(http)  # by itself: the probe found the store working again
         assert b"attest_store_up 1.0" in node.metrics.render()
+        assert b"attest_ready 1.0" in node.metrics.render()
         assert (await one_round(world, port, later)).result.status == Tier.AFFIRMING
         store = node.service.store
         assert isinstance(store, SqliteStore)

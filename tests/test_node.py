@@ -578,7 +578,13 @@ async def test_stalled_session_times_out_while_others_are_served(world: World, d
         # the stalled session left no audit entry and did not enrol its chip
         assert store.audit_head()[0] == 1
         assert store.get_chip(staller.ueid) is None
-        assert b'attest_protocol_errors_total{code="TIMEOUT"} 1.0' in node.metrics.render()
+        metrics = node.metrics.render()
+        assert b'attest_protocol_errors_total{code="TIMEOUT"} 1.0' in metrics
+        # the staller's round is a session that timed out; the honest chip's one completed
+        assert b'attest_sessions_total{outcome="timeout"} 1.0' in metrics
+        assert b'attest_sessions_total{outcome="completed"} 1.0' in metrics
+        assert b'attest_connections_total{outcome="timeout"} 1.0' in metrics
+        assert b'attest_connections_total{outcome="closed"} 1.0' in metrics
 
 
 # -- 5. connection limit -----------------------------------------------------------------------
@@ -606,7 +612,7 @@ async def test_max_connections_overloaded(world: World, db: Path) -> None:
             [result] = await attest(world.chip(), HOST, port)
             assert result.status == Tier.AFFIRMING
             await held[1].aclose()
-        assert b'attest_sessions_total{outcome="overloaded"} 2.0' in node.metrics.render()
+        assert b'attest_connections_total{outcome="overloaded"} 2.0' in node.metrics.render()
 
 
 # -- 6. graceful shutdown -----------------------------------------------------------------------

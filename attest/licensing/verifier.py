@@ -11,8 +11,10 @@ The node's ``[licensing]`` configuration section (:class:`LicensingSection`) tur
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from attest.errors import ConfigError, StoreError
 from attest.licensing.checks import LedgerView, check_license_state, license_reasons
@@ -25,6 +27,7 @@ from attest.licensing.issuer import (
 )
 from attest.licensing.ledger import LicenseLedger
 from attest.licensing.messages import Budgets, LicenseState, license_state_of
+from attest.licensing.quota import METER_NAMES
 from attest.mechanism import (
     Conclusion,
     Findings,
@@ -187,12 +190,65 @@ def appraise_with_ledger(
     )
 
 
-class LicensingVerifier:
-    """The node's licensing part: ledger checks in the appraisal, renewals after it."""
+#: renewals that were due and qualified but issued nothing (``attest_license_refusals_total``)
+REFUSALS = (
+    RenewalOutcome.QUOTA_EXCEEDED,
+    RenewalOutcome.REGION_CAP_EXCEEDED,
+    RenewalOutcome.DELEGATION_REVOKED,
+    RenewalOutcome.CONFLICT,
+    RenewalOutcome.STORE_ERROR,
+)
 
-    def __init__(self, issuer: LicenseIssuer) -> None:
+
+class LicensingVerifier:
+    """The node's licensing part: ledger checks in the appraisal, renewals after it.
+
+    With a metrics registry it counts licences issued and renewals refused, and shows how much
+    of its delegation's quota is spent (refreshed after every issuance or refusal).
+    """
+
+    def __init__(self, issuer: LicenseIssuer, metrics: Any = None) -> None:
         self.issuer = issuer
         self.ledger = issuer.ledger
+        self._issued: Any = None
+        self._refused: Any = None
+        self._quota: Any = None
+        if metrics is not None:
+            from prometheus_client import Counter, Gauge
+
+            self._issued = Counter(
+                "attest_licenses_issued",
+                "Licences this node signed and handed to chips",
+                registry=metrics,
+            )
+            self._refused = Counter(
+                "attest_license_refusals",
+                "Renewals that were due but issued nothing, by why (quota, region cap ...)",
+                ["reason"],
+                registry=metrics,
+            )
+            for outcome in REFUSALS:
+                self._refused.labels(reason=outcome.value)
+            self._quota = Gauge(
+                "attest_license_quota_used_ratio",
+                "Share of this node's delegation quota already issued, per limited meter",
+                ["meter"],
+                registry=metrics,
+                multiprocess_mode="livemax",
+            )
+            self.note_quota()
+
+    def note_quota(self) -> None:
+        """Refresh ``attest_license_quota_used_ratio`` from the ledger (a store read)."""
+        if self._quota is None:
+            return
+        status = self.ledger.delegation_status(self.issuer.delegation.delegation_id)
+        if status is None:
+            return
+        limits = status.quota.as_tuple()
+        for meter, issued, limit in zip(METER_NAMES, status.issued, limits, strict=True):
+            if limit:
+                self._quota.labels(meter=meter).set(issued / limit)
 
     def load(self, ueid: bytes) -> LedgerView:
         return self.ledger.license_view(ueid)
@@ -225,11 +281,24 @@ class LicensingVerifier:
             )
         except StoreError:  # the appraisal stands; the chip just gets no license this round
             renewal = Renewal(RenewalOutcome.STORE_ERROR)
+        self._count(renewal.outcome)
         log: dict[str, object] = {"license": renewal.outcome.value}
         if renewal.serial:
             log["license_serial"] = renewal.serial
         g = renewal.grant
         return Conclusion(g, log, renewal)
+
+    def _count(self, outcome: RenewalOutcome) -> None:
+        if self._issued is None:
+            return
+        if outcome is RenewalOutcome.ISSUED:
+            self._issued.inc()
+        elif outcome in REFUSALS:
+            self._refused.labels(reason=outcome.value).inc()
+        if outcome in (RenewalOutcome.ISSUED, RenewalOutcome.QUOTA_EXCEEDED):
+            # a failed read leaves only the gauge stale; the next issuance refreshes it
+            with contextlib.suppress(StoreError):
+                self.note_quota()
 
 
 def build(ctx: NodeContext) -> LicensingVerifier | None:
@@ -256,4 +325,4 @@ def build(ctx: NodeContext) -> LicensingVerifier | None:
     )
     if issuer.delegation.delegation_id in ctx.revocations.delegations:
         ledger.revoke_delegation(issuer.delegation.delegation_id)
-    return LicensingVerifier(issuer)
+    return LicensingVerifier(issuer, ctx.metrics)

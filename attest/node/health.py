@@ -34,7 +34,9 @@ PROBE_INTERVAL_S = 0.5
 class StoreHealth:
     """Failing or healthy; transitions are logged once each (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        #: called after each transition (the node's ``attest_ready`` gauge follows it)
+        self._on_change = on_change
         #: the error that made the store failing, or None while it is healthy
         self.error: str | None = None
         #: store failures seen since the node started (sessions and probes)
@@ -58,6 +60,8 @@ class StoreHealth:
             extra={"fields": {"event": "store_failing", "error": self.error}},
         )
         self._changed.set()
+        if self._on_change is not None:
+            self._on_change()
         return True
 
     def succeeded(self) -> None:
@@ -71,6 +75,8 @@ class StoreHealth:
         self.error = None
         self.recoveries += 1
         self._changed.set()
+        if self._on_change is not None:
+            self._on_change()
 
     async def wait_failing(self) -> None:
         while self.error is None:

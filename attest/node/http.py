@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from attest.net import open_reuseport_listeners
 from attest.node.accept import accept_forever, batch_socket
 from attest.node.logs import RateLimited
 
@@ -85,10 +86,17 @@ async def serve_http(
     port: int,
     routes: dict[str, Route],
     *,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``routes`` until cancelled; reports the bound port through ``task_status``."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    """Serve ``routes`` until cancelled; reports the bound port through ``task_status``.
+
+    ``reuse_port``: share the port with the node's other worker processes (workers.py).
+    """
+    if reuse_port:
+        listeners = await open_reuseport_listeners(host, port, backlog=MAX_CONNECTIONS)
+    else:
+        listeners = await trio.open_tcp_listeners(port, host=host)
     raws = [batch_socket(listener) for listener in listeners]
     bound = listeners[0].socket.getsockname()[1]
     log.info("http endpoint listening on %s:%d", host, bound)

@@ -6,10 +6,12 @@ Structure (explicit structured concurrency, no hidden background tasks)::
       └─ nursery
            ├─ VerifierNode.run            ← listeners, sessions, drain
            │    └─ nursery: ops HTTP, maintenance (checkpoint file every second, registered
-           │                chips every 10 s, challenge purge every 60 s), the store probe
-           │                (health.py), one accept loop per listener → a task per connection
+           │                chips every 10 s and after an enrolment, challenge purge every
+           │                60 s), the store probe (health.py), one accept loop per listener
+           │                → a task per connection
            └─ signal watcher              ← SIGTERM/SIGINT → VerifierNode.shutdown();
-                                            SIGHUP → VerifierNode.reload()
+                                            SIGHUP → VerifierNode.reload(); each step told
+                                            to a service manager (notify.py, sd_notify)
 
 Per connection: HELLO → (CHALLENGE → EVIDENCE → [PING → PONG]* → RESULT) → IDLE → NEXT … →
 BYE. HELLO must arrive within ``hello_timeout_s``; each exchange has a deadline
@@ -60,12 +62,13 @@ from attest.errors import AttestError, RemoteProtocolError
 from attest.mechanism import LiveSession, TimedPing
 from attest.messages.attestation import Challenge
 from attest.net import open_reuseport_listeners, receive_event, send_event
+from attest.node import notify
 from attest.node.accept import RefusalLot, accept_forever, batch_socket, refuse_now
 from attest.node.admission import Admission, Refusal, Slot, address_key, fit_to_fd_limit
 from attest.node.groupsync import GroupSync
 from attest.node.health import StoreHealth
 from attest.node.logs import RateLimited
-from attest.node.metrics import NodeMetrics
+from attest.node.metrics import SESSION_OUTCOMES, NodeMetrics
 from attest.node.service import Outcome, VerifierService
 from attest.node.storethread import StoreThread
 from attest.protocol.connection import Connection
@@ -82,6 +85,7 @@ from attest.protocol.events import (
 )
 from attest.protocol.framing import PING_NONCE_BYTES
 from attest.protocol.machine import Role, choose_version
+from attest.store.audit import Checkpoint
 from attest.store.base import StateConflict, StoreUnavailable
 from attest.verify.chain import DeviceChain
 
@@ -103,7 +107,8 @@ _REFUSALS = {
     True: _refusal_frame(ErrorCode.OVERLOADED, "too many connections from your address"),
 }
 #: maintenance periods in seconds: publish the audit head to the checkpoint file, recount the
-#: registered chips (other processes enrol too), delete expired challenges
+#: registered chips (other processes enrol too; also at the tick after an enrolment here, so
+#: the workers of one node agree within a second), delete expired challenges
 PUBLISH_INTERVAL_S = 1.0
 RECOUNT_INTERVAL_S = 10.0
 PURGE_INTERVAL_S = 60.0
@@ -149,6 +154,8 @@ class _Session:
     session_id: bytes = b""
     #: set once a session part heard of this connection (it then hears of its end)
     announced: DeviceChain | None = None
+    #: a round (an attestation session) began and has not sent its RESULT yet
+    in_round: bool = False
 
 
 class VerifierNode:
@@ -175,13 +182,17 @@ class VerifierNode:
         self.store_thread = StoreThread(workers=service.store.concurrency)
         #: group commit (attest/node/groupsync.py) when the store defers fsync to us
         self._group_sync: GroupSync | None = None
-        self.health = StoreHealth()
+        self.health = StoreHealth(on_change=self._note_ready)
         #: refused connections kept open until they are answered (accept.py)
         self.refused = RefusalLot(0, settings.hello_timeout_s)
         self.admission = Admission(settings.max_connections, settings.max_connections_per_address)
         self._sessions: set[_Session] = set()
         self._all_closed = trio.Event()
         self._stopping = False
+        #: a chip enrolled since the last recount of the registry
+        self._enrolled = False
+        #: the newest audit entry seq this node has seen (attest_audit_head_seq)
+        self._head_seq = 0
         #: set when ``run`` has returned (store closed)
         self.finished = trio.Event()
 
@@ -208,17 +219,23 @@ class VerifierNode:
         raws = []
         try:
             raws = [batch_socket(listener) for listener in listeners]
-            self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
+            await self._recount()
+            self._note_head((await self._db_call(self.service.store.audit_head))[0])
+            self.metrics.revocation_list.set(self.service.revocations.number)
             async with trio.open_nursery() as nursery:
                 http_port = None
                 if s.http_port >= 0:
                     from attest.node.http import serve_http
 
                     http_port = await nursery.start(
-                        serve_http, s.http_host, s.http_port, self._routes()
+                        functools.partial(serve_http, reuse_port=s.reuse_port),
+                        s.http_host,
+                        s.http_port,
+                        self._routes(),
                     )
                 self.address = NodeAddress(port, http_port)
                 self.ready = True
+                self._note_ready()
                 log.info(
                     "verifier node ready",
                     extra={
@@ -263,6 +280,7 @@ class VerifierNode:
                 nursery.cancel_scope.cancel()
         finally:
             self.ready = False
+            self._note_ready()
             for raw in raws:
                 raw.close()
             with trio.CancelScope(shield=True):
@@ -295,7 +313,7 @@ class VerifierNode:
             await trio.sleep(PUBLISH_INTERVAL_S)
             tick += 1
             await self._maintain("publish_checkpoint", self._publish)
-            if tick % recount == 0:
+            if tick % recount == 0 or self._enrolled:
                 await self._maintain("count_chips", self._recount)
             if tick % purge == 0:
                 await self._maintain("purge", self._purge_expired_challenges)
@@ -321,9 +339,19 @@ class VerifierNode:
             )
 
     async def _publish(self) -> None:
-        await self._db_call(self.service.store.publish_checkpoint)
+        store = self.service.store
+
+        def publish() -> tuple[Checkpoint | None, int]:
+            return store.publish_checkpoint(), store.audit_head()[0]
+
+        checkpoint, head = await self._db_call(publish)
+        self._note_head(head)
+        if checkpoint is not None:
+            self.metrics.audit_published.set(checkpoint.seq)
+            self.metrics.audit_published_at.set(checkpoint.iat)
 
     async def _recount(self) -> None:
+        self._enrolled = False
         self.metrics.registered_chips.set(await self._db_call(self.service.store.count_chips))
 
     async def _purge_expired_challenges(self) -> None:
@@ -348,6 +376,16 @@ class VerifierNode:
             self.metrics.store_up.set(0)
             self.health.failed(exc)
 
+    def _note_head(self, seq: int) -> None:
+        """``attest_audit_head_seq``: the newest audit entry seen (sessions, maintenance)."""
+        if seq > self._head_seq:
+            self._head_seq = seq
+            self.metrics.audit_head.set(seq)
+
+    def _note_ready(self) -> None:
+        """``attest_ready``: what /readyz answers now (accepting, and the store works)."""
+        self.metrics.ready.set(1 if self.ready and self.health.healthy else 0)
+
     @property
     def stopping(self) -> bool:
         """True once :meth:`shutdown` was called."""
@@ -359,6 +397,7 @@ class VerifierNode:
             return
         self._stopping = True
         self.ready = False
+        self._note_ready()
         self._accepting.cancel()
         for session in list(self._sessions):
             if session.idle:
@@ -383,6 +422,7 @@ class VerifierNode:
             return False
         self.service = service
         number = service.revocations.number
+        self.metrics.revocation_list.set(number)
         log.info(
             "configuration reloaded",
             extra={
@@ -463,7 +503,7 @@ class VerifierNode:
             stream.socket.close()
             return None
         if self._stopping:
-            self.metrics.sessions.labels(outcome="shutting_down").inc()
+            self.metrics.connections.labels(outcome="shutting_down").inc()
             refuse_now(stream, _refusal_frame(ErrorCode.SHUTTING_DOWN, "try again later"))
             return None
         slot, evicted, refusal = self.admission.admit(address_key(host))
@@ -474,7 +514,7 @@ class VerifierNode:
         if slot is None:
             reason = refusal.value if refusal is not None else "?"
             self.metrics.refused.labels(reason=reason).inc()
-            self.metrics.sessions.labels(outcome="overloaded").inc()
+            self.metrics.connections.labels(outcome="overloaded").inc()
             self.refused.refuse(stream, _REFUSALS[refusal is Refusal.ADDRESS_CAP])
             return None
         return functools.partial(self._handle, stream, slot, f"{host}:{port}")
@@ -531,8 +571,11 @@ class VerifierNode:
                     return
                 chain = DeviceChain(hello.device_cert, hello.manufacturer_cert)
                 while True:
+                    session.in_round = True
                     if await self._exchange(stream, conn, chain, version, peer, session):
                         self.admission.authenticated(session.slot)
+                    session.in_round = False
+                    self.metrics.sessions.labels(outcome="completed").inc()
                     session.rounds += 1
                     if self.stopping:  # shutdown() may have been called during the exchange
                         # Shutdown began during this exchange: end it now, do not idle.
@@ -593,7 +636,10 @@ class VerifierNode:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             outcome = "disconnected"
         finally:
-            self.metrics.sessions.labels(outcome=outcome).inc()
+            self.metrics.connections.labels(outcome=outcome).inc()
+            if session.in_round:  # the round this connection ended in ended the same way
+                ended = outcome if outcome in SESSION_OUTCOMES else "disconnected"
+                self.metrics.sessions.labels(outcome=ended).inc()
             if session.announced is not None:  # the session parts heard of it: say it ended
                 with trio.CancelScope(shield=True):
                     try:
@@ -666,8 +712,10 @@ class VerifierNode:
                 extra={"fields": {"event": "store_error", "peer": peer, "error": str(exc)}},
             )
             raise RemoteProtocolError("internal error", error_code=ErrorCode.INTERNAL) from exc
-        if outcome.enrolled:
-            self.metrics.registered_chips.inc()
+        if outcome.enrolled:  # counted now, and recounted at the next tick (other workers
+            self.metrics.registered_chips.inc()  # enrol into the same store)
+            self._enrolled = True
+        self._note_head(outcome.audit.seq)
         grant = outcome.grant  # a mechanism's grant (a renewed licence) rides with the result
         frame = ResultFrame(
             outcome.result, None if grant is None else (grant.token, grant.companion)
@@ -771,7 +819,9 @@ async def run_until_signalled(
     """Run ``node`` until SIGTERM or SIGINT, then let it drain and return.
 
     SIGHUP reloads: ``reload`` (attest.node.app.reloader) rebuilds the service from the
-    configuration file; without one SIGHUP is logged and ignored. SIGHUP never ends the node.
+    configuration file; without one SIGHUP is logged and ignored. SIGHUP never ends the node
+    (unless the list now in force revokes it). A service manager hears of each step
+    (attest/node/notify.py): READY=1 once listening, STOPPING=1, RELOADING=1 then READY=1.
     """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
@@ -785,15 +835,28 @@ async def run_until_signalled(
                             extra={"fields": {"event": "signal", "signal": name}},
                         )
                         if reload is not None:
-                            await node.reload(reload)
+                            draining = node.stopping  # the manager knows already: say nothing
+                            if not draining:
+                                await notify.reloading()
+                            done = await node.reload(reload)
+                            if draining:
+                                pass
+                            elif node.stopping:  # the list now in force revokes this node
+                                await notify.stopping("revoked: stopping")
+                            else:
+                                await notify.ready("reloaded" if done else "reload failed")
                         continue
                     log.info(
                         "signal received, draining",
                         extra={"fields": {"event": "signal", "signal": name}},
                     )
+                    if not node.stopping:
+                        await notify.stopping()
                     node.shutdown()
 
             nursery.start_soon(watch)
-            task_status.started(await nursery.start(node.run))
+            address: NodeAddress = await nursery.start(node.run)
+            await notify.ready(f"serving on port {address.port}")  # listeners are up
+            task_status.started(address)
             await node.finished.wait()
             nursery.cancel_scope.cancel()

@@ -38,8 +38,20 @@ once, so workers never race to store the same newer list. It writes the configur
 ``port_file`` when every worker is ready, forwards SIGTERM/SIGINT (drain) and SIGHUP (reload:
 each worker re-reads the configuration itself; a newer revocation list is stored by whichever
 worker gets there first, attest.node.app.effective_revocations) to the workers and reports
-success only if every worker drained and exited 0. ``[http] port`` P > 0 becomes P, P+1, ...
-for the workers (each serves its own /metrics); 0 and -1 are passed on unchanged.
+success only if every worker drained and exited 0.
+
+The ops endpoint is one port too: every worker binds ``[http] port`` with ``SO_REUSEPORT`` (0:
+the parent reserves a free one for all of them; -1: none), and whichever worker answers a
+scrape renders the metrics of all workers, from the private directory the parent gives them
+(prometheus-client's multiprocess mode, attest/node/metrics.py): so Prometheus has one target
+per node and its counters are the node's, including those of a worker that has exited. The
+alternative, a ``worker`` label on K ports (or a supervisor that fetches and relabels K
+scrapes), would make every query sum over workers and would lose a stopped worker's counts.
+``/healthz`` and ``/readyz`` answer for the worker that takes the request.
+
+Under systemd (``Type=notify``, attest/node/notify.py) the parent alone talks to the service
+manager: READY=1 once every worker is ready, STOPPING=1 and RELOADING=1 when it forwards the
+signals; the workers do not see ``NOTIFY_SOCKET``.
 """
 
 from __future__ import annotations
@@ -53,10 +65,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from attest.durable import atomic_write
 from attest.errors import AttestError, ConfigError
+from attest.node import notify
 from attest.node.app import effective_revocations, load_identity, open_store
 from attest.node.config import load_config
+from attest.node.metrics import MULTIPROC_ENV
 
 #: how long the parent waits for a worker to be ready before giving up
 READY_TIMEOUT_S = 60.0
@@ -86,11 +102,19 @@ def serve_workers(config_path: Path, workers: int) -> bool:
         port_file.unlink(missing_ok=True)
     reserved = _reserve_port(config.listen.host) if config.listen.port == 0 else None
     port = reserved.getsockname()[1] if reserved is not None else config.listen.port
+    reserved_http = _reserve_port(config.http.host) if config.http.port == 0 else None
+    http_port = reserved_http.getsockname()[1] if reserved_http is not None else config.http.port
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if signum == signal.SIGHUP:
+            # the workers reload on their own; the parent is ready again at once
+            notify.send_now(notify.reloading_message("workers told to reload"))
+            notify.send_now(notify.message("READY=1", status="workers told to reload"))
+        elif not stopping:
+            notify.send_now(notify.message("STOPPING=1", status="draining"))
         stopping = stopping or signum != signal.SIGHUP
         for proc in procs:
             if proc.poll() is None:
@@ -101,23 +125,30 @@ def serve_workers(config_path: Path, workers: int) -> bool:
     try:
         with tempfile.TemporaryDirectory(prefix="attest-workers-") as tmp:
             ready_files = [Path(tmp) / f"worker-{i}.port" for i in range(workers)]
+            metrics_dir = Path(tmp) / "metrics"
+            metrics_dir.mkdir()
             for i in range(workers):
-                procs.append(_start_worker(config_path, config.http.port, port, i, ready_files[i]))
+                procs.append(
+                    _start_worker(config_path, http_port, port, ready_files[i], metrics_dir)
+                )
             if not _wait_ready(procs, ready_files, lambda: stopping):
                 forward(signal.SIGTERM, None)
                 _wait_all(procs)
                 raise AttestError("a worker failed to start (see its log lines above)")
-            if reserved is not None:
-                reserved.close()
-                reserved = None
+            for held in (reserved, reserved_http):
+                if held is not None:
+                    held.close()
+            reserved = reserved_http = None
             if port_file is not None:
                 atomic_write(port_file, f"{port}\n".encode())
-            codes = _wait_all(procs)
+            notify.send_now(notify.message("READY=1", status=f"{workers} workers serving"))
+            codes = _wait_all(procs, metrics_dir)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if reserved is not None:
-            reserved.close()
+        for held in (reserved, reserved_http):
+            if held is not None:
+                held.close()
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
@@ -128,12 +159,14 @@ def serve_workers(config_path: Path, workers: int) -> bool:
 
 
 def _start_worker(
-    config_path: Path, http_port: int, port: int, index: int, ready_file: Path
+    config_path: Path, http_port: int, port: int, ready_file: Path, metrics_dir: Path
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
+    env.pop(notify.SOCKET_ENV, None)  # only the parent speaks to the service manager
     env["ATTEST_LISTEN_PORT"] = str(port)
     env["ATTEST_LISTEN_PORT_FILE"] = str(ready_file)
-    env["ATTEST_HTTP_PORT"] = str(http_port + index if http_port > 0 else http_port)
+    env["ATTEST_HTTP_PORT"] = str(http_port)
+    env[MULTIPROC_ENV] = str(metrics_dir)
     cmd = [sys.executable, "-m", "attest.cli.main", "verifier", "serve"]
     cmd += ["--config", str(config_path), "--reuse-port"]
     return subprocess.Popen(cmd, env=env)
@@ -152,13 +185,20 @@ def _wait_ready(
     return False
 
 
-def _wait_all(procs: list[subprocess.Popen[bytes]]) -> list[int]:
-    codes = []
-    for proc in procs:
-        while True:
-            try:
-                codes.append(proc.wait())
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+def _wait_all(procs: list[subprocess.Popen[bytes]], metrics_dir: Path | None = None) -> list[int]:
+    """Every worker's exit code, once all have exited. As each exits, its live gauges
+    (open connections, readiness) leave the node's metrics; its counters stay."""
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):
+        for i, proc in enumerate(procs):
+            if i in codes:
                 continue
-    return codes
+            code = proc.poll()
+            if code is None:
+                continue
+            codes[i] = code
+            if metrics_dir is not None:
+                mark_process_dead(proc.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+        if len(codes) < len(procs):
+            time.sleep(0.05)
+    return [codes[i] for i in range(len(procs))]

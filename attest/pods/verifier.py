@@ -155,7 +155,10 @@ class PodsVerifier:
                 registry=metrics,
             )
             self._reports_gauge = Gauge(
-                "attest_pod_reports", "Chips with a stored pod report", registry=metrics
+                "attest_pod_reports",
+                "Chips with a stored pod report",
+                registry=metrics,
+                multiprocess_mode="livemax",
             )
         self._sync()
 
