@@ -133,6 +133,13 @@ def _scalar(v: Any) -> str:
 
 def _note(name: str, v: Any) -> str:
     """A comment for value ``v`` of claim ``name`` (a tier, a reason, a date ...), or ''."""
+    if (
+        type(v) is bytes
+        and name in ("hwmodel", "name")
+        and v.isascii()
+        and v.decode().isprintable()
+    ):
+        return json.dumps(v.decode())  # a model name (SPEC §3.2: ASCII bytes)
     if type(v) is not int:
         return ""
     if name == "ear_status":
@@ -151,11 +158,22 @@ def _note(name: str, v: Any) -> str:
 
 def _members(name: str) -> Mapping[Any, str] | None:
     """The names of the keys of a map that is the value of claim ``name``."""
+    if name.startswith("coswid"):  # CoSWID has one label space for all its maps
+        return C.COSWID_NAMES
     if name in _CLAIM_MAPS:
         return CLAIM_NAMES
     if name.endswith("/*") and name[:-2] in _ELEMENT_NAMES:
         return _ELEMENT_NAMES[name[:-2]]
     return MEMBER_NAMES.get(name)
+
+
+def _child(parent: str, key: Any, key_name: str | None) -> str:
+    """The context name of the value under ``key`` in a map that is the value of ``parent``."""
+    if parent.startswith("coswid"):
+        return f"coswid/{key_name or key}"
+    if parent == "submods" and type(key) is str:
+        return "submods/*"
+    return key_name or ""
 
 
 def _edn(v: Any, name: str, names: Mapping[Any, str] | None, pad: str) -> str:
@@ -166,7 +184,7 @@ def _edn(v: Any, name: str, names: Mapping[Any, str] | None, pad: str) -> str:
         items = []
         for key, item in v.items():
             key_name = names.get(key) if names is not None else None
-            child = key_name or (f"{name}/*" if type(key) is str and name == "submods" else "")
+            child = _child(name, key, key_name)
             label = f"/ {key_name} / " if key_name else ""
             value = _edn(item, child, _members(child), inner)
             items.append(f"{inner}{label}{_scalar(key)}: {value}")
@@ -221,7 +239,7 @@ def _json(v: Any, name: str, names: Mapping[Any, str] | None) -> Any:
         out = {}
         for key, item in v.items():
             key_name = names.get(key) if names is not None else None
-            child = key_name or (f"{name}/*" if type(key) is str and name == "submods" else "")
+            child = _child(name, key, key_name)
             out[key_name or str(key)] = _json(item, child, _members(child))
         return out
     if type(v) is list:

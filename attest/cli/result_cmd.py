@@ -121,7 +121,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return EXIT_CHECK_FAILED
     if args.only is not None and inspected.content_type != args.only:
         what = inspected.message_type or repr(inspected.content_type)
-        print(f"attest: {args.file}: a {what}, not an attestation result", file=sys.stderr)
+        print(f"attest: {args.file}: holds {what}, not an AttestationResult", file=sys.stderr)
         return EXIT_CHECK_FAILED
     if args.json:
         print(json.dumps(as_json(token), sort_keys=True))
