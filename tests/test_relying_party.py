@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,8 @@ from typing import Any
 import cbor_diag
 import pytest
 import trio
-from test_hardening import daemon_node, http_port_of
-from test_node import GUARD_S, HOST, World, port_of, read_to_eof, world
+from test_hardening import daemon_node, http_port_of, reset_connection
+from test_node import GUARD_S, HOST, World, one_round, port_of, read_to_eof, world
 
 from attest import files
 from attest.chip.device import fabricate
@@ -33,6 +34,7 @@ from attest.identity import Authority
 from attest.keys import SigningKey
 from attest.messages.attestation import RESULT_MEDIA_TYPE, AttestationResult, Challenge
 from attest.messages.content import ContentType
+from attest.verify.reasons import Tier
 from attest.verify.results import ResultCheck, ResultRejected, verify_result
 
 __all__ = ["world"]
@@ -124,6 +126,45 @@ async def test_served_result_is_the_token_the_chip_received(
     # usage: no certificate beside the file and none given
     assert main(["result", "verify", str(tampered), "--anchors", str(anchors)]) == 2
     assert "give the verifier's --verifier-cert" in capsys.readouterr().err
+
+
+async def test_result_route_survives_resets_floods_and_a_broken_store(
+    world: World, tmp_path: Path
+) -> None:
+    """The new route in the style of test_hardening: resets mid-request and a flood of result
+    requests end only their own connections while sessions go on; a store that cannot read
+    results answers 500 and the node keeps serving."""
+    chip = world.chip()
+    db = tmp_path / "v.db"
+    async with daemon_node(world, db) as node:
+        http, port = http_port_of(node), port_of(node)
+        assert (await one_round(world, port, chip)).result.status == Tier.AFFIRMING
+        path = f"/chips/{chip.ueid.hex()}/result"
+        with trio.fail_after(GUARD_S):
+            for data in (
+                b"GET /chips/",
+                f"GET {path}".encode(),
+                f"GET {path} HTTP/1.1\r\n".encode(),
+            ):
+                for _ in range(5):
+                    await reset_connection(http, data)
+            got: list[int] = []
+
+            async def fetch() -> None:
+                got.append((await http_get_full(http, path))[0])
+
+            async with trio.open_nursery() as flood:
+                for _ in range(60):
+                    flood.start_soon(fetch)
+                # a session competes with the flood for the store thread, and completes
+                assert (await one_round(world, port, chip)).result.status == Tier.AFFIRMING
+            assert got == [200] * 60
+            raw = sqlite3.connect(db, isolation_level=None)
+            raw.execute("DROP TABLE results")  # someone with the file broke the store
+            raw.close()
+            assert (await http_get_full(http, path))[::2] == (500, b"internal error\n")
+            assert (await http_get_full(http, "/healthz"))[0] == 200
+    assert b"attest_handler_errors_total 0.0" in node.metrics.render()
 
 
 # -- verify_result: one crafted input per check ---------------------------------------------------

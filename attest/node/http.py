@@ -47,6 +47,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     400: "Bad Request",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 

@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from attest.errors import AttestError, DecodeError, RemoteProtocolError
+from attest.errors import AttestError, DecodeError, RemoteProtocolError, StoreError
 from attest.mechanism import LiveSession, TimedPing
 from attest.messages.attestation import COSE_SIGN1_MEDIA_TYPE, RESULT_MEDIA_TYPE, Challenge
 from attest.messages.schema import UEID
@@ -448,6 +448,14 @@ class VerifierNode:
             token = await self._db_call(self.service.store.latest_result, ueid)
         except StoreUnavailable:
             return (503, "text/plain", b"store unavailable\n")
+        except StoreError as exc:  # a refusal retrying cannot fix: logged, the node goes on
+            _limited(
+                "result",
+                logging.ERROR,
+                "cannot read a chip's result",
+                {"event": "http_error", "error": str(exc)},
+            )
+            return (500, "text/plain", b"internal error\n")
         if token is None:
             return (404, "text/plain", b"no result for this chip\n")
         return (200, RESULT_MEDIA_TYPE, token)
