@@ -34,7 +34,7 @@ from attest.identity import Authority
 from attest.keys import SigningKey
 from attest.messages.attestation import RESULT_MEDIA_TYPE, AttestationResult, Challenge
 from attest.messages.content import ContentType
-from attest.verify.reasons import Tier
+from attest.verify.reasons import Reason, Tier
 from attest.verify.results import ResultCheck, ResultRejected, verify_result
 
 __all__ = ["world"]
@@ -326,6 +326,17 @@ def test_inspect_names_the_claims_of_a_result() -> None:
     claims = as_json(token)["claims"]
     hem = claims["submods"]["hem"]
     assert hem["ear_status"] in (2, 32, 96) and "hem-evidence-digest" in hem["hem-result"]
+    # a contraindicated result: the tier and each reason are named in comments
+    reasons = (int(Reason.EVIDENCE_REPLAY), int(Reason.COUNTER_ROLLBACK))
+    bad = AttestationResult.of(
+        verifier_id="kl-1", issued_at=NOW, nonce=b"n" * 32, ueid=b"\x01" + bytes(16), status=96,
+        vector={0: 96}, policy_id="p", reasons=reasons, verifier_build="b",
+        evidence_digest=b"d" * 32,
+    ).sign(SigningKey.derive_insecure_for_tests("any"))  # fmt: skip
+    text = diagnostic(bad)
+    assert "/ ear_status / 1000: 96 / contraindicated /" in text
+    assert f"[{reasons[0]} / EVIDENCE_REPLAY /, {reasons[1]} / COUNTER_ROLLBACK /]" in text
+    assert cbor_diag.diag2cbor(text) == bad
 
 
 def test_claim_names_are_spec_section_5s() -> None:
