@@ -174,10 +174,8 @@ CREATE INDEX audit_by_nonce ON audit (nonce);
 SCHEMA_V3 = """
 CREATE TABLE results (
     seq   INTEGER PRIMARY KEY CHECK (seq >= 1),  -- the audit entry of the appraisal
-    ueid  BLOB NOT NULL,                          -- as in that entry (empty: names no chip)
     token BLOB NOT NULL                           -- the AttestationResult COSE_Sign1, as sent
 ) STRICT;
-CREATE INDEX results_by_ueid ON results (ueid, seq);
 CREATE TRIGGER results_no_update BEFORE UPDATE ON results
     BEGIN SELECT RAISE(ABORT, 'results are append-only'); END;
 CREATE TRIGGER results_no_delete BEFORE DELETE ON results
@@ -527,10 +525,7 @@ class SqliteStore(Store):
                 step(txn)
             record = self._append(txn, entry)
             if result is not None:
-                txn.execute(
-                    "INSERT INTO results (seq, ueid, token) VALUES (?, ?, ?)",
-                    (record.seq, entry.ueid, result),
-                )
+                txn.execute("INSERT INTO results (seq, token) VALUES (?, ?)", (record.seq, result))
             for event in events:
                 self._append(txn, event)
             return record
@@ -606,9 +601,12 @@ class SqliteStore(Store):
     def latest_result(self, ueid: bytes) -> bytes | None:
         if self._schema.current < 3:  # a read-only open of an older file: none were kept
             return None
+        # the chip's entries newest first (index audit_by_ueid); the first one with a token
         row = self._db.read(
             lambda c: c.execute(
-                "SELECT token FROM results WHERE ueid = ? ORDER BY seq DESC LIMIT 1", (ueid,)
+                "SELECT r.token FROM audit a JOIN results r ON r.seq = a.seq "
+                "WHERE a.ueid = ? ORDER BY a.seq DESC LIMIT 1",
+                (ueid,),
             ).fetchone()
         )
         return None if row is None else bytes(row[0])
