@@ -368,3 +368,38 @@ def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["inspect", str(junk)]) == 1
     assert "not a token of this protocol" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "missing")]) == 2
+    # a foreign COSE_Sign1 (another content type): printed with what can be named
+    foreign = tmp_path / "foreign.cose"
+    foreign.write_bytes(
+        sign1(
+            SigningKey.derive_insecure_for_tests("x"), "application/foo", encode({1: "me", 99: 1})
+        )
+    )
+    assert main(["inspect", str(foreign)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("/ unknown message type,")
+        and '/ iss / 1: "me"' in out
+        and "\n    99: 1" in out
+    )
+
+
+def test_result_verify_reads_stdin(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    anchors, cert = tmp_path / "anchors.json", tmp_path / "v.cert"
+    files.write_anchors(anchors, world.auth.anchors)
+    cert.write_bytes(world.ver.cert)
+    token = _result(world, issued_at=world.now_s).sign(world.ver.key)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(token)))
+    assert (
+        main(["result", "verify", "-", "--anchors", str(anchors), "--verifier-cert", str(cert)])
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("valid: AFFIRMING reasons=none ueid=01000102")
+    assert main(["result", "verify", "-", "--anchors", str(anchors)]) == 2  # no cert beside stdin

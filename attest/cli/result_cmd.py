@@ -64,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
             "expiry, freshness), 2 usage (a missing file or option)."
         ),
     )
-    p.add_argument("file", type=Path, metavar="FILE", help="the result token")
+    p.add_argument("file", type=Path, metavar="FILE", help="the result token (- for stdin)")
     p.add_argument(
         "--anchors",
         required=True,
@@ -108,12 +108,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
 
 
 def _inspect_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, metavar="FILE", help="a token (raw COSE_Sign1 bytes)")
+    p.add_argument(
+        "file", type=Path, metavar="FILE", help="a token (raw COSE_Sign1 bytes; - for stdin)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
+def _read_token(path: Path, what: str) -> bytes:
+    """FILE's bytes, or standard input's for ``-`` (``curl … | attest result verify -``)."""
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    return read_file(path, what)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    token = read_file(args.file, "token")
+    token = _read_token(args.file, "token")
     try:
         inspected = inspect_token(token)
     except DecodeError as exc:
@@ -131,10 +140,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    token = read_file(args.file, "result")
+    token = _read_token(args.file, "result")
     anchors = files.read_anchors(args.anchors)
     cert_path: Path = args.verifier_cert or args.file.parent / VERIFIER_CERT_FILE
-    if args.verifier_cert is None and not cert_path.exists():
+    if args.verifier_cert is None and (str(args.file) == "-" or not cert_path.exists()):
         raise ConfigError(
             f"{args.file}: no {VERIFIER_CERT_FILE} beside it: give the verifier's --verifier-cert"
         )
