@@ -127,7 +127,7 @@ def _scalar(v: Any) -> str:
     if type(v) is bytes:
         return f"h'{v.hex()}'"
     if type(v) is str:
-        return json.dumps(v, ensure_ascii=False)
+        return json.dumps(v)  # \u escapes: no control or bidi characters reach a terminal
     raise TypeError(f"no diagnostic notation for {type(v).__name__}")
 
 

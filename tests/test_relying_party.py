@@ -384,6 +384,15 @@ def test_inspect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     )
 
 
+def test_inspect_escapes_what_a_terminal_would_obey() -> None:
+    hostile = sign1(
+        SigningKey.derive_insecure_for_tests("x"), "application/foo", encode({1: "a\u202eb\x1b[2J"})
+    )
+    text = diagnostic(hostile)
+    assert text.isascii() and "\x1b" not in text and '"a\\u202eb\\u001b[2J"' in text
+    assert cbor_diag.diag2cbor(text) == hostile
+
+
 def test_result_verify_reads_stdin(
     world: World,
     tmp_path: Path,
