@@ -34,6 +34,7 @@ from attest.identity import Authority
 from attest.keys import SigningKey
 from attest.messages.attestation import RESULT_MEDIA_TYPE, AttestationResult, Challenge
 from attest.messages.content import ContentType
+from attest.node.http import MAX_CONNECTIONS
 from attest.verify.reasons import Reason, Tier
 from attest.verify.results import ResultCheck, ResultRejected, verify_result
 
@@ -132,7 +133,8 @@ async def test_result_route_survives_resets_floods_and_a_broken_store(
     world: World, tmp_path: Path
 ) -> None:
     """The new route in the style of test_hardening: resets mid-request and a flood of result
-    requests end only their own connections while sessions go on; a store that cannot read
+    requests (up to the endpoint's connection limit) end only their own connections while
+    sessions go on; a store that cannot read
     results answers 500 and the node keeps serving."""
     chip = world.chip()
     db = tmp_path / "v.db"
@@ -153,12 +155,15 @@ async def test_result_route_survives_resets_floods_and_a_broken_store(
             async def fetch() -> None:
                 got.append((await http_get_full(http, path))[0])
 
+            # within the endpoint's MAX_CONNECTIONS (64) even if every reset above is still
+            # being handled: beyond it, connections are closed unanswered by design
+            flood_size = MAX_CONNECTIONS - 15 - 1
             async with trio.open_nursery() as flood:
-                for _ in range(60):
+                for _ in range(flood_size):
                     flood.start_soon(fetch)
                 # a session competes with the flood for the store thread, and completes
                 assert (await one_round(world, port, chip)).result.status == Tier.AFFIRMING
-            assert got == [200] * 60
+            assert got == [200] * flood_size
             raw = sqlite3.connect(db, isolation_level=None)
             raw.execute("DROP TABLE results")  # someone with the file broke the store
             raw.close()
