@@ -272,6 +272,17 @@ def read_revocations(
     return Revocations.from_list(open_revocation_list(token, anchors, str(path))), token
 
 
+# -- results a relying party keeps -------------------------------------------------------------
+#: the verifier certificate beside saved results (``chip run --out``; ``result verify``'s default)
+RESULTS_VERIFIER_CERT = "verifier.cert"
+
+
+def result_file_name(ueid: bytes, attest_counter: int) -> str:
+    """``chip run --out``'s name for a result: UEID and the counter of the Evidence it answers
+    (unique per chip, and in order when listed)."""
+    return f"{ueid.hex()}-{attest_counter:010d}.result.cose"
+
+
 # -- chips -----------------------------------------------------------------------------------
 def chip_dir_name(index: int) -> str:
     return f"{CHIP_DIR_PREFIX}{index:04d}"

@@ -426,6 +426,11 @@ class Mechanism:
     evidence_claims: tuple[Field, ...] = ()
     #: the content types of its signed messages (SPEC's content-type table)
     content_types: tuple[str, ...] = ()
+    #: SPEC §5 names of its claim keys (``attest inspect`` prints them), e.g. from
+    #: :func:`attest.messages.claims.private_claim_names`
+    claim_names: Mapping[int, str] = field(default_factory=dict)
+    #: names of the members of its map-valued claims, by the claim's name
+    member_names: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     #: its section of the node configuration: a frozen dataclass with defaults, or None
     config: type | None = None
     #: builds its verifier part for a node, or None when the configuration leaves it off

@@ -246,6 +246,37 @@ def test_contract_audit_events_and_the_published_checkpoint(
     assert report.ok and report.published_seq == 4 and report.published_verified
 
 
+def test_contract_result_tokens_kept_beside_their_entries(backend: Callable[..., Store]) -> None:
+    """Every result token is kept with its audit entry, in its transaction; the newest per chip
+    is served; a node sees only its own (both backends)."""
+    store = backend()
+    store.enroll(record(1))
+    store.enroll(record(2))
+    tokens = {}
+    for i, chip in ((1, 1), (2, 2), (3, 1)):
+        store.issue_challenge(nonce(i), ueid(chip), 1000 * i, 1000 * i + 60_000)
+        e = dataclasses.replace(entry(i, chip=chip), verifier_id=store.verifier_id)
+        tokens[i] = b"\xd2token-%d" % i
+        rec = store.commit_appraisal(
+            nonce=nonce(i), ueid=ueid(chip), now_ms=1000 * i, commit=Nothing(), entry=e,
+            result=tokens[i],
+        )  # fmt: skip
+        assert store.result_of(rec.seq) == tokens[i]
+    store.issue_challenge(nonce(4), ueid(1), 4000, 64_000)
+    with pytest.raises(ChallengeConsumed):  # a failed commit keeps no token
+        store.commit_appraisal(
+            nonce=nonce(1), ueid=ueid(1), now_ms=4001, commit=Nothing(),
+            entry=dataclasses.replace(entry(4), verifier_id=store.verifier_id), result=b"lost",
+        )  # fmt: skip
+    assert store.latest_result(ueid(1)) == tokens[3]
+    assert store.latest_result(ueid(2)) == tokens[2]
+    assert store.latest_result(ueid(9)) is None
+    assert store.result_of(99) is None
+    if isinstance(store, PostgresStore):  # another node on the database has its own results
+        other = backend(OTHER)
+        assert other.latest_result(ueid(1)) is None
+
+
 def test_each_node_keeps_its_own_chain(pg_url: str) -> None:
     a = PostgresStore(pg_url, verifier_id=VERIFIER, signing_key=VKEY, checkpoint_every=3)
     other_key = type(VKEY).derive_insecure_for_tests("store-verifier-2")
@@ -368,13 +399,14 @@ def test_sqlite_v1_file_is_migrated_on_open(tmp_path: Path) -> None:
     conn.execute("INSERT INTO meta VALUES ('schema_version', 1), ('verifier_id', ?)", (VERIFIER,))
     conn.close()
     with SqliteStore(path, readonly=True) as ro:  # an auditor reads it as it is
-        assert (ro.schema.current, [m.version for m in ro.schema.pending]) == (1, [2])
+        assert (ro.schema.current, [m.version for m in ro.schema.pending]) == (1, [2, 3])
+        assert ro.latest_result(ueid(1)) is None  # version 1 kept no results
     with SqliteStore(path, migrate=False) as store:
         assert not store.schema.up_to_date
-        assert [m.version for m in store.migrate()] == [2]
+        assert [m.version for m in store.migrate()] == [2, 3]
         assert store.schema.up_to_date
     with SqliteStore(path) as store:  # nothing left to do
-        assert store.applied == [] and store.schema.current == 2
+        assert store.applied == [] and store.schema.current == 3
         store.enroll(record(1))
         _appraise(store, 1)
     raw = sqlite3.connect(path, isolation_level=None)
@@ -393,8 +425,8 @@ def test_postgresql_v1_database_is_migrated(pg_url: str) -> None:
         conn.execute(SCHEMA_V1)
         conn.execute("INSERT INTO meta VALUES ('schema_version', '\\x0000000000000001'::bytea)")
     with PostgresStore(pg_url, verifier_id=VERIFIER, migrate=False) as store:
-        assert [m.version for m in store.schema.pending] == [2]
-        assert [m.version for m in store.migrate()] == [2]
+        assert [m.version for m in store.schema.pending] == [2, 3]
+        assert [m.version for m in store.migrate()] == [2, 3]
     with PostgresStore(pg_url, verifier_id=VERIFIER) as store:
         assert store.applied == [] and store.schema.up_to_date
         store.enroll(record(1))
@@ -415,7 +447,7 @@ def test_nodes_starting_together_create_the_schema_once(pg_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(stores) == 4 and sum(len(s.applied) for s in stores) == 2
+    assert len(stores) == 4 and sum(len(s.applied) for s in stores) == 3
     assert stores[0].verifiers() == [f"node-{i}" for i in range(4)]
     for s in stores:
         s.close()
@@ -488,10 +520,11 @@ def test_migrate_and_audit_commands_on_postgresql(
         conn.execute("INSERT INTO meta VALUES ('schema_version', '\\x0000000000000001'::bytea)")
     monkeypatch.setenv("ATTEST_STORE_PATH", pg_url)
     assert main(["verifier", "migrate", "--config", str(config), "--check"]) == 1
-    assert "postgresql store: schema version 1, this attest: 2" in capsys.readouterr().out
+    assert "postgresql store: schema version 1, this attest: 3" in capsys.readouterr().out
     assert main(["verifier", "migrate", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "applied 2:" in out and out.rstrip().endswith("schema version 2")
+    assert "applied 2:" in out and "applied 3:" in out
+    assert out.rstrip().endswith("schema version 3")
     assert main(["verifier", "migrate", "--config", str(config), "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
     cert = str(tmp_path / "kl" / "verifier.cert")

@@ -66,6 +66,8 @@ class GrantOutcome:
 
 #: sees each grant a RESULT carried, and what the chip did with it
 GrantCallback = Callable[[GrantOutcome], None]
+#: sees each verified result with its token as received and the round's verifier certificate
+TokenCallback = Callable[[AttestationResult, bytes, bytes], None]
 
 
 @dataclass
@@ -93,6 +95,7 @@ async def attest(
     make_evidence: EvidenceMaker | None = None,
     on_result: Callable[[AttestationResult], None] | None = None,
     on_grant: GrantCallback | None = None,
+    on_token: TokenCallback | None = None,
     answer_ping: PingAnswerer | None = None,
     stream: trio.abc.Stream | None = None,
 ) -> list[AttestationResult]:
@@ -103,7 +106,9 @@ async def attest(
     answered at once, each with a PONG. ``stream`` replaces the TCP connection to
     ``host:port`` (the network simulation of attest.location.sim passes its own).
     ``on_result`` sees each verified result as it arrives, so a caller keeps the results of
-    a session that later fails or is cancelled (the returned list is lost with the exception).
+    a session that later fails or is cancelled (the returned list is lost with the exception);
+    ``on_token`` sees it too, with the signed token as received and the verifier certificate
+    it verified under (what a relying party needs to check it again: ``attest chip run --out``).
     A grant in a RESULT (a renewed licence) goes to the chip after the result checks out; a
     refused grant is logged and reported to ``on_grant``, never raised.
     """
@@ -138,6 +143,8 @@ async def attest(
                 results.append(chip.check_result(frame.verifier_cert, reply.result, challenge))
                 if on_result is not None:
                     on_result(results[-1])
+                if on_token is not None:
+                    on_token(results[-1], reply.result, frame.verifier_cert)
                 # a diagnostic result (it names no chip, §7.12) carries nothing for the chip
                 if reply.grant is not None and results[-1].ueid == chip.ueid:
                     outcome = apply_grant(chip, Grant(*reply.grant), challenge)

@@ -180,7 +180,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
             "connection, printing one line per result: UEID, tier, reasons, counter. Several "
             "--state folders (or a folder of chip-* folders) run concurrently. Exit status: 0 "
             "if every result was affirming or warning, 1 if any was contraindicated, 3 if a "
-            "session failed. SIGINT/SIGTERM stop it cleanly."
+            "session failed. SIGINT/SIGTERM stop it cleanly. With --out DIR every signed "
+            "result is saved as DIR/<ueid-hex>-<attest counter, 10 digits>.result.cose (the "
+            "token exactly as received) and the verifier certificate it verified under as "
+            "DIR/verifier.cert (replaced when it changes), so that "
+            "`attest result verify DIR/<file> --anchors ANCHORS` checks it again."
         ),
     )
     p.add_argument("--verifier", required=True, metavar="HOST:PORT", help="verifier node address")
@@ -219,6 +223,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         default=30.0,
         metavar="S",
         help="deadline for connecting and each session, beyond the intervals (default: 30)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="save every signed result token and the verifier certificate here (see above)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -400,6 +410,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--verifier {args.verifier!r}: expected HOST:PORT") from None
     dirs = files.expand_chip_dirs(args.state)
+    if args.out is not None:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out}: {exc.strerror}") from None
     locks = [lock_chip_dir(d) for d in dirs]
     try:
         chips = [Chip.load(d) for d in dirs]
@@ -451,6 +466,13 @@ async def _run_chip(
             tally.contraindicated += 1
         print(f"{ueid} {tier} {reasons} counter={chip.attest_counter}", flush=True)
 
+    def keep(result: AttestationResult, token: bytes, verifier_cert: bytes) -> None:
+        out: Path = args.out
+        files.write_bytes(out / files.result_file_name(chip.ueid, chip.attest_counter), token)
+        cert_file = out / files.RESULTS_VERIFIER_CERT
+        if not cert_file.exists() or cert_file.read_bytes() != verifier_cert:
+            files.write_bytes(cert_file, verifier_cert)
+
     def granted(outcome: GrantOutcome) -> None:
         # a mechanism's grant (a renewed licence) came with the result
         if outcome.refusal is None:
@@ -475,6 +497,7 @@ async def _run_chip(
                 timeout_s=args.timeout,
                 on_result=report,
                 on_grant=granted,
+                on_token=keep if args.out is not None else None,
             )
         except (AttestError, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
             detail = str(exc) or type(exc).__name__

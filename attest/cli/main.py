@@ -32,6 +32,7 @@ _SUBCOMMANDS = (
     "attest.cli.verifier_cmd",
     "attest.cli.chip_cmd",
     "attest.cli.audit_cmd",
+    "attest.cli.result_cmd",
     "attest.cli.bench_cmd",
 )
 

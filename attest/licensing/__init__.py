@@ -14,6 +14,7 @@ The mechanism's package (registered in :mod:`attest.registry`):
 from __future__ import annotations
 
 from attest.licensing import chip as _chip
+from attest.licensing import claims as _claims
 from attest.licensing import reasons as _reasons
 from attest.licensing import verifier as _verifier
 from attest.licensing.messages import (
@@ -22,6 +23,7 @@ from attest.licensing.messages import (
     LICENSE_STATE,
 )
 from attest.mechanism import Mechanism
+from attest.messages.claims import METER_NAMES, private_claim_names
 
 MECHANISM = Mechanism(
     name="licensing",
@@ -29,6 +31,16 @@ MECHANISM = Mechanism(
     reasons=(_reasons.LicenseReason, _reasons.FIRST, _reasons.LAST),
     evidence_claims=(LICENSE_STATE,),
     content_types=(LICENSE_CONTENT_TYPE, DELEGATION_CONTENT_TYPE),
+    claim_names=private_claim_names(vars(_claims)),
+    member_names={
+        "hem-license-state": {
+            _claims.LICENSE_STATE_SERIAL: "serial",
+            _claims.LICENSE_STATE_REMAINING_FLOPS: "remaining_flops",
+            _claims.LICENSE_STATE_CHIP_TIME: "chip_time",
+        },
+        "hem-license-budgets": METER_NAMES,
+        "hem-delegation-quota": METER_NAMES,
+    },
     config=_verifier.LicensingSection,
     check_config=_verifier.check_section,
     verifier=_verifier.build,

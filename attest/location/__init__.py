@@ -19,16 +19,19 @@ prove that it is *near* a landmark, never that it is far from one. The mechanism
 from __future__ import annotations
 
 from attest.location import chip as _chip
+from attest.location import claims as _claims
 from attest.location import reasons as _reasons
 from attest.location import verifier as _verifier
 from attest.location.messages import LOCATION_RECORD_CONTENT_TYPE, PING_RESPONSE_CONTENT_TYPE
 from attest.mechanism import Mechanism
+from attest.messages.claims import private_claim_names
 
 MECHANISM = Mechanism(
     name="location",
     title="Location verification",
     reasons=(_reasons.LocationReason, _reasons.FIRST, _reasons.LAST),
     content_types=(PING_RESPONSE_CONTENT_TYPE, LOCATION_RECORD_CONTENT_TYPE),
+    claim_names=private_claim_names(vars(_claims)),
     config=_verifier.LocationSection,
     check_config=_verifier.check_section,
     verifier=_verifier.build,

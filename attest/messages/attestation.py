@@ -394,6 +394,12 @@ def _verifier_build_out(build: str) -> dict[int, str]:
     return {C.EAR_VERIFIER_BUILD: build, C.EAR_VERIFIER_DEVELOPER: "attest"}
 
 
+#: the media type of a result token over HTTP (RFC 9782: an EAT in a CWT, i.e. a COSE_Sign1,
+#: with its profile; what GET /chips/{ueid}/result sends)
+RESULT_MEDIA_TYPE = f'application/eat+cwt; eat_profile="{C.EAR_PROFILE}"'
+#: the media type of any other token over HTTP (RFC 9052 §9.1: a tagged COSE_Sign1)
+COSE_SIGN1_MEDIA_TYPE = 'application/cose; cose-type="cose-sign1"'
+
 #: the UEID of a result that names no chip: no certificate of the Evidence validated (§6.8)
 NO_CHIP_UEID = b"\x01" + bytes(16)
 

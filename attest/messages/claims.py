@@ -124,3 +124,75 @@ COSWID_ROLE = 33
 COSWID_ROLE_TAG_CREATOR = 1
 #: Named Information Hash Algorithm Registry: sha-256
 NI_SHA256 = 1
+
+
+# -- names, for tools that print tokens (`attest inspect`); SPEC §5 is the normative table ----
+def private_claim_names(namespace: dict[str, object]) -> dict[int, str]:
+    """SPEC §5 names of the private-use claims a claims module defines: ``HEM_POD_ID = -70005``
+    is ``hem-pod-id`` (pass ``vars(module)``; mechanisms declare theirs this way)."""
+    return {
+        v: k.lower().replace("_", "-")
+        for k, v in namespace.items()
+        if k.startswith("HEM_") and type(v) is int and v < -65536
+    }
+
+
+#: the registered (CWT, EAT, EAR) claims by key, with their registries' names
+REGISTERED_NAMES: dict[int, str] = {
+    ISS: "iss",
+    SUB: "sub",
+    AUD: "aud",
+    EXP: "exp",
+    NBF: "nbf",
+    IAT: "iat",
+    CTI: "cti",
+    CNF: "cnf",
+    EAT_NONCE: "eat_nonce",
+    UEID: "ueid",
+    OEMID: "oemid",
+    HWMODEL: "hwmodel",
+    UPTIME: "uptime",
+    DBGSTAT: "dbgstat",
+    LOCATION: "location",
+    EAT_PROFILE: "eat_profile",
+    SUBMODS: "submods",
+    BOOTCOUNT: "bootcount",
+    SWVERSION: "swversion",
+    MEASUREMENTS: "measurements",
+    EAR_STATUS: "ear_status",
+    EAR_TRUSTWORTHINESS_VECTOR: "ear_trustworthiness_vector",
+    EAR_RAW_EVIDENCE: "ear_raw_evidence",
+    EAR_APPRAISAL_POLICY_IDS: "ear_appraisal_policy_ids",
+    EAR_VERIFIER_ID: "ear_verifier_id",
+}
+
+_METER_NAMES = {
+    METER_FLOPS: "flops",
+    METER_ENERGY_MJ: "energy_mj",
+    METER_INTERCONNECT_BYTES: "interconnect_bytes",
+}
+#: names of the members of map-valued core claims, by the claim's name (SPEC §5, §6.8, §10.1)
+MEMBER_NAMES: dict[str, dict[int, str]] = {
+    "cnf": {CNF_COSE_KEY: "COSE_Key"},
+    "COSE_Key": {COSE_KEY_KTY: "kty", COSE_KEY_CRV: "crv", COSE_KEY_X: "x"},
+    "hem-meters": _METER_NAMES,
+    "ear_verifier_id": {EAR_VERIFIER_DEVELOPER: "developer", EAR_VERIFIER_BUILD: "build"},
+    "ear_trustworthiness_vector": {
+        0: "instance-identity",
+        1: "configuration",
+        2: "executables",
+        3: "file-system",
+        4: "hardware",
+        5: "runtime-opaque",
+        6: "storage-opaque",
+        7: "sourced-data",
+    },
+}
+#: budget maps (licences, delegations) use the meter keys
+METER_NAMES = _METER_NAMES
+#: CoSWID labels (RFC 9393) of the firmware tag inside ``measurements``
+COSWID_NAMES: dict[int, str] = {
+    v: k.removeprefix("COSWID_").lower().replace("_", "-")
+    for k, v in list(globals().items())
+    if k.startswith("COSWID_") and k != "COSWID_ROLE_TAG_CREATOR" and type(v) is int
+}

@@ -58,9 +58,10 @@ from typing import Any, TypeVar
 
 import trio
 
-from attest.errors import AttestError, RemoteProtocolError
+from attest.errors import AttestError, DecodeError, RemoteProtocolError, StoreError
 from attest.mechanism import LiveSession, TimedPing
-from attest.messages.attestation import Challenge
+from attest.messages.attestation import COSE_SIGN1_MEDIA_TYPE, RESULT_MEDIA_TYPE, Challenge
+from attest.messages.schema import UEID
 from attest.net import open_reuseport_listeners, receive_event, send_event
 from attest.node import notify
 from attest.node.accept import RefusalLot, accept_forever, batch_socket, refuse_now
@@ -232,6 +233,7 @@ class VerifierNode:
                         s.http_host,
                         s.http_port,
                         self._routes(),
+                        self._prefixes(),
                     )
                 self.address = NodeAddress(port, http_port)
                 self.ready = True
@@ -458,7 +460,46 @@ class VerifierNode:
         def metrics() -> tuple[int, str, bytes]:
             return (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics.render())
 
-        return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+        def verifier_cert() -> tuple[int, str, bytes]:
+            # what a relying party checks results with (against its own trust anchors)
+            return (200, COSE_SIGN1_MEDIA_TYPE, self.service.identity.cert)
+
+        return {
+            "/healthz": healthz,
+            "/readyz": readyz,
+            "/metrics": metrics,
+            "/verifier/cert": verifier_cert,
+        }
+
+    def _prefixes(self) -> dict[str, Callable[[str], Awaitable[tuple[int, str, bytes]]]]:
+        return {"/chips/": self._chip_result}
+
+    async def _chip_result(self, rest: str) -> tuple[int, str, bytes]:
+        """``GET /chips/{ueid-hex}/result``: the newest result token this node signed for the
+        chip, byte for byte as the chip received it (400 for a malformed UEID, 404 for a chip
+        with no result, 503 while the store is failing)."""
+        ueid_hex, slash, what = rest.partition("/")
+        if not slash or what != "result":
+            return (404, "text/plain", b"not found\n")
+        try:
+            ueid = UEID.parse(bytes.fromhex(ueid_hex) if ueid_hex.isalnum() else b"")
+        except (ValueError, DecodeError):
+            return (400, "text/plain", b"malformed ueid: expected 34, 50 or 66 hex digits\n")
+        try:
+            token = await self._db_call(self.service.store.latest_result, ueid)
+        except StoreUnavailable:
+            return (503, "text/plain", b"store unavailable\n")
+        except StoreError as exc:  # a refusal retrying cannot fix: logged, the node goes on
+            _limited(
+                "result",
+                logging.ERROR,
+                "cannot read a chip's result",
+                {"event": "http_error", "error": str(exc)},
+            )
+            return (500, "text/plain", b"internal error\n")
+        if token is None:
+            return (404, "text/plain", b"no result for this chip\n")
+        return (200, RESULT_MEDIA_TYPE, token)
 
     async def _db_call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in the store thread: every store call of the node goes through here."""

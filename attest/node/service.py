@@ -1,14 +1,14 @@
 """What a verifier node does for one session, minus the network: the glue of core and store.
 
-:class:`VerifierService` issues challenges and concludes sessions: it looks up the chip, loads
-what each mechanism needs, runs :func:`attest.mechanism.appraise_session` (the core plus every
-mechanism, pure), signs the EAR result, and commits nonce consumption, the chip's new state, the
-mechanisms' writes and the audit entry in one durable transaction *before* the result is
-returned to the caller (and so before it can reach the chip); then each mechanism concludes
-(a licence renewal rides back as a grant). Its store steps block (SQLite, fsync, PostgreSQL round
+:class:`VerifierService` issues challenges and concludes sessions: it looks up the chip, loads what
+each mechanism needs, runs :func:`attest.mechanism.appraise_session` (the core plus every mechanism,
+pure), signs the EAR result, and commits nonce consumption, the chip's new state, the mechanisms'
+writes, the audit entry and the signed result token in one durable transaction *before* the result
+is returned to the caller (and so before it can reach the chip); then each mechanism concludes (a
+licence renewal rides back as a grant). Its store steps block (SQLite, fsync, PostgreSQL round
 trips); the trio server runs them in its store thread(s) — as many at once as the store's
-``concurrency`` allows (one for SQLite), so the mechanism parts are thread-safe — and the pure
-steps on its event loop (:meth:`VerifierService.conclude` says which are which). Build one with
+``concurrency`` allows (one for SQLite), so the mechanism parts are thread-safe — and the pure steps
+on its event loop (:meth:`VerifierService.conclude` says which are which). Build one with
 :mod:`attest.node.app`.
 """
 
@@ -103,12 +103,14 @@ class Appraised:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """A committed session, before its result is signed (:meth:`VerifierService.record`)."""
+    """A committed session and its signed result token (:meth:`VerifierService.record`)."""
 
     appraised: Appraised
     session: SessionAppraisal
     audit: AuditRecord
     conclusions: Mapping[str, Conclusion]
+    #: the signed AttestationResult, kept in the store beside ``audit``
+    result: bytes
 
 
 class VerifierService:
@@ -207,7 +209,9 @@ class VerifierService:
         The four steps in one call: :meth:`read` and :meth:`record` use the store,
         :meth:`appraise` and :meth:`finish` do not (the daemon runs the first two in its store
         thread and the others on its event loop, so that the two threads do not contend for
-        the interpreter: the store thread then mostly waits in SQLite).
+        the interpreter: the store thread then mostly waits in SQLite). :meth:`record` also
+        signs the result (one Ed25519 signature), so that the token is committed with its
+        audit entry.
         """
         for attempt in (1, 2):
             try:
@@ -274,6 +278,9 @@ class VerifierService:
         )
         verdict = session.verdict
         subject = verdict.ueid or b""
+        # Signed before the commit so that the token, exactly as it will be sent, is kept in
+        # the same transaction as the audit entry (GET /chips/{ueid}/result serves it).
+        result = self._sign_result(appraised, verdict)
         audit = self.store.commit_appraisal(
             nonce=nonce,
             ueid=subject,
@@ -290,22 +297,22 @@ class VerifierService:
             ),
             steps=session.steps(),
             events=[e.entry(now_ms, self.identity.verifier_id) for e in session.events()],
+            result=result,
         )
         names = {id(part): name for name, part in self.parts.items()}
         conclusions = {
             names[id(part)]: part.conclude(findings, verdict, now_ms=now_ms)
             for part, findings in session.findings
         }
-        return Recorded(appraised, session, audit, conclusions)
+        return Recorded(appraised, session, audit, conclusions, result)
 
-    def finish(self, recorded: Recorded) -> Outcome:
-        """Step 4 (pure): the signed AttestationResult of a committed appraisal."""
-        verdict, now_ms = recorded.session.verdict, recorded.appraised.now_ms
+    def _sign_result(self, appraised: Appraised, verdict: Verdict) -> bytes:
+        """The signed AttestationResult (an EAR, SPEC §6.8) of an appraisal's verdict."""
         subject = verdict.ueid or b""
-        result = AttestationResult.of(
+        return AttestationResult.of(
             verifier_id=self.identity.verifier_id,
-            issued_at=now_ms // 1000,
-            nonce=recorded.appraised.challenge.nonce,
+            issued_at=appraised.now_ms // 1000,
+            nonce=appraised.challenge.nonce,
             ueid=subject if subject else NO_CHIP_UEID,
             status=int(verdict.tier),
             vector=trustworthiness_vector(verdict.reasons),
@@ -314,8 +321,17 @@ class VerifierService:
             verifier_build=f"attest {__version__}",
             evidence_digest=verdict.evidence_digest,
         ).sign(self.identity.key)
+
+    def finish(self, recorded: Recorded) -> Outcome:
+        """Step 4 (pure): the outcome of a committed appraisal, with its signed result."""
         enrolled = isinstance(recorded.session.commit, Enroll)
-        return Outcome(verdict, result, recorded.audit, recorded.conclusions, enrolled)
+        return Outcome(
+            recorded.session.verdict,
+            recorded.result,
+            recorded.audit,
+            recorded.conclusions,
+            enrolled,
+        )
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from attest.mechanism import ChipHost, DeviceSigner, Mechanism, NodeContext
+from attest.messages.claims import private_claim_names
+from attest.pods import claims as _claims
 from attest.pods import reasons as _reasons
 from attest.pods.chip import PodsChip
 from attest.pods.messages import (
@@ -46,6 +48,7 @@ MECHANISM = Mechanism(
     reasons=(_reasons.PodReason, _reasons.FIRST, _reasons.LAST),
     evidence_claims=EVIDENCE_CLAIMS,
     content_types=(POD_CERT_CONTENT_TYPE, LINK_RESPONSE_CONTENT_TYPE, LINK_CONFIRM_CONTENT_TYPE),
+    claim_names=private_claim_names(vars(_claims)),
     verifier=_verifier_part,
     chip=_chip_part,
     cli="attest.pods.cli",

@@ -235,6 +235,7 @@ class Store(Protocol):
         entry: AuditEntry,
         steps: Sequence[Step] = (),
         events: Sequence[AuditEntry] = (),
+        result: bytes | None = None,
     ) -> AuditRecord:
         """Atomically and durably: consume ``nonce``, apply ``commit``, run ``steps``, audit.
 
@@ -246,6 +247,8 @@ class Store(Protocol):
         * ``entry`` is appended to the audit chain; the new record is returned.
         * ``events`` (entries of other kinds the session raised, e.g. pod alerts) are
           appended right after ``entry``, in order, in the same transaction.
+        * ``result`` (the signed AttestationResult token, exactly as it will be sent) is kept
+          beside ``entry``, under its ``seq``: :meth:`latest_result` and :meth:`result_of`.
         """
         ...
 
@@ -269,6 +272,14 @@ class Store(Protocol):
     def audit_by_nonce(self, nonce: bytes) -> list[AuditRecord]:
         """This verifier's entries for the challenge ``nonce`` (at most one for a sound log):
         how a relying party holding a result finds it in the log."""
+        ...
+
+    def latest_result(self, ueid: bytes) -> bytes | None:
+        """The newest result token this verifier signed for chip ``ueid`` (as sent), if any."""
+        ...
+
+    def result_of(self, seq: int) -> bytes | None:
+        """The result token kept beside audit entry ``seq`` (None for an event's entry)."""
         ...
 
     def audit_checkpoints(self) -> Iterator[Checkpoint]: ...

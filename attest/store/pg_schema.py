@@ -122,6 +122,22 @@ CREATE TRIGGER chips_monotonic BEFORE UPDATE ON chips
 CREATE INDEX audit_by_nonce ON audit (verifier_id, nonce);
 """
 
+#: version 3 (as in SQLite): every signed result token as sent, beside its audit entry
+SCHEMA_V3 = """
+CREATE TABLE results (
+    verifier_id text NOT NULL,
+    seq         bigint NOT NULL CHECK (seq >= 1),
+    ueid        bytea NOT NULL,
+    token       bytea NOT NULL,
+    PRIMARY KEY (verifier_id, seq)
+);
+CREATE INDEX results_by_ueid ON results (verifier_id, ueid, seq);
+CREATE TRIGGER results_no_change BEFORE UPDATE OR DELETE ON results
+    FOR EACH ROW EXECUTE FUNCTION attest_append_only();
+CREATE TRIGGER results_no_truncate BEFORE TRUNCATE ON results
+    FOR EACH STATEMENT EXECUTE FUNCTION attest_append_only();
+"""
+
 #: the core schema of a PostgreSQL store, version by version (the same versions as SQLite's)
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
@@ -132,6 +148,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "chips' counters and meters never go backwards (trigger); audit entries by nonce",
         SCHEMA_V2,
     ),
+    Migration(3, "signed result tokens beside their audit entries", SCHEMA_V3),
 )
 check_list(MIGRATIONS)
 SCHEMA_VERSION = MIGRATIONS[-1].version

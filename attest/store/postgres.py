@@ -110,6 +110,7 @@ _AUDIT_INSERT = (
     f"WITH entry AS (INSERT INTO audit ({AUDIT_COLUMNS}) VALUES ({', '.join('?' * 11)})) "
     "UPDATE audit_heads SET hash = ? WHERE verifier_id = ?"
 )
+_RESULT_INSERT = "INSERT INTO results (verifier_id, seq, ueid, token) VALUES (?, ?, ?, ?)"
 _CHECKPOINT_INSERT = (
     "INSERT INTO checkpoints (verifier_id, seq, head_hash, iat, token) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (verifier_id, seq) DO NOTHING"
@@ -426,6 +427,7 @@ class PostgresStore(Store):
         entry: AuditEntry,
         steps: Sequence[Step] = (),
         events: Sequence[AuditEntry] = (),
+        result: bytes | None = None,
     ) -> AuditRecord:
         i64(now_ms, "now_ms")
         if isinstance(commit, Enroll) and commit.record.state.ueid != ueid:
@@ -474,6 +476,10 @@ class PostgresStore(Store):
                 step(txn)
             # one round trip: the entry, the new head hash, a checkpoint when due, COMMIT
             rec, statements = self._append_statements(cursors[-1].fetchone(), entry)
+            if result is not None:  # the token beside its entry, in the same round trip
+                statements.append(
+                    (_RESULT_INSERT, (self._verifier_id, rec.seq, entry.ueid, result))
+                )
             if not events:
                 txn.finish(statements)
                 return rec
@@ -584,6 +590,29 @@ class PostgresStore(Store):
             ).fetchall()
         )
         return [audit_from_row(_bytes_row(r)) for r in rows]
+
+    def latest_result(self, ueid: bytes) -> bytes | None:
+        if self._schema.current < 3:  # a read-only open of an older database: none kept
+            return None
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT token FROM results WHERE verifier_id = ? AND ueid = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (self._verifier_id, ueid),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def result_of(self, seq: int) -> bytes | None:
+        if self._schema.current < 3:
+            return None
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT token FROM results WHERE verifier_id = ? AND seq = ?",
+                (self._verifier_id, seq),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
 
     def audit_checkpoints(self) -> Iterator[Checkpoint]:
         rows = self._db.read(

@@ -30,12 +30,14 @@ verify``. A new, empty store is not created where such a file already exists: th
 deleted or replaced, and starting afresh would hide it.
 
 Tables are ``STRICT`` (SQLite >= 3.37), so a column never silently holds a value of another type.
-Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort), force audit
-rows to be inserted in gap-free ``seq`` order and (schema version 2) keep a chip's counters and
-meters from ever going backwards. That guards against bugs and casual edits; against someone
-with write access to the file, the hash chain and signed checkpoints are the defence. The core
-schema is :data:`MIGRATIONS` (attest/store/migrations.py: applied on open); mechanisms add
-their tables (``IF NOT EXISTS``).
+Triggers make ``audit`` and ``checkpoints`` append-only (UPDATE and DELETE abort), force audit rows
+to be inserted in gap-free ``seq`` order and (schema version 2) keep a chip's counters and meters
+from ever going backwards. Schema version 3 keeps each signed result token, as sent, in ``results``
+under the ``seq`` of its appraisal's audit entry, written in the same transaction (append-only too;
+the token is signed, so it needs no hash chain of its own). That guards against bugs and casual
+edits; against someone with write access to the file, the hash chain and signed checkpoints are the
+defence. The core schema is :data:`MIGRATIONS` (attest/store/migrations.py: applied on open);
+mechanisms add their tables (``IF NOT EXISTS``).
 """
 
 from __future__ import annotations
@@ -168,6 +170,18 @@ CREATE TRIGGER chips_monotonic BEFORE UPDATE ON chips
 CREATE INDEX audit_by_nonce ON audit (nonce);
 """
 
+#: version 3: every signed result token as sent, beside the audit entry of its appraisal
+SCHEMA_V3 = """
+CREATE TABLE results (
+    seq   INTEGER PRIMARY KEY CHECK (seq >= 1),  -- the audit entry of the appraisal
+    token BLOB NOT NULL                           -- the AttestationResult COSE_Sign1, as sent
+) STRICT;
+CREATE TRIGGER results_no_update BEFORE UPDATE ON results
+    BEGIN SELECT RAISE(ABORT, 'results are append-only'); END;
+CREATE TRIGGER results_no_delete BEFORE DELETE ON results
+    BEGIN SELECT RAISE(ABORT, 'results are append-only'); END;
+"""
+
 #: the core schema of an SQLite store, version by version
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables: meta, chips, challenges, audit chain, checkpoints", SCHEMA),
@@ -176,6 +190,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "chips' counters and meters never go backwards (trigger); audit entries by nonce",
         SCHEMA_V2,
     ),
+    Migration(3, "signed result tokens beside their audit entries", SCHEMA_V3),
 )
 check_list(MIGRATIONS)
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -459,6 +474,7 @@ class SqliteStore(Store):
         entry: AuditEntry,
         steps: Sequence[Step] = (),
         events: Sequence[AuditEntry] = (),
+        result: bytes | None = None,
     ) -> AuditRecord:
         i64(now_ms, "now_ms")
         if isinstance(commit, Enroll) and commit.record.state.ueid != ueid:
@@ -508,6 +524,8 @@ class SqliteStore(Store):
             for step in steps:
                 step(txn)
             record = self._append(txn, entry)
+            if result is not None:
+                txn.execute("INSERT INTO results (seq, token) VALUES (?, ?)", (record.seq, result))
             for event in events:
                 self._append(txn, event)
             return record
@@ -579,6 +597,27 @@ class SqliteStore(Store):
             ).fetchall()
         )
         return [audit_from_row(row) for row in rows]
+
+    def latest_result(self, ueid: bytes) -> bytes | None:
+        if self._schema.current < 3:  # a read-only open of an older file: none were kept
+            return None
+        # the chip's entries newest first (index audit_by_ueid); the first one with a token
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT r.token FROM audit a JOIN results r ON r.seq = a.seq "
+                "WHERE a.ueid = ? ORDER BY a.seq DESC LIMIT 1",
+                (ueid,),
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    def result_of(self, seq: int) -> bytes | None:
+        if self._schema.current < 3:
+            return None
+        row = self._db.read(
+            lambda c: c.execute("SELECT token FROM results WHERE seq = ?", (seq,)).fetchone()
+        )
+        return None if row is None else bytes(row[0])
 
     def audit_checkpoints(self) -> Iterator[Checkpoint]:
         rows = self._db.read(
