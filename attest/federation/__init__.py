@@ -5,3 +5,25 @@
 * ``agreement`` — federation agreements: members, thresholds, what each recognises of whom;
 * ``reasons`` — its reason codes (190-219); ``claims`` — its claim keys (-70400 .. -70499).
 """
+
+from __future__ import annotations
+
+from attest.federation import reasons as _reasons
+from attest.federation import verifier as _verifier
+from attest.federation.agreement import AGREEMENT_CONTENT_TYPE
+from attest.federation.committee import COMMITTEE_CONTENT_TYPE
+from attest.mechanism import Mechanism
+
+#: the content types of federation's own documents, COSE_Sign objects (SPEC B.2)
+SIGN_CONTENT_TYPES = (COMMITTEE_CONTENT_TYPE, AGREEMENT_CONTENT_TYPE)
+
+MECHANISM = Mechanism(
+    name="federation",
+    title="Federation",
+    reasons=(_reasons.FederationReason, _reasons.FIRST, _reasons.LAST),
+    # its content types (committee, agreement) are COSE_Sign, not the COSE_Sign1 profile that
+    # Mechanism.content_types lists (SPEC §4.4); see SIGN_CONTENT_TYPES
+    config=_verifier.FederationSection,
+    check_config=_verifier.check_section,
+    verifier=_verifier.build,
+)

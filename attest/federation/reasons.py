@@ -46,3 +46,10 @@ class FederationReason(ReasonCode):
     ACT_DUPLICATE_OFFICER = 198, Trust.HARDWARE, 99
     #: fewer distinct valid officer signatures (or approving members) than the threshold
     ACT_TOO_FEW_SIGNATURES = 199, Trust.HARDWARE, 99
+
+
+#: reasons that refuse documents (a rotation, an agreement) and never reach a verdict: a node
+#: always judges chains with the newest committee and agreement it accepted (SPEC B.3, B.4)
+DOCUMENT_ONLY: frozenset[FederationReason] = frozenset(
+    {FederationReason.AGREEMENT_STALE, FederationReason.COMMITTEE_STALE}
+)
