@@ -26,4 +26,5 @@ MECHANISM = Mechanism(
     config=_verifier.FederationSection,
     check_config=_verifier.check_section,
     verifier=_verifier.build,
+    cli="attest.federation.cli",
 )
