@@ -118,7 +118,11 @@ class Committee:
     ) -> Committee:
         """A committee from keys in any order (sorted here, as the descriptor requires)."""
         keys = tuple(sorted(officers, key=lambda k: k.raw))
-        acts = tuple(sorted(act_thresholds.items())) if act_thresholds else None
+        acts = (
+            tuple(sorted((str(ct), k) for ct, k in act_thresholds.items()))
+            if act_thresholds
+            else None
+        )
         return cls(authority_id, issued_at, number, keys, threshold, acts)
 
     @classmethod
