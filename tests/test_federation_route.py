@@ -135,6 +135,7 @@ def test_the_node_routes_through_its_federation_part(tmp_path: Path) -> None:
         outcome = service.conclude(chain, ch, chip.answer(ch, ROUND1_MS // 1000))
         assert outcome.verdict.tier is Tier.AFFIRMING
         assert outcome.enrolled
+        assert outcome.log_fields == {"chain_agreement": 1, "chain_authority": SG}
         # a 2-of-5 manufacturer certificate: the chain reason, and why
         forged = partner_chain(W, "hx100-b", mc=partner_mc(signers=2))
         chip_b = W.chip("hx100-b")

@@ -3,7 +3,11 @@
 * ``sign`` — COSE_Sign (tag 98) acts with one COSE_Signature per officer, the strict check;
 * ``committee`` — k-of-n committee descriptors, genesis and rotation;
 * ``agreement`` — federation agreements: members, thresholds, what each recognises of whom;
-* ``reasons`` — its reason codes (190-219); ``claims`` — its claim keys (-70400 .. -70499).
+* ``route`` — cross-recognition: which anchors judge a chip's chain, which results count;
+* ``state`` — the agreement and partners' committees a verifier keeps durably (anti-rollback);
+* ``verifier`` — its ``[federation]`` section and verifier part (a ChainPart on the seam);
+* ``reasons`` — its reason codes (190-219); ``claims`` — its claim keys (-70400 .. -70499);
+* ``cli`` — ``attest federation ...`` (only attest.cli imports it).
 """
 
 from __future__ import annotations

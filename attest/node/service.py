@@ -66,6 +66,8 @@ class Outcome:
     conclusions: Mapping[str, Conclusion] = field(default_factory=dict)
     #: the session registered the chip (first contact with auto-enrolment)
     enrolled: bool = False
+    #: which anchors judged the chain (a partner authority's under federation)
+    route: ChainRoute = HOME
 
     @property
     def grant(self) -> Grant | None:
@@ -77,8 +79,9 @@ class Outcome:
 
     @property
     def log_fields(self) -> dict[str, Any]:
-        """Every mechanism's fields for the session's log line."""
-        out: dict[str, Any] = {}
+        """Every mechanism's fields for the session's log line (and the chain's route: the
+        partner authority and the agreement number, ``chain_authority`` / ``chain_agreement``)."""
+        out: dict[str, Any] = {f"chain_{k}": v for k, v in self.route.log.items()}
         for c in self.conclusions.values():
             out.update(c.log)
         return out
@@ -337,7 +340,8 @@ class VerifierService:
             evidence_digest=verdict.evidence_digest,
         ).sign(self.identity.key)
         enrolled = isinstance(recorded.session.commit, Enroll)
-        return Outcome(verdict, result, recorded.audit, recorded.conclusions, enrolled)
+        route = recorded.appraised.reading.route
+        return Outcome(verdict, result, recorded.audit, recorded.conclusions, enrolled, route)
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""
