@@ -451,3 +451,12 @@ def test_we_verify_pycose_sign_messages() -> None:
     with pytest.raises(FederationError) as exc:
         c.verify_act(msg2.encode(tag=True), MC)
     assert _reason(exc) is FR.ACT_TOO_FEW_SIGNATURES
+
+
+def test_a_replaced_committee_has_only_its_own_officers() -> None:
+    c1 = committee("MY")
+    c2 = replace(
+        c1, officers=tuple(sorted((o.public_key for o in officers("SG", 5)), key=lambda k: k.raw))
+    )
+    assert set(c2.kids) == {kid_of(o.public_key) for o in officers("SG", 5)}
+    assert set(c1.kids) == {kid_of(o.public_key) for o in officers("MY", 5)}

@@ -92,7 +92,8 @@ class Committee:
     officers: tuple[PublicKey, ...]
     threshold: int
     act_thresholds: tuple[tuple[str, int], ...] | None = None
-    _kids: dict[bytes, PublicKey] = field(default_factory=dict, compare=False, repr=False)
+    #: officer keys by kid (derived in __post_init__; never shared between instances)
+    _kids: dict[bytes, PublicKey] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         raws = [k.raw for k in self.officers]
@@ -103,7 +104,7 @@ class Committee:
         for _ct, k in self.act_thresholds or ():
             if not self.threshold <= k <= len(raws):
                 raise ValueError(f"an act threshold {k} is not in {self.threshold}..{len(raws)}")
-        self._kids.update({kid_of(k): k for k in self.officers})
+        object.__setattr__(self, "_kids", {kid_of(k): k for k in self.officers})
 
     @classmethod
     def of(
