@@ -15,8 +15,9 @@ import pytest
 from attest.codec.cbor import decode
 from attest.errors import ConfigError
 from attest.federation.agreement import Recognition
+from attest.federation.committee import Committee
 from attest.federation.reasons import FederationReason as FR
-from attest.federation.route import peek_issuer
+from attest.federation.route import Federation, peek_issuer
 from attest.federation.sign import FederationError, sign_multi
 from attest.federation.state import load_federation
 from attest.federation.verifier import FederationVerifier
@@ -42,6 +43,7 @@ from attest.testvectors.federation_world import (
     sign_agreement,
 )
 from attest.testvectors.world import NOW_S, ROUND1_MS, build_world
+from attest.verify.chain import DeviceChain
 from attest.verify.policy import Policy
 from attest.verify.reasons import Reason, Tier
 
@@ -287,3 +289,37 @@ def test_partner_rotations_are_taken_and_used(tmp_path: Path) -> None:
     # durable: a restart without the rotation file still holds committee 2
     again = load_federation(home=home, state_path=state, agreement_token=a1, now_s=NOW_S)
     assert again.federation.committee_of(SG) == sg2
+
+
+def test_a_committee_home_judges_its_own_chips_k_of_n() -> None:
+    """With ``committee_file`` the home's officers (3 of 5 here) certify its manufacturers."""
+    keys = [SigningKey.derive_insecure_for_tests(f"home-officer-{i}") for i in range(5)]
+    home = Committee.of(AUTHORITY_ID, [k.public_key for k in keys], 3, issued_at=NOW_S)
+    fed = Federation(home, agreement(W), judge_home=True)
+    mfr = W.manufacturers["mfr-a"]
+    mc = ManufacturerCert(AUTHORITY_ID, "mfr-a", NOW_S - 10, NOW_S + 10**6, mfr.key.public_key)
+    now = ROUND1_MS // 1000
+    for signers, tier in ((3, Tier.AFFIRMING), (2, Tier.CONTRAINDICATED)):
+        chip = W.chip("hx100-a")
+        token = sign_multi(ManufacturerCert.CONTENT_TYPE, mc.payload(), keys[:signers])
+        chain = DeviceChain(chip.chain.device_cert, token)
+        route = fed.route(chain, now_s=now)
+        assert route is not None
+        _, ch_token = W.challenge(f"fed/home/{signers}")
+        ch = chip.accept_challenge(W.verifiers["kl-1"].cert, ch_token, now - 1)
+        session = appraise_session(
+            chip.answer(ch, now),
+            challenge=ch,
+            chain=chain,
+            record=None,
+            anchors=W.anchors,
+            revocations=Revocations(),
+            policy=Policy(),
+            now_ms=ROUND1_MS,
+            route=route,
+        )
+        assert session.verdict.tier is tier, session.verdict.reasons
+        if signers == 2:
+            assert FR.ACT_TOO_FEW_SIGNATURES in session.verdict.reasons
+    # without judge_home a committee-signed home chain is the node's anchors' to judge
+    assert Federation(home, agreement(W)).route(chain, now_s=now) is None

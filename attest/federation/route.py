@@ -66,6 +66,9 @@ class Federation:
     agreement: Agreement
     #: the newest committee accepted per member (the agreement's, or a later rotation)
     committees: Mapping[str, Committee] = field(default_factory=dict)
+    #: the home authority is a committee whose acts (k of n) judge its own chips' chains too;
+    #: False: the node's own trust anchors judge them (a single-key home, SPEC §3.4)
+    judge_home: bool = False
 
     def committee_of(self, authority_id: str) -> Committee | None:
         member = self.agreement.member(authority_id)
@@ -97,10 +100,17 @@ class Federation:
         return issuer, committee, payload
 
     def route(self, chain: DeviceChain, *, now_s: int) -> ChainRoute | None:
-        """The route of a chip's chain (None: it claims the home authority; the core judges)."""
+        """The route of a chip's chain (None: it claims the home authority and the node's own
+        anchors judge it; with ``judge_home``, the home committee judges it)."""
         found = self._partner(chain.manufacturer_cert, ManufacturerCert.CONTENT_TYPE, now_s)
         if found is None:
-            return None
+            if not self.judge_home or peek_issuer(chain.manufacturer_cert) is None:
+                return None
+            try:
+                self.home.verify_act(chain.manufacturer_cert, ManufacturerCert.CONTENT_TYPE)
+            except FederationError as exc:
+                return ChainRoute(reasons=(exc.reason,))
+            return ChainRoute(anchors=anchors_of(self.home))
         log: dict[str, Any] = {"agreement": self.agreement.number}
         if isinstance(found, FederationReason):
             return ChainRoute(reasons=(found,), log=log)

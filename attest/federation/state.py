@@ -85,6 +85,7 @@ def load_federation(
     agreement_token: bytes | None,
     rotations: Sequence[bytes] = (),
     now_s: int,
+    judge_home: bool = False,
 ) -> Loaded:
     """The federation a verifier of ``home`` holds after taking the configured documents.
 
@@ -128,7 +129,8 @@ def load_federation(
         accepted.append(f"committee {outcome.authority_id} number {outcome.number}")
     if changed:
         state.write(state_path)  # durable before anything is judged with it
-    return Loaded(Federation(home, in_force, committees), tuple(refused), tuple(accepted))
+    federation = Federation(home, in_force, committees, judge_home)
+    return Loaded(federation, tuple(refused), tuple(accepted))
 
 
 def _rotate(token: bytes, agreement: Agreement, held: dict[str, Committee]) -> Committee | str:

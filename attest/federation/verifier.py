@@ -33,7 +33,8 @@ class FederationSection:
     #: the federation agreement (COSE_Sign signed by its members' officers)
     agreement_file: str = "agreement.cose"
     #: this node's authority as a committee descriptor (empty: the single-key authority of
-    #: the trust anchors, the 1-of-1 committee)
+    #: the trust anchors, the 1-of-1 committee); when given, its officers (k of n) also judge
+    #: the chains of this authority's own chips
     committee_file: str = ""
     #: comma-separated partner committee rotations to take (each COSE_Sign by the current one)
     rotation_files: str = ""
@@ -105,5 +106,6 @@ def build(ctx: NodeContext) -> FederationVerifier | None:
         agreement_token=_read(ctx, section.agreement_file, "federation agreement"),
         rotations=rotations,
         now_s=int(time.time()),
+        judge_home=bool(section.committee_file),
     )
     return FederationVerifier(loaded.federation)
