@@ -461,6 +461,18 @@ class PingResponder(abc.ABC):
         certified verifier of this round's CHALLENGE)."""
 
 
+class VerifierRecognizer(abc.ABC):
+    """A chip part that may recognise a verifier node certified by another authority
+    (federation). Found by ``isinstance``, like :class:`PingResponder`; a chip without one
+    accepts only verifiers of its own fused authority (SPEC §7.10)."""
+
+    @abc.abstractmethod
+    def verifier_anchors(self, verifier_cert: bytes, *, now_s: int) -> TrustAnchors | None:
+        """The anchors to check ``verifier_cert`` under (a partner authority's), or None to
+        leave it to the chip's own anchors. Pure given the part's state; the certificate's
+        issuer may be read unverified only to choose the anchors."""
+
+
 @dataclass(frozen=True)
 class Mechanism:
     """One mechanism's declaration (see the module doc). Listed in :mod:`attest.registry`."""

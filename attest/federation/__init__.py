@@ -6,12 +6,14 @@
 * ``route`` — cross-recognition: which anchors judge a chip's chain, which results count;
 * ``state`` — the agreement and partners' committees a verifier keeps durably (anti-rollback);
 * ``verifier`` — its ``[federation]`` section and verifier part (a ChainPart on the seam);
+* ``chip`` — a chip's agreement and the partner verifier nodes it answers;
 * ``reasons`` — its reason codes (190-219); ``claims`` — its claim keys (-70400 .. -70499);
 * ``cli`` — ``attest federation ...`` (only attest.cli imports it).
 """
 
 from __future__ import annotations
 
+from attest.federation import chip as _chip
 from attest.federation import reasons as _reasons
 from attest.federation import verifier as _verifier
 from attest.federation.agreement import AGREEMENT_CONTENT_TYPE
@@ -30,5 +32,6 @@ MECHANISM = Mechanism(
     config=_verifier.FederationSection,
     check_config=_verifier.check_section,
     verifier=_verifier.build,
+    chip=_chip.chip_part,
     cli="attest.federation.cli",
 )

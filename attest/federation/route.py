@@ -125,6 +125,25 @@ class Federation:
             return ChainRoute(reasons=(FederationReason.AUTHORITY_NOT_RECOGNISED,), log=log)
         return ChainRoute(anchors=anchors_of(committee), log=log)
 
+    def verifier_anchors(
+        self, verifier_cert: bytes, *, now_s: int
+    ) -> TrustAnchors | FederationReason | None:
+        """Anchors for a partner's VerifierCert if the agreement lets ``home`` recognise that
+        partner's verifiers (their results); a reason if not; None for home's own (a chip of
+        ``home`` then checks the certificate under its fused anchors, SPEC §7.10)."""
+        issuer = peek_issuer(verifier_cert)
+        if issuer is None or issuer == self.home.authority_id:
+            return None
+        committee = self.committee_of(issuer)
+        if committee is None:
+            return FederationReason.AUTHORITY_NOT_RECOGNISED
+        if now_s >= self.agreement.expires_at:
+            return FederationReason.AGREEMENT_EXPIRED
+        recognition = self.agreement.recognition(self.home.authority_id, issuer)
+        if recognition is None or not recognition.results:
+            return FederationReason.AUTHORITY_NOT_RECOGNISED
+        return anchors_of(committee)
+
     def accept_result(
         self, result: bytes, verifier_cert: bytes, *, now_s: int
     ) -> tuple[AttestationResult, VerifierCert]:
