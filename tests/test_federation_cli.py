@@ -196,3 +196,29 @@ def test_the_node_section_builds_the_part(tmp_path: Path) -> None:
         (tmp_path / "federation-state.json").unlink()
         with pytest.raises(ConfigError, match="no agreement in force"):
             build(_ctx(tmp_path, store, FederationSection(enabled=True)))
+
+
+def test_chip_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attest.chip.device import Chip, fabricate
+    from attest.federation.chip import FederationChip
+
+    state = tmp_path / "chip-0001"
+    fabricate(
+        W.manufacturers["mfr-a"],
+        W.anchors,
+        hwmodel="HX100",
+        pod_class=8,
+        now_s=NOW_S,
+        state_dir=state,
+    )
+    a1 = tmp_path / "a1.cose"
+    a1.write_bytes(sign_agreement(W, agreement(W), {AUTHORITY_ID: 1, SG: 3, TH: 3}))
+    install = ["federation", "chip-install", a1, "--state", state, "--now", str(NOW_S)]
+    code, out = _run(capsys, *install)
+    assert code == EXIT_OK and "holds agreement compute-south number 1" in out, out
+    code, out = _run(capsys, *install)
+    assert code == EXIT_CHECK_FAILED and "AGREEMENT_STALE" in out
+    held = next(p for p in Chip.load(state).parts if isinstance(p, FederationChip))
+    assert held.agreement == agreement(W)
+    code, out = _run(capsys, "federation", "chip-install", a1, "--state", tmp_path)
+    assert code == EXIT_USAGE and "not a chip state folder" in out

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from attest import files
-from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, read_file
+from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, load_locked_chip, read_file
 from attest.codec.cbor import decode
-from attest.errors import AttestError, ConfigError
+from attest.errors import AttestError, ChipRefusal, ConfigError
 from attest.federation.agreement import (
     AGREEMENT_CONTENT_TYPE,
     Agreement,
@@ -27,6 +28,7 @@ from attest.federation.agreement import (
     approvals,
     open_agreement,
 )
+from attest.federation.chip import FederationChip
 from attest.federation.committee import COMMITTEE_CONTENT_TYPE, Committee, open_committee
 from attest.federation.route import Federation
 from attest.federation.sign import (
@@ -68,6 +70,20 @@ def add_commands(groups: dict[str, Any]) -> None:
     _home_arguments(res)
     res.add_argument("--now", type=int, help="the time (Unix seconds; default: now)")
     res.set_defaults(func=cmd_result)
+    inst = sub.add_parser(
+        "chip-install",
+        help="give a chip the agreement its authority signed (it then answers partner nodes)",
+        description=(
+            "The chip takes the agreement only if its own authority approved it (a first "
+            "agreement) or K members in force did (an amendment), and only above the number it "
+            "holds; it answers the nodes of partners whose results the agreement recognises. "
+            "Exit status 1 with the reason if the chip refuses."
+        ),
+    )
+    inst.add_argument("file", type=Path, help="the agreement (COSE_Sign)")
+    inst.add_argument("--state", type=Path, required=True, help="the chip's state folder")
+    inst.add_argument("--now", type=int, help="the time (Unix seconds; default: now)")
+    inst.set_defaults(func=cmd_chip_install)
 
 
 def _home_arguments(p: argparse.ArgumentParser) -> None:
@@ -453,4 +469,22 @@ def cmd_result(args: argparse.Namespace) -> int:
         f"{args.result}: accepted result of {cert.verifier_id} ({cert.issuer}), "
         f"status {res.status}, reasons {list(res.reasons)}"
     )
+    return EXIT_OK
+
+
+def cmd_chip_install(args: argparse.Namespace) -> int:
+    token = read_file(args.file, "agreement")
+    chip, fd = load_locked_chip(args.state)
+    try:
+        part = next((p for p in chip.parts if isinstance(p, FederationChip)), None)
+        if part is None:
+            raise ConfigError(f"{args.state}: this chip has no federation part")
+        try:
+            a = part.install(token, now_s=_now(args))
+        except ChipRefusal as exc:
+            print(f"{args.state}: REFUSED: {exc}")
+            return EXIT_CHECK_FAILED
+    finally:
+        os.close(fd)
+    print(f"{args.state}: holds agreement {a.agreement_id} number {a.number}")
     return EXIT_OK
