@@ -21,6 +21,13 @@ For each session the node (attest/node/service.py) does, in order:
    appraisal (a licence renewal in its own transaction, in-memory caches, alerts); it may return
    a :class:`Grant` that rides in the RESULT frame.
 
+A part that may judge a chain under *other trust anchors* (federation: a chip of a partner
+authority) is a :class:`ChainPart`: before step 1 the node asks it for a :class:`ChainRoute`
+(:func:`route_chain`), and the core then verifies the chain under the route's anchors (never
+through the node's chain cache, which holds chains of its own anchors); a route that refuses a
+foreign chain leaves the node's own anchors (so the core reports CERT_CHAIN_INVALID) and adds
+its reasons, which say why.
+
 A part that also takes part in the *live session* (location verification) is a
 :class:`SessionPart` as well: after the chip's EVIDENCE the node asks it how many PINGs to send
 (:meth:`SessionPart.pings`), times each PONG with its monotonic clock, and gives the part the
@@ -181,6 +188,44 @@ class SessionPart(abc.ABC):
 
 
 @dataclass(frozen=True, slots=True)
+class ChainRoute:
+    """Which trust anchors judge a chip's chain, and why a foreign chain is not recognised."""
+
+    #: the anchors to verify the chain under (None: the node's own)
+    anchors: TrustAnchors | None = None
+    #: reasons to add to the verdict (why the chain is not recognised)
+    reasons: tuple[ReasonCode, ...] = ()
+    #: fields for the session's log line (the chain's authority, the agreement number ...)
+    log: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: the route of a chain no part claims: the node's own anchors, nothing added
+HOME = ChainRoute()
+
+
+class ChainPart(abc.ABC):
+    """A verifier part that may route a chain to another authority's anchors (see the module
+    doc). An ABC the node finds by ``isinstance``, like :class:`SessionPart`."""
+
+    @abc.abstractmethod
+    def route(self, chain: DeviceChain, *, now_ms: int) -> ChainRoute | None:
+        """The route of ``chain``, or None when it is not this part's (the node's own chain).
+
+        Pure given the part's state; it may read the chain's payloads *unverified* only to
+        choose anchors: the core verifies the chain under them."""
+
+
+def route_chain(parts: Sequence[object], chain: DeviceChain, *, now_ms: int) -> ChainRoute:
+    """The first route a :class:`ChainPart` among ``parts`` gives ``chain`` (else :data:`HOME`)."""
+    for part in parts:
+        if isinstance(part, ChainPart):
+            route = part.route(chain, now_ms=now_ms)
+            if route is not None:
+                return route
+    return HOME
+
+
+@dataclass(frozen=True, slots=True)
 class SessionAppraisal:
     """Everything :func:`appraise_session` decided: the signed verdict and what to commit."""
 
@@ -213,6 +258,7 @@ def appraise_session(
     mechanisms: Sequence[Loaded] = (),
     cache: ChainCache | None = None,
     node_checks: bool = False,
+    route: ChainRoute = HOME,
 ) -> SessionAppraisal:
     """Appraise one session's Evidence with the core and every mechanism (pure).
 
@@ -229,11 +275,11 @@ def appraise_session(
         challenge=challenge,
         chain=chain,
         record=record,
-        anchors=anchors,
+        anchors=route.anchors or anchors,
         revocations=revocations,
         policy=policy,
         now_ms=now_ms,
-        cache=cache,
+        cache=cache if route.anchors is None else None,
     )
     return with_mechanisms(
         core,
@@ -243,6 +289,7 @@ def appraise_session(
         now_ms=now_ms,
         mechanisms=mechanisms,
         node_checks=node_checks,
+        added=route.reasons,
     )
 
 
@@ -282,23 +329,25 @@ def with_mechanisms(
     now_ms: int,
     mechanisms: Sequence[Loaded] = (),
     node_checks: bool = False,
+    added: Sequence[ReasonCode] = (),
 ) -> SessionAppraisal:
     """The mechanisms' half of :func:`appraise_session`: their findings on the core's
     appraisal (and, with ``node_checks``, the node's clone check), combined into the one
     verdict and the one Commit (pure given the views).
 
     Run it where the mechanisms' parts are used (their views may share the parts' state).
+    ``added`` are reasons decided before the appraisal (a chain's route, :class:`ChainRoute`).
     """
     findings = tuple(
         (part, part.appraise(view, core, revocations=revocations, now_ms=now_ms))
         for part, view in mechanisms
     )
     verdict = core.verdict
-    added: list[ReasonCode] = [r for _, f in findings for r in f.reasons]
+    extra: list[ReasonCode] = [*added, *(r for _, f in findings for r in f.reasons)]
     if node_checks and clone_suspected(core, record.state if record else None):
-        added.append(Reason.CLONE_SUSPECTED)
-    if added:
-        reasons = tuple(sorted({*verdict.reasons, *added}))
+        extra.append(Reason.CLONE_SUSPECTED)
+    if extra:
+        reasons = tuple(sorted({*verdict.reasons, *extra}))
         verdict = Verdict(
             tier_of(reasons), reasons, verdict.evidence_digest, verdict.ueid, verdict.evidence
         )
@@ -410,6 +459,18 @@ class PingResponder(abc.ABC):
     def answer_ping(self, nonce: bytes, landmark_id: str) -> bytes:
         """The signed answer to a PING with ``nonce`` from the verifier ``landmark_id`` (the
         certified verifier of this round's CHALLENGE)."""
+
+
+class VerifierRecognizer(abc.ABC):
+    """A chip part that may recognise a verifier node certified by another authority
+    (federation). Found by ``isinstance``, like :class:`PingResponder`; a chip without one
+    accepts only verifiers of its own fused authority (SPEC §7.10)."""
+
+    @abc.abstractmethod
+    def verifier_anchors(self, verifier_cert: bytes, *, now_s: int) -> TrustAnchors | None:
+        """The anchors to check ``verifier_cert`` under (a partner authority's), or None to
+        leave it to the chip's own anchors. Pure given the part's state; the certificate's
+        issuer may be read unverified only to choose the anchors."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ what a program happened to import first.
 
 from __future__ import annotations
 
+from attest.federation import MECHANISM as FEDERATION
 from attest.licensing import MECHANISM as LICENSING
 from attest.location import MECHANISM as LOCATION
 from attest.mechanism import Mechanism
@@ -19,7 +20,7 @@ from attest.pods import MECHANISM as PODS
 from attest.verify.reasons import register_reasons
 
 #: in the order their reasons, claims, steps and log fields are combined
-MECHANISMS: tuple[Mechanism, ...] = (LICENSING, PODS, LOCATION)
+MECHANISMS: tuple[Mechanism, ...] = (LICENSING, PODS, LOCATION, FEDERATION)
 
 
 def _register(mechanisms: tuple[Mechanism, ...]) -> None:

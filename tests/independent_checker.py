@@ -4,11 +4,13 @@ It imports nothing from ``attest``: CBOR is cbor2, Ed25519 is the ``cryptography
 (OpenSSL, not libsodium). OpenSSL's Ed25519 checks ``S < L`` but, like RFC 8032, accepts
 small-order points, so the extra rules of SPEC §4.3 (rules 3 and 4: no small-order ``R`` or
 ``A``, canonical ``A``) are written here from the SPEC's text. tests/test_independent.py runs it
-over every vector file and compares with the outcomes the vectors state.
+over every vector file and compares with the outcomes the vectors state. SPEC Appendix B.2
+(COSE_Sign acts of k-of-n committees) is written here from its text as well.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import cbor2
@@ -218,3 +220,77 @@ def reference_values(
     if held is not None and isinstance(number, int) and number <= held:
         raise Invalid("RV_NOT_NEWER", "not newer than the held document")
     return claims
+
+
+# -- SPEC Appendix B.2: COSE_Sign acts of a k-of-n committee -----------------------------------
+
+
+def _kid(public: bytes) -> bytes:
+    """B.2: the RFC 9679 thumbprint of the cnf COSE_Key {1: 1, -1: 6, -2: x}."""
+    return hashlib.sha256(cbor2.dumps({1: 1, -1: 6, -2: public}, canonical=True)).digest()
+
+
+#: SPEC §4.5 error classes of a COSE_Sign1 act -> the reasons of B.2 step 1
+_SIGN1_REASONS = {
+    "DecodeError": "ACT_MALFORMED",
+    "ContentTypeError": "ACT_WRONG_CONTENT_TYPE",
+    "SignatureError": "ACT_BAD_SIGNATURE",
+}
+
+
+def committee_act(token: bytes, committee: bytes, content_type: str) -> bytes:
+    """B.2 steps 1–4: the payload of an act of ``committee`` (its claims, B.3), or Invalid
+    whose ``kind`` is the reason name."""
+    c = _deterministic(committee)
+    officers = {_kid(k): k for k in c[-70401]}
+    need = dict(c.get(-70403, {})).get(content_type, c[-70402])
+    if token[:1] == b"\xd2":  # B.2 step 1: a COSE_Sign1 is one officer's signature
+        if need > 1:
+            raise Invalid("ACT_TOO_FEW_SIGNATURES", "a COSE_Sign1 where k > 1")
+        try:
+            payload, signature = envelope(token, content_type)
+        except Invalid as exc:
+            raise Invalid(_SIGN1_REASONS[exc.kind], str(exc)) from None
+        tbs1 = cbor2.dumps(["Signature1", protected_header(content_type), b"", payload])
+        if any(ed25519_verify(k, signature, tbs1) for k in officers.values()):
+            return payload
+        raise Invalid("ACT_BAD_SIGNATURE", "no officer's signature")
+    if len(token) > MAX_BYTES or token[:2] != b"\xd8\x62":
+        raise Invalid("ACT_MALFORMED", "tag 98")
+    try:
+        body = _deterministic(token[2:])
+    except Invalid:
+        raise Invalid("ACT_MALFORMED", "not deterministic CBOR") from None
+    if not isinstance(body, list) or len(body) != 4:
+        raise Invalid("ACT_MALFORMED", "not an array of four")
+    protected, unprotected, payload, signatures = body
+    if not isinstance(signatures, list) or not 1 <= len(signatures) <= 64 or unprotected != {}:
+        raise Invalid("ACT_MALFORMED", "signatures or unprotected header")
+    for s in signatures:
+        if (
+            not isinstance(s, list)
+            or len(s) != 3
+            or s[0] != b"\xa1\x01\x27"
+            or not isinstance(s[1], dict)
+            or set(s[1]) != {4}
+            or len(s[1][4]) != 32
+            or len(s[2]) != 64
+        ):
+            raise Invalid("ACT_MALFORMED", "a COSE_Signature")
+    ct = content_type.encode()
+    if protected != bytes([0xA1, 0x03, 0x78, len(ct)]) + ct:
+        raise Invalid("ACT_WRONG_CONTENT_TYPE", "body header")
+    tbs = cbor2.dumps(["Signature", protected, b"\xa1\x01\x27", b"", payload])
+    seen: set[bytes] = set()
+    for _sp, su, sig in signatures:
+        kid = su[4]
+        if kid not in officers:
+            raise Invalid("ACT_UNKNOWN_OFFICER", kid.hex())
+        if kid in seen:
+            raise Invalid("ACT_DUPLICATE_OFFICER", kid.hex())
+        seen.add(kid)
+        if not ed25519_verify(officers[kid], sig, tbs):
+            raise Invalid("ACT_BAD_SIGNATURE", kid.hex())
+    if len(seen) < need:
+        raise Invalid("ACT_TOO_FEW_SIGNATURES", f"{len(seen)} of {need}")
+    return payload

@@ -328,3 +328,60 @@ def test_messages_of_a_real_session_satisfy_the_cddl(cddl: Cddl, tmp_path: Path)
     assert len(tokens) >= 13
     assert all(cddl.valid(rule, data) for rule, data in wire), wire
     assert all(cddl.token(token, content_type) for content_type, token in tokens)
+
+
+# -- federation (SPEC Appendix B): COSE_Sign acts, committees, agreements ----------------------
+
+_SIGN_DOCUMENTS = {
+    "application/vnd.attest.committee+cbor": "committee-claims",
+    "application/vnd.attest.federation-agreement+cbor": "agreement-claims",
+}
+
+
+def _sign_act_shape(cddl: Cddl, data: bytes, content_type: str) -> bool:
+    """Whether ``data`` has the shape of ``attest-sign<content_type, ...>`` (pycddl has no tags
+    and misreads ``.cbor`` in arrays: the tag is checked here and each part against its rule,
+    as :meth:`Cddl.token` does for COSE_Sign1 tokens)."""
+    if not data.startswith(b"\xd8\x62"):
+        return False
+    body = cbor2.loads(data[2:])
+    if not isinstance(body, list) or len(body) != 4:
+        return False
+    protected, unprotected, payload, signatures = body
+    return (
+        cddl.valid(f'sign-body-header<"{content_type}">', protected)
+        and unprotected == {}
+        and cddl.valid(_SIGN_DOCUMENTS[content_type], payload)
+        and isinstance(signatures, list)
+        and 1 <= len(signatures) <= 64
+        and all(
+            len(s) == 3
+            and cddl.valid("officer-header", s[0])
+            and set(s[1]) == {4}
+            and len(s[1][4]) == 32
+            and len(s[2]) == 64
+            for s in signatures
+        )
+    )
+
+
+def test_federation_documents_agree_with_the_cddl(cddl: Cddl) -> None:
+    checked = 0
+    for g, t in _tests("federation.json"):
+        if g["type"] == "CommitteeRotation" and t["result"] == "valid":
+            token = bytes.fromhex(t["descriptor"])
+            assert _sign_act_shape(cddl, token, "application/vnd.attest.committee+cbor")
+            assert cddl.valid("committee-claims", bytes.fromhex(t["committee"]))
+            checked += 1
+        if g["type"] == "AgreementAcceptance" and t["result"] == "valid":
+            token = bytes.fromhex(t["agreement"])
+            ct = "application/vnd.attest.federation-agreement+cbor"
+            assert _sign_act_shape(cddl, token, ct), t["tcId"]
+            checked += 1
+        if g["type"] == "CrossRecognition":
+            assert cddl.valid("agreement-claims", bytes.fromhex(t["agreement"]))
+            assert cddl.valid("committee-claims", bytes.fromhex(t["home"]))
+    assert checked >= 5
+    # what the prose forbids and the CDDL can say: an officer header other than {1: -8}
+    assert not cddl.valid("officer-header", cbor2.dumps({1: -7}))
+    assert not cddl.valid("committee-claims", cbor2.dumps({1: "a", 6: 0, -70400: 1}))

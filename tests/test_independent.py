@@ -18,6 +18,7 @@ from independent_checker import (
     CONTENT_TYPES,
     Invalid,
     cnf_key,
+    committee_act,
     device_chain,
     reference_values,
     verifier_cert,
@@ -310,3 +311,19 @@ def test_openssl_alone_accepts_the_small_order_forgeries() -> None:
         accepted.append(t["tcId"])
         assert t["result"] == "invalid"
     assert len(accepted) >= 8  # small-order R, and every small-order or non-canonical key
+
+
+def test_committee_acts_agree_with_the_independent_checker() -> None:
+    """SPEC B.2 from its text alone: every CommitteeAct vector's outcome and reason."""
+    checked = 0
+    for g, t in _tests("federation.json"):
+        if g["type"] != "CommitteeAct":
+            continue
+        try:
+            payload = committee_act(_h(t["act"]), _h(t["committee"]), t["contentType"])
+        except Invalid as exc:
+            assert (t["result"], t["reason"]) == ("invalid", exc.kind), t["tcId"]
+        else:
+            assert (t["result"], t["payload"]) == ("valid", payload.hex()), t["tcId"]
+        checked += 1
+    assert checked >= 20

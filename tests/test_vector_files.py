@@ -56,7 +56,9 @@ def test_the_schema_rejects_what_it_should() -> None:
 
 
 def _spec_sections() -> set[str]:
-    return {m.group(1) for m in re.finditer(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", SPEC_TEXT, re.M)}
+    # numbered sections (§4.1) and appendix sections (B.2)
+    pattern = r"^#{2,3} (?:Appendix )?((?:\d+|[A-Z])(?:\.\d+)?)\.? "
+    return {m.group(1) for m in re.finditer(pattern, SPEC_TEXT, re.M)}
 
 
 def test_every_test_names_spec_sections_that_exist() -> None:
@@ -205,13 +207,13 @@ def test_impl_protocol_request_and_unsupported_answer(tmp_path: Path) -> None:
 
 
 def test_check_reads_a_family_it_does_not_know_with_impl(tmp_path: Path) -> None:
-    """A later mechanism's file (e.g. federation.json) runs through --impl unchanged."""
+    """A later mechanism's file (e.g. escrow.json) runs through --impl unchanged."""
     folder = _one_file(tmp_path, "revocation.json")
     doc = _load("revocation.json")
-    doc["algorithm"] = "attest-federation"
-    (folder / "federation.json").write_text(json.dumps(doc), encoding="utf-8")
+    doc["algorithm"] = "attest-escrow"
+    (folder / "escrow.json").write_text(json.dumps(doc), encoding="utf-8")
     impl = _adapter(tmp_path, 'print(\'{"unsupported": "no"}\')')
     proc = _check("--dir", str(folder), "--impl", impl)
-    assert "federation.json: 0 passed, 0 failed" in proc.stdout
+    assert "escrow.json: 0 passed, 0 failed" in proc.stdout
     own = _check("--dir", str(folder))  # this build has no checker for it: a failure, not a crash
-    assert own.returncode == 1 and "unknown algorithm 'attest-federation'" in own.stdout
+    assert own.returncode == 1 and "unknown algorithm 'attest-escrow'" in own.stdout

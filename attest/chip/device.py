@@ -38,7 +38,7 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
-from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder
+from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder, VerifierRecognizer
 from attest.messages.attestation import (
     NO_CHIP_UEID,
     AttestationResult,
@@ -429,7 +429,17 @@ class Chip:
     # -- attestation ---------------------------------------------------------------------------
     def accept_challenge(self, verifier_cert: bytes, challenge: bytes, now_s: int) -> Challenge:
         """Check that a challenge comes from a certified, unexpired verifier; return it parsed."""
-        return check_challenge(verifier_cert, challenge, self._anchors, now_s)
+        anchors = self._verifier_anchors(verifier_cert, now_s)
+        return check_challenge(verifier_cert, challenge, anchors, now_s)
+
+    def _verifier_anchors(self, verifier_cert: bytes, now_s: int) -> TrustAnchors:
+        """The fused anchors, or a partner authority's that a part recognises (federation)."""
+        for part in self._parts.values():
+            if isinstance(part, VerifierRecognizer):
+                anchors = part.verifier_anchors(verifier_cert, now_s=now_s)
+                if anchors is not None:
+                    return anchors
+        return self._anchors
 
     def answer(self, challenge: Challenge, now_s: float) -> bytes:
         """Sign Evidence for ``challenge``. The counter advance is durable before signing."""
@@ -465,7 +475,7 @@ class Chip:
         return check_result(
             verifier_cert,
             result,
-            self._anchors,
+            self._verifier_anchors(verifier_cert, challenge.issued_at),
             ueid=self._ueid,
             nonce=challenge.nonce,
             verifier_id=challenge.verifier_id,

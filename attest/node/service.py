@@ -24,6 +24,8 @@ from attest import __version__
 from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
 from attest.mechanism import (
+    HOME,
+    ChainRoute,
     Conclusion,
     Grant,
     LiveSession,
@@ -32,9 +34,11 @@ from attest.mechanism import (
     SessionPart,
     VerifierPart,
     appraise_core,
+    route_chain,
     with_mechanisms,
 )
 from attest.messages.attestation import NO_CHIP_UEID, NONCE_BYTES, AttestationResult, Challenge
+from attest.messages.certs import DeviceCert, ManufacturerCert
 from attest.messages.revocation import Revocations
 from attest.store.audit import AuditEntry, AuditRecord
 from attest.store.base import ChipRecord, Enroll, StateConflict, Store
@@ -62,6 +66,8 @@ class Outcome:
     conclusions: Mapping[str, Conclusion] = field(default_factory=dict)
     #: the session registered the chip (first contact with auto-enrolment)
     enrolled: bool = False
+    #: which anchors judged the chain (a partner authority's under federation)
+    route: ChainRoute = HOME
 
     @property
     def grant(self) -> Grant | None:
@@ -73,8 +79,9 @@ class Outcome:
 
     @property
     def log_fields(self) -> dict[str, Any]:
-        """Every mechanism's fields for the session's log line."""
-        out: dict[str, Any] = {}
+        """Every mechanism's fields for the session's log line (and the chain's route: the
+        partner authority and the agreement number, ``chain_authority`` / ``chain_agreement``)."""
+        out: dict[str, Any] = {f"chain_{k}": v for k, v in self.route.log.items()}
         for c in self.conclusions.values():
             out.update(c.log)
         return out
@@ -89,6 +96,8 @@ class Reading:
     record: ChipRecord | None
     #: each enabled mechanism's view of the chip
     loaded: tuple[Loaded, ...]
+    #: which anchors judge the chain (a partner authority's, under federation)
+    route: ChainRoute = HOME
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +151,22 @@ class VerifierService:
         """The enabled parts that take part in the live session (they may PING the chip)."""
         return [p for p in self.parts.values() if isinstance(p, SessionPart)]
 
+    def route(self, chain: DeviceChain) -> ChainRoute:
+        """Which anchors judge ``chain`` (:func:`attest.mechanism.route_chain`)."""
+        return route_chain(tuple(self.parts.values()), chain, now_ms=self.clock_ms())
+
+    def _certs(
+        self, chain: DeviceChain, route: ChainRoute | None = None
+    ) -> tuple[DeviceCert, ManufacturerCert] | None:
+        """The chain's certificates under its route's anchors (the cache holds only chains of
+        the node's own anchors)."""
+        route = self.route(chain) if route is None else route
+        if route.anchors is not None:
+            return verify_device_chain(chain, route.anchors)
+        return verify_device_chain(chain, self.anchors, self.cache)
+
     def _ueid_of(self, chain: DeviceChain) -> bytes | None:
-        certs = verify_device_chain(chain, self.anchors, self.cache)
+        certs = self._certs(chain)
         return certs[0].ueid if certs is not None else None
 
     def pings_for(self, chain: DeviceChain, session_id: bytes) -> int:
@@ -228,10 +251,11 @@ class VerifierService:
     def read(self, chain: DeviceChain, live: LiveSession | None = None) -> Reading:
         """Step 1 (store reads): the chip the chain names, and what each mechanism knows (a
         part that takes part in the live session reads it with the session's timed PINGs)."""
-        certs = verify_device_chain(chain, self.anchors, self.cache)
+        route = self.route(chain)
+        certs = self._certs(chain, route)
         ueid = certs[0].ueid if certs is not None else None
         if ueid is None:
-            return Reading(chain, None, ())
+            return Reading(chain, None, (), route)
         record = self.store.get_chip(ueid)
         loaded = tuple(
             (
@@ -242,7 +266,7 @@ class VerifierService:
             )
             for part in self.parts.values()
         )
-        return Reading(chain, record, loaded)
+        return Reading(chain, record, loaded, route)
 
     def appraise(self, reading: Reading, challenge: Challenge, evidence: bytes) -> Appraised:
         """Step 2 (pure): the verification core's appraisal."""
@@ -252,11 +276,11 @@ class VerifierService:
             challenge=challenge,
             chain=reading.chain,
             record=reading.record,
-            anchors=self.anchors,
+            anchors=reading.route.anchors or self.anchors,
             revocations=self.revocations,
             policy=self.policy,
             now_ms=now_ms,
-            cache=self.cache,
+            cache=self.cache if reading.route.anchors is None else None,
         )
         return Appraised(reading, challenge, core, now_ms)
 
@@ -275,6 +299,7 @@ class VerifierService:
             now_ms=now_ms,
             mechanisms=reading.loaded,
             node_checks=True,
+            added=reading.route.reasons,
         )
         verdict = session.verdict
         subject = verdict.ueid or b""
@@ -325,17 +350,19 @@ class VerifierService:
     def finish(self, recorded: Recorded) -> Outcome:
         """Step 4 (pure): the outcome of a committed appraisal, with its signed result."""
         enrolled = isinstance(recorded.session.commit, Enroll)
+        route = recorded.appraised.reading.route
         return Outcome(
             recorded.session.verdict,
             recorded.result,
             recorded.audit,
             recorded.conclusions,
             enrolled,
+            route,
         )
 
     def enroll(self, chain: DeviceChain) -> bool:
         """Register a chip from its certificates (operator enrolment). False if already known."""
-        certs = verify_device_chain(chain, self.anchors, self.cache)
+        certs = self._certs(chain)
         if certs is None:
             raise CertificateError("device certificate chain does not verify to the authority")
         device = certs[0]

@@ -21,6 +21,11 @@ from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.attestation import Challenge
 from attest.testvectors.audit_check import AUDIT_ALGORITHM, AUDIT_FILE, audit_groups
+from attest.testvectors.federation_check import (  # federation
+    FEDERATION_ALGORITHM,
+    FEDERATION_FILE,
+    federation_groups,
+)
 from attest.testvectors.inputs import (
     diagnostic,
     hex_bytes,
@@ -196,6 +201,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(REVOCATION_FILE, REVOCATION_ALGORITHM, revocation_groups),
     Family(MESSAGE_FILE, MESSAGE_ALGORITHM, message_groups),
     Family(REFERENCE_FILE, REFERENCE_ALGORITHM, reference_groups),  # vendors' reference values
+    Family(FEDERATION_FILE, FEDERATION_ALGORITHM, federation_groups),  # federation
 )
 #: Every file a vector directory must hold, in the order they are generated and reported.
 FILES: tuple[str, ...] = tuple(f.file for f in FAMILIES)

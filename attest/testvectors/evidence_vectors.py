@@ -22,6 +22,7 @@ from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp, crypto_scalarm
 from attest.chip.adversary import CompromisedChip
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import protected_header, sig_structure, sign1
+from attest.federation.reasons import FederationReason
 from attest.hardware import DEFAULT_MODELS, simulated_firmware_measurement
 from attest.keys import SigningKey
 from attest.messages import claims as C
@@ -1557,7 +1558,12 @@ def evidence_document(w: World | None = None) -> dict[str, Any]:
         [
             *EVIDENCE_HEADER,
             "Reason codes: "
-            + ", ".join(_reason_text(r) for r in registered_reasons() if r not in NODE_REASONS),
+            + ", ".join(
+                _reason_text(r)
+                for r in registered_reasons()
+                # federation's reasons judge authorities' acts: federation.json lists them
+                if r not in NODE_REASONS and not isinstance(r, FederationReason)
+            ),
         ],
         {k: v for k, v in notes.items() if k in used},
         groups,

@@ -7,7 +7,8 @@ deterministic, cases are listed in a fixed order and JSON is written with a fixe
 
 One module per family (``evidence_vectors``, ``codec_vectors`` for CBOR and COSE_Sign1,
 ``license_vectors``, ``pod_vectors``, ``location_vectors``, ``session_vectors``,
-``audit_vectors``, ``revocation_vectors``, ``message_vectors``, ``reference_vectors``), each
+``audit_vectors``, ``revocation_vectors``, ``message_vectors``, ``reference_vectors``,
+``federation_vectors``), each
 with its checker module (``*_check``); a new family is one line in :func:`documents` and one in
 ``attest.testvectors.check.FAMILIES``.
 """
@@ -22,6 +23,8 @@ from attest.testvectors.audit_vectors import audit_document
 from attest.testvectors.check import CBOR_FILE, COSE_FILE, EVIDENCE_FILE, FILES
 from attest.testvectors.codec_vectors import cbor_document, cose_document
 from attest.testvectors.evidence_vectors import evidence_document
+from attest.testvectors.federation_check import FEDERATION_FILE
+from attest.testvectors.federation_vectors import federation_document
 from attest.testvectors.format import render
 from attest.testvectors.license_vectors import LICENSE_FILE, license_document
 from attest.testvectors.location_vectors import LOCATION_FILE, location_document
@@ -52,6 +55,7 @@ def documents() -> dict[str, dict[str, Any]]:
         REVOCATION_FILE: revocation_document(w),
         MESSAGE_FILE: messages_document(w),
         REFERENCE_FILE: reference_document(w),
+        FEDERATION_FILE: federation_document(w),  # federation
     }
     return {name: docs[name] for name in FILES}
 

@@ -10,18 +10,44 @@ evaluated on every appraisal.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from attest.errors import AttestError
 from attest.keys import PublicKey
 from attest.messages.certs import DeviceCert, ManufacturerCert, VerifierCert
+from attest.messages.schema import SignedMessage
+
+M = TypeVar("M", bound=SignedMessage)
+
+
+class ActVerifier(Protocol):
+    """An authority that is a committee (attest.federation.committee.Committee is one)."""
+
+    def verify_act(self, token: bytes, content_type: str) -> bytes:
+        """The payload of an act of ``content_type`` signed by enough officers (else raise an
+        AttestError)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class TrustAnchors:
-    """The authority's identity and public key: the root every chain must reach."""
+    """The authority's identity and public key: the root every chain must reach.
+
+    An authority that is a k-of-n committee (SPEC Appendix B) has ``committee``, which then
+    judges its certificates here (COSE_Sign with k officer signatures, or COSE_Sign1 where k is
+    1); ``authority_key`` is then one of its officers and is not used by these functions.
+    """
 
     authority_id: str
     authority_key: PublicKey
+    committee: ActVerifier | None = None
+
+
+def authority_act(token: bytes, cls: type[M], anchors: TrustAnchors) -> M:
+    """Verify an act of the authority (a certificate it signed) as ``cls``, then parse it."""
+    if anchors.committee is not None:
+        return cls.from_payload(anchors.committee.verify_act(token, cls.CONTENT_TYPE))
+    return cls.verify(token, anchors.authority_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +87,7 @@ def verify_device_chain(
         if hit is not None:
             return hit
     try:
-        mfr = ManufacturerCert.verify(chain.manufacturer_cert, anchors.authority_key)
+        mfr = authority_act(chain.manufacturer_cert, ManufacturerCert, anchors)
         if mfr.issuer != anchors.authority_id:
             return None
         dev = DeviceCert.verify(chain.device_cert, mfr.public_key)
@@ -77,7 +103,7 @@ def verify_device_chain(
 def verify_verifier_cert(token: bytes, anchors: TrustAnchors) -> VerifierCert | None:
     """The parsed verifier certificate if the authority signed it (expiry checked by callers)."""
     try:
-        cert = VerifierCert.verify(token, anchors.authority_key)
+        cert = authority_act(token, VerifierCert, anchors)
     except AttestError:
         return None
     return cert if cert.issuer == anchors.authority_id else None

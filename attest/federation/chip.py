@@ -1,0 +1,104 @@
+"""The federation part of a chip: which partner authorities' verifier nodes it answers.
+
+A chip is fused with its own authority's key (SPEC §3.1) and answers only that authority's
+certified verifiers (§7.10). A chip that holds a federation agreement its authority signed
+also answers the verifier nodes of a partner whose results the agreement lets its authority
+recognise (``recognition(home, partner).results``), judged by that partner's committee (SPEC
+B.5): the Singapore chip in a Johor data centre answers the Malaysian node.
+
+The agreement comes to the chip like a revocation list: :meth:`FederationChip.install`
+accepts it only under the chip's own authority (its approval is required for a first
+agreement, amendments need K of the members in force) and only above the number it holds
+(AGREEMENT_STALE), and persists it (the chip's state file) before it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from attest.codec.cbor import decode
+from attest.errors import AttestError, ChipRefusal
+from attest.federation.agreement import Agreement, open_agreement
+from attest.federation.committee import Committee
+from attest.federation.route import Federation
+from attest.federation.sign import FederationError, parse_sign
+from attest.mechanism import ChipHost, Grant, VerifierRecognizer
+from attest.verify.chain import TrustAnchors
+
+
+class FederationChip(VerifierRecognizer):
+    """A chip's agreement in force (or none) and the verifier nodes it recognises by it."""
+
+    def __init__(self, host: ChipHost, saved: Mapping[str, Any] | None) -> None:
+        self._host = host
+        self._token: bytes | None = None
+        self._agreement: Agreement | None = None
+        if saved and saved.get("agreement"):
+            token = bytes(saved["agreement"])
+            try:
+                payload = parse_sign(token).payload
+                self._agreement = Agreement.from_claims(decode(payload))
+            except AttestError as exc:
+                raise AttestError(f"federation state: {exc}") from None
+            self._token = token
+
+    @property
+    def home(self) -> Committee:
+        anchors = self._host.anchors
+        return Committee.single(anchors.authority_id, anchors.authority_key)
+
+    @property
+    def agreement(self) -> Agreement | None:
+        return self._agreement
+
+    def install(self, token: bytes, *, now_s: int) -> Agreement:
+        """Take an agreement (raises ChipRefusal naming the reason); durable before use."""
+        try:
+            new = open_agreement(
+                token,
+                home=self.home,
+                in_force=self._agreement,
+                highest=self._agreement.number if self._agreement else 0,
+                now_s=now_s,
+            )
+        except FederationError as exc:
+            raise ChipRefusal(exc.reason.name, str(exc)) from None
+        self._agreement, self._token = new, token
+        self._host.persist()
+        return new
+
+    # -- VerifierRecognizer -----------------------------------------------------------------
+
+    def verifier_anchors(self, verifier_cert: bytes, *, now_s: int) -> TrustAnchors | None:
+        if self._agreement is None:
+            return None
+        found = Federation(self.home, self._agreement).verifier_anchors(verifier_cert, now_s=now_s)
+        return found if isinstance(found, TrustAnchors) else None
+
+    # -- ChipPart: nothing else ---------------------------------------------------------------
+
+    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
+        return {}
+
+    def usage(
+        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
+    ) -> tuple[float, float, float] | None:
+        return None
+
+    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
+        return None
+
+    def apply_revocations(self, token: bytes) -> int | None:
+        return None
+
+    def loaded(self) -> None:
+        return None
+
+    def save(self) -> dict[str, Any] | None:
+        return {"agreement": self._token} if self._token is not None else None
+
+
+def chip_part(host: ChipHost, saved: Any, sign: object) -> FederationChip:
+    """Every chip can hold an agreement (one that holds none answers only its own verifiers)."""
+    return FederationChip(host, saved)
