@@ -27,6 +27,9 @@ EXIT_RUNTIME = 3
 EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
 
+#: the global ``--log-level`` choices (also the ``[log] level`` values of a node)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 _LOCK_FILE = "run.lock"
 
 

@@ -123,6 +123,15 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
         section.render(console, result)
     for e in s.errors:
         console.print(f"[red]error:[/red] {e}")
+    if s.workdir is not None:
+        first = s.nodes[0]["verifier_id"] if s.nodes else "verifier-kl-1"
+        console.print(
+            f"kept in {s.workdir}: node stores, verifier certificates, anchors.json; check a "
+            f"chain with: attest audit verify --db {s.workdir / (first + '.db')} "
+            f"--verifier-cert {s.workdir / (first + '.cert')} --anchors "
+            f"{s.workdir / 'anchors.json'}",
+            soft_wrap=True,
+        )
     console.print(
         "[bold green]OK[/]: every honest chip affirmed, every attack caught, audit verified"
         if s.ok

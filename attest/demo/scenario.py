@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from attest import files
 from attest.chip.device import Chip
 from attest.chip.runner import attest
 from attest.demo.attacks import ATTACKS
@@ -52,6 +53,8 @@ class DemoSummary:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     sections: dict[str, tuple[Any, SectionResult]] = field(default_factory=dict)
+    #: the --keep folder of this run (None: a temporary folder, gone at the end)
+    workdir: Path | None = None
 
     @property
     def session_rate(self) -> float:
@@ -84,6 +87,7 @@ class DemoSummary:
             "audit": self.audit,
             "nodes": self.nodes,
             "errors": self.errors,
+            "kept": None if self.workdir is None else str(self.workdir),
             **{name: result.summary for name, (_, result) in self.sections.items()},
             "ok": self.ok,
         }
@@ -116,10 +120,11 @@ async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> 
     summary = DemoSummary(chips=opts.chips)
     summary._rounds = opts.rounds
     with tempfile.TemporaryDirectory(prefix="attest-demo-") as tmp:
-        workdir = opts.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tmp) if opts.workdir is None else fresh_run_dir(opts.workdir)
+        summary.workdir = opts.workdir and workdir
         world = create_world()
         world.workdir, world.map_path = workdir, opts.map_path
+        files.write_anchors(workdir / files.ANCHORS_FILE, world.authority.anchors)
         revoke(world, [world.fabricate("HX100", 8)])
         await _run(world, workdir, opts, summary, progress)
         total_entries = 0
@@ -141,6 +146,21 @@ async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> 
             )
         summary.audit = {"entries": total_entries, "verified": verified}
     return summary
+
+
+def fresh_run_dir(keep: Path) -> Path:
+    """``KEEP/run-N`` for the first free N: every demo has its own authority, so a folder of
+    an earlier run (its stores, delegations) is kept beside this one, never reused."""
+    keep.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = keep / f"run-{n}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
 
 
 async def _run(
