@@ -72,9 +72,7 @@ def test_lifecycle_serve_run_stop_audit_restart(cli: Cli, tmp_path: Path) -> Non
             "--state", chip_dir, "--rounds", "2", "--interval", "0",
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert result_lines(run.stdout) == {
-            ueid: ["AFFIRMING counter=1", "AFFIRMING counter=2"]
-        }
+        assert result_lines(run.stdout) == {ueid: ["AFFIRMING counter=1", "AFFIRMING counter=2"]}
         assert daemon.stop() == 0
     report = audit_report(cli, world)
     assert report["ok"] and report["entries"] == 2
@@ -87,9 +85,7 @@ def test_lifecycle_serve_run_stop_audit_restart(cli: Cli, tmp_path: Path) -> Non
             "--state", chip_dir, "--rounds", "2", "--interval", "0",
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert result_lines(run.stdout) == {
-            ueid: ["AFFIRMING counter=3", "AFFIRMING counter=4"]
-        }
+        assert result_lines(run.stdout) == {ueid: ["AFFIRMING counter=3", "AFFIRMING counter=4"]}
         assert daemon.stop() == 0
     with SqliteStore(world.db, readonly=True) as store:
         assert store.count_chips() == 1
