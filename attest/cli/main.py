@@ -34,6 +34,7 @@ _SUBCOMMANDS = (
     "attest.cli.chip_cmd",
     "attest.cli.audit_cmd",
     "attest.cli.bench_cmd",
+    "attest.cli.completion_cmd",
 )
 
 

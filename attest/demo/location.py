@@ -194,7 +194,7 @@ def _map_note(drawn: Path | None, wanted: Path | None) -> str | None:
         return None
     if wanted is None:
         return "map not drawn (--no-map)"
-    return f"map not drawn: needs {mapping.missing()} (pip install 'hem-attest[map]')"
+    return f"map not drawn: needs {mapping.missing()}"
 
 
 class LocationDemo:
