@@ -285,7 +285,7 @@ class LocationDemo:
             f"{'yes (contraindicated)' if sm['bounds_exclude_malaysia'] else 'no'} — "
             f"{sm['why']}"
         )
-        console.print((s["map"] and f"map: {s['map']}") or s["map_note"])
+        console.print((s["map"] and f"map: {s['map']}") or s["map_note"], markup=False)
 
 
 SECTION = LocationDemo()
