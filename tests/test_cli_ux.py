@@ -7,6 +7,7 @@ is read from a running daemon's output.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -14,9 +15,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from cli_support import CLI, HANG_TIMEOUT_S, Cli, clean_env, make_world, serve
+from cli_support import CLI, HANG_TIMEOUT_S, Cli, World, clean_env, make_world, serve
 
 from attest.cli.main import main
+from attest.demo.scenario import fresh_run_dir
 from attest.errors import ConfigError
 from attest.node.config import example_toml, load_config
 
@@ -24,6 +26,12 @@ from attest.node.config import example_toml, load_config
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """One authority, manufacturer and verifier folder for the module's tests (read-mostly)."""
+    return make_world(Cli(), tmp_path_factory.mktemp("world"))
 
 
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
@@ -87,11 +95,13 @@ def test_errors_inside_exception_groups_are_one_line(
 
 def test_demo_keep_twice_keeps_both_runs_with_certificates(cli: Cli, tmp_path: Path) -> None:
     keep = tmp_path / "keep"
-    for n in (1, 2):
-        out = cli.ok("demo", "--chips", "1", "--rounds", "1", "--no-map", "--keep", keep, "--json")
-        assert json.loads(out)["kept"] == str(keep / f"run-{n}")
+    (keep / "run-1").mkdir(parents=True)  # an earlier run's folder: kept, not reused
+    (keep / "run-1" / "verifier-kl-1.db").write_bytes(b"earlier")
+    out = cli.ok("demo", "--chips", "1", "--rounds", "1", "--no-map", "--keep", keep, "--json")
     run = keep / "run-2"
-    assert (run / "anchors.json").is_file()
+    assert json.loads(out)["kept"] == str(run)
+    assert (keep / "run-1" / "verifier-kl-1.db").read_bytes() == b"earlier"
+    assert fresh_run_dir(keep) == keep / "run-3"
     audit = cli.run(
         "audit", "verify", "--db", run / "verifier-kl-1.db",
         "--verifier-cert", run / "verifier-kl-1.cert", "--anchors", run / "anchors.json",
@@ -100,8 +110,9 @@ def test_demo_keep_twice_keeps_both_runs_with_certificates(cli: Cli, tmp_path: P
     assert (run / "landmark-kl.cert").is_file()  # the location section's nodes too
 
 
-def test_register_pod_with_a_missing_issuer_certificate(cli: Cli, tmp_path: Path) -> None:
-    world = make_world(cli, tmp_path)
+def test_register_pod_with_a_missing_issuer_certificate(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
     pod = tmp_path / "pod.cose"
     pod.write_bytes(b"\x00")
     for args, what in (
@@ -132,32 +143,41 @@ def test_init_config_documents_every_field(cli: Cli) -> None:
             assert lines[i - 2].startswith("# ") and not lines[i - 2].startswith("# env"), line
 
 
-def test_unknown_attest_variable_is_refused_like_an_unknown_key(cli: Cli, tmp_path: Path) -> None:
+def test_unknown_attest_variable_is_refused_like_an_unknown_key(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError, match=r"ATTEST_LISTEN_PROT.*did you mean ATTEST_LISTEN_PORT"):
         load_config(None, env={"ATTEST_LISTEN_PROT": "7500"})
     # the other ATTEST_ switches are not settings and stay allowed
     load_config(None, env={"ATTEST_FAST_PATHS": "0", "ATTEST_SLOW": "1", "ATTEST_LISTEN_PORT": "1"})
-    world = make_world(cli, tmp_path)
     proc = cli.run("verifier", "serve", "--config", world.config, env={"ATTEST_STORE_PAHT": "x"})
     assert proc.returncode == 2
     assert proc.stderr.startswith("attest: configuration error: environment: unknown variable")
 
 
-def test_global_log_level_outranks_the_configuration(cli: Cli, tmp_path: Path) -> None:
-    world = make_world(cli, tmp_path)
+def test_global_log_level_outranks_the_configuration(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
     # the file and ATTEST_LOG_LEVEL say INFO (serve's default); --log-level WARNING wins
     with serve(world, name="quiet", options=("--log-level", "WARNING")) as daemon:
         assert daemon.stop() == 0
+        quiet = daemon.log.read_text()
     with serve(world, name="debug", options=("--log-level", "DEBUG")) as daemon:
         assert daemon.stop() == 0
-    quiet = (tmp_path / "quiet.log").read_text()
+        debug = daemon.log.read_text()
     assert '"level":"INFO"' not in quiet
-    assert '"level":"INFO"' in (tmp_path / "debug.log").read_text()
+    assert '"level":"INFO"' in debug
 
 
-def test_wrong_paths_are_usage_errors_everywhere(cli: Cli, tmp_path: Path) -> None:
+def test_wrong_paths_are_usage_errors_everywhere(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Exit status 2 for an input file or folder that is not there, whichever command."""
-    world = make_world(cli, tmp_path)
+    for name in [k for k in os.environ if k.startswith("ATTEST_")]:
+        monkeypatch.delenv(name)
     nope = tmp_path / "nope"
     commands = [
         ("verifier", "serve", "--config", nope),
@@ -172,9 +192,10 @@ def test_wrong_paths_are_usage_errors_everywhere(cli: Cli, tmp_path: Path) -> No
         ("vectors", "check", "--dir", nope),
     ]
     for args in commands:
-        proc = cli.run(*args)
-        assert proc.returncode == 2, (args, proc.stderr)
-        assert proc.stderr.count("\n") == 1 and str(nope) in proc.stderr, (args, proc.stderr)
+        code = main([str(a) for a in args])  # in-process: the same main as the console script
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert err.count("\n") == 1 and str(nope) in err, (args, err)
 
 
 def test_vectors_check_outside_a_checkout_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
@@ -186,8 +207,9 @@ def test_vectors_check_outside_a_checkout_is_a_usage_error(cli: Cli, tmp_path: P
     assert "failed" not in proc.stdout and proc.stderr.count("\n") == 1
 
 
-def test_chip_run_prints_a_summary_and_no_placeholder(cli: Cli, tmp_path: Path) -> None:
-    world = make_world(cli, tmp_path)
+def test_chip_run_prints_a_summary_and_no_placeholder(
+    cli: Cli, world: World, tmp_path: Path
+) -> None:
     chips = tmp_path / "chips"
     cli.ok("chip", "fabricate", "--manufacturer", world.manufacturer, "--model", "HX100",
            "--state", chips, "--count", "2")  # fmt: skip
@@ -202,8 +224,7 @@ def test_chip_run_prints_a_summary_and_no_placeholder(cli: Cli, tmp_path: Path) 
     assert run.stderr == "attest chip run: 2 chips, 4 result(s): 4 affirming\n"
 
 
-def test_license_status_is_labelled_with_iso_times(cli: Cli, tmp_path: Path) -> None:
-    world = make_world(cli, tmp_path)
+def test_license_status_is_labelled_with_iso_times(cli: Cli, world: World, tmp_path: Path) -> None:
     cli.ok("authority", "delegate", "--dir", world.authority, "--verifier", world.verifier,
            "--region", "MY-KL", "--quota-flops", "3e14")  # fmt: skip
     text = cli.ok("license", "status", "--config", world.config)
