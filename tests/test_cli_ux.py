@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -97,9 +98,19 @@ def test_demo_keep_twice_keeps_both_runs_with_certificates(cli: Cli, tmp_path: P
     keep = tmp_path / "keep"
     (keep / "run-1").mkdir(parents=True)  # an earlier run's folder: kept, not reused
     (keep / "run-1" / "verifier-kl-1.db").write_bytes(b"earlier")
-    out = cli.ok("demo", "--chips", "1", "--rounds", "1", "--no-map", "--keep", keep, "--json")
+    proc = cli.run("demo", "--chips", "1", "--rounds", "1", "--no-map", "--keep", keep)
+    assert proc.returncode == 0, proc.stderr
     run = keep / "run-2"
-    assert json.loads(out)["kept"] == str(run)
+    out = proc.stdout
+    assert f"kept in {run}: " in out
+    # what a person reads, piped: whole names, no Python reprs, no "1 chips"
+    assert "{'" not in out and " 1 chips" not in out
+    assert "│ revoked-chip " in out and "│ DEVICE_REVOKED " in out
+    assert "component sizes " in out and "PINGs per measurement: default " in out
+    # the progress bar ends at the summary's session count
+    sessions = re.search(r"│ sessions +│ (\d+) ", out)
+    bars = re.findall(r"(\d+)/(\d+) sessions", proc.stderr)
+    assert sessions and bars and bars[-1] == (sessions[1], sessions[1])
     assert (keep / "run-1" / "verifier-kl-1.db").read_bytes() == b"earlier"
     assert fresh_run_dir(keep) == keep / "run-3"
     audit = cli.run(

@@ -42,7 +42,7 @@ from rich.table import Table
 from attest import files
 from attest.chip.device import Chip
 from attest.chip.runner import GrantOutcome, attest
-from attest.demo.sections import SectionResult
+from attest.demo.sections import SectionResult, listing
 from attest.demo.world import RunningNode, World
 from attest.durable import atomic_write
 from attest.identity import VerifierIdentity
@@ -276,8 +276,8 @@ class LocationDemo:
         sm = s["smuggled"]
         console.print(
             f"calibration: loopback floor {s['calibration_floor_us']} us (incl. the simulated "
-            f"chip's 50 us); allowance {s['allowance_us']} us; PINGs per measurement "
-            f"{s['pings_per_measurement']}"
+            f"chip's 50 us); allowance {s['allowance_us']} us; PINGs per measurement: "
+            f"{listing(s['pings_per_measurement'])}"
         )
         console.print(
             f"smuggled chip: licence issued in Johor: {sm['licence_issued_at_home']}; renewed "

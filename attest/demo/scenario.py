@@ -27,7 +27,19 @@ from attest.demo.world import FLEET, RunningNode, World, create_world, revoke, r
 from attest.store import verify_audit
 from attest.verify.reasons import Tier, reason_name
 
-ProgressFn = Callable[[int], None]
+#: progress(done, grown): ``done`` sessions finished, the expected total changed by ``grown``
+#: (a section says how many sessions it ran only when it ends; a failed chip runs none), so
+#: the bar's total ends equal to the summary's session count
+ProgressFn = Callable[[int, int], None]
+
+
+def no_progress(done: int, grown: int) -> None:
+    return None
+
+
+def expected_sessions(opts: DemoOptions) -> int:
+    """What the progress bar starts from: the fleet's rounds and one session per attack."""
+    return opts.chips * opts.rounds + len(ATTACKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +119,16 @@ async def _honest_chip(
         )
     except Exception as exc:  # reported, and makes the demo fail
         summary.errors.append(f"honest chip {chip.ueid.hex()[:12]}: {exc}")
-        progress(opts.rounds)
+        progress(0, -opts.rounds)
         return
     for result in results:
         _record(summary, result.status)
         summary.honest_sessions += 1
         summary.honest_affirmed += result.status == Tier.AFFIRMING
-    progress(len(results))
+    progress(len(results), len(results) - opts.rounds)
 
 
-async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> DemoSummary:
+async def run_demo(opts: DemoOptions, progress: ProgressFn = no_progress) -> DemoSummary:
     summary = DemoSummary(chips=opts.chips)
     summary._rounds = opts.rounds
     with tempfile.TemporaryDirectory(prefix="attest-demo-") as tmp:
@@ -193,7 +205,8 @@ async def _run(
                 summary.verdicts[tier] += n
                 summary.sessions += n
             summary.errors.extend(result.errors)
-            progress(1)
+            ran = sum(result.verdicts.values())
+            progress(ran, ran)
 
 
 async def _attack(
@@ -209,7 +222,9 @@ async def _attack(
         result = await attack.run(world, node)
     except Exception as exc:
         entry["error"] = str(exc)
+        progress(0, -1)
     else:
+        progress(1, 0)
         _record(summary, result.status)
         reasons = [reason_name(r) for r in result.reasons]
         entry["verdict"] = Tier(result.status).name.lower()
@@ -218,4 +233,3 @@ async def _attack(
             result.status == Tier.CONTRAINDICATED and attack.expected_reason.name in reasons
         )
     summary.attacks.append(entry)
-    progress(1)
