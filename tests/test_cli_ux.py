@@ -224,15 +224,34 @@ def test_chip_run_prints_a_summary_and_no_placeholder(
     chips = tmp_path / "chips"
     cli.ok("chip", "fabricate", "--manufacturer", world.manufacturer, "--model", "HX100",
            "--state", chips, "--count", "2")  # fmt: skip
+    out, err = tmp_path / "forever.out", tmp_path / "forever.err"
     with serve(world) as daemon:
         run = cli.run("chip", "run", "--verifier", f"127.0.0.1:{daemon.port}", "--state", chips,
                       "--rounds", "2", "--interval", "0")  # fmt: skip
+        # Ctrl-C on a chip run that runs until stopped: the summary, then 130
+        with open(out, "wb") as o, open(err, "wb") as e:
+            forever = subprocess.Popen(
+                [*CLI, "chip", "run", "--verifier", f"127.0.0.1:{daemon.port}", "--state",
+                 str(chips / "chip-0001"), "--rounds", "0", "--interval", "0.05"],
+                env=clean_env(), stdout=o, stderr=e,
+            )  # fmt: skip
+        try:
+            _wait_for(out, "AFFIRMING", forever)
+            forever.send_signal(signal.SIGINT)
+            assert forever.wait(timeout=HANG_TIMEOUT_S) == 130
+        finally:
+            if forever.poll() is None:
+                forever.kill()
+                forever.wait()
         assert daemon.stop() == 0
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert len(lines) == 4 and all(" - " not in line for line in lines)
     assert all(line.split()[1:2] == ["AFFIRMING"] for line in lines)
     assert run.stderr == "attest chip run: 2 chips, 4 result(s): 4 affirming\n"
+    summary, stopped = err.read_text().splitlines()
+    assert summary.startswith("attest chip run: 1 chip, ") and "affirming" in summary
+    assert stopped == "attest: stopped by SIGINT"
 
 
 def test_license_status_is_labelled_with_iso_times(cli: Cli, world: World, tmp_path: Path) -> None:
