@@ -43,6 +43,12 @@ def _wait_for(path: Path, text: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it. A test run started in the background
+    by a shell inherits SIGINT ignored, and Python then keeps it ignored in its children."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_the_demo_exits_130_with_one_line(tmp_path: Path) -> None:
     err = tmp_path / "stderr"
     with open(err, "wb") as out:
@@ -50,6 +56,7 @@ def test_ctrl_c_during_the_demo_exits_130_with_one_line(tmp_path: Path) -> None:
             [*CLI, "--log-level", "INFO", "demo", "--chips", "40", "--rounds", "500",
              "--no-map", "--keep", str(tmp_path / "kept")],
             env=clean_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=out,
+            preexec_fn=_default_sigint,
         )  # fmt: skip
     try:
         # the global --log-level reaches the demo's nodes: their INFO lines say they run
@@ -233,7 +240,7 @@ def test_chip_run_prints_a_summary_and_no_placeholder(
             forever = subprocess.Popen(
                 [*CLI, "chip", "run", "--verifier", f"127.0.0.1:{daemon.port}", "--state",
                  str(chips / "chip-0001"), "--rounds", "0", "--interval", "0.05"],
-                env=clean_env(), stdout=o, stderr=e,
+                env=clean_env(), stdout=o, stderr=e, preexec_fn=_default_sigint,
             )  # fmt: skip
         try:
             _wait_for(out, "AFFIRMING", forever)
