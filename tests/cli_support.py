@@ -124,9 +124,13 @@ class Daemon:
 
 @contextmanager
 def serve(
-    world: World, env: Mapping[str, str] | None = None, name: str = "serve"
+    world: World,
+    env: Mapping[str, str] | None = None,
+    name: str = "serve",
+    options: tuple[str, ...] = (),
 ) -> Iterator[Daemon]:
-    """Run ``attest verifier serve`` on a free port; always killed when the block exits."""
+    """Run ``attest [options] verifier serve`` on a free port; always killed when the block
+    exits (``options``: global ones, such as ``--log-level``)."""
     port_file = world.root / f"{name}.port"
     log = world.root / f"{name}.log"
     settings = {
@@ -138,7 +142,7 @@ def serve(
     }
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [*CLI, "verifier", "serve", "--config", str(world.config)],
+            [*CLI, *options, "verifier", "serve", "--config", str(world.config)],
             env=clean_env(settings),
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -156,6 +156,8 @@ def pg_cluster() -> Any:
     import os
 
     try:
+        import psycopg  # noqa: F401 - the client the store uses: without it nothing can connect
+
         from attest.bench.pgcluster import Cluster
 
         cluster = Cluster()

@@ -94,7 +94,7 @@ def test_missing_extra_is_explained(
         importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a)
     )
     assert main(["bench", "timing", "--out", str(tmp_path)]) == 2
-    assert "pip install 'attest[bench]'" in capsys.readouterr().err
+    assert "pip install 'hem-attest[bench]'" in capsys.readouterr().err
 
 
 def test_text_report_names_baseline_and_ratio() -> None:

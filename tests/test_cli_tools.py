@@ -72,9 +72,7 @@ def test_lifecycle_serve_run_stop_audit_restart(cli: Cli, tmp_path: Path) -> Non
             "--state", chip_dir, "--rounds", "2", "--interval", "0",
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert result_lines(run.stdout) == {
-            ueid: ["AFFIRMING - counter=1", "AFFIRMING - counter=2"]
-        }
+        assert result_lines(run.stdout) == {ueid: ["AFFIRMING counter=1", "AFFIRMING counter=2"]}
         assert daemon.stop() == 0
     report = audit_report(cli, world)
     assert report["ok"] and report["entries"] == 2
@@ -87,9 +85,7 @@ def test_lifecycle_serve_run_stop_audit_restart(cli: Cli, tmp_path: Path) -> Non
             "--state", chip_dir, "--rounds", "2", "--interval", "0",
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        assert result_lines(run.stdout) == {
-            ueid: ["AFFIRMING - counter=3", "AFFIRMING - counter=4"]
-        }
+        assert result_lines(run.stdout) == {ueid: ["AFFIRMING counter=3", "AFFIRMING counter=4"]}
         assert daemon.stop() == 0
     with SqliteStore(world.db, readonly=True) as store:
         assert store.count_chips() == 1
@@ -169,7 +165,7 @@ def test_revoked_device_is_contraindicated_and_stays_revoked(cli: Cli, tmp_path:
         assert run.returncode == 1, run.stderr
         lines = result_lines(run.stdout)
         assert lines[revoked] == ["CONTRAINDICATED DEVICE_REVOKED counter=1"]
-        assert lines[healthy] == ["AFFIRMING - counter=1"]
+        assert lines[healthy] == ["AFFIRMING counter=1"]
         assert daemon.stop() == 0
 
     # Dropping the file from the configuration does not un-revoke: the store keeps list #1.
@@ -261,7 +257,7 @@ def test_enroll_then_serve_without_auto_enrolment(cli: Cli, tmp_path: Path) -> N
         )  # fmt: skip
         assert run.returncode == 1
         lines = result_lines(run.stdout)
-        assert lines[known] == ["AFFIRMING - counter=1"]
+        assert lines[known] == ["AFFIRMING counter=1"]
         assert lines[unknown] == ["CONTRAINDICATED NOT_ENROLLED counter=1"]
         assert daemon.stop() == 0
 

@@ -983,6 +983,6 @@ def test_cli_node_renews_licenses(tmp_path: Path) -> None:
     assert 2 <= len(applied) <= 3  # the 3 x 10^14 quota: three licenses at most
     status = json.loads(cli.ok("license", "status", "--config", world.config, "--json", env=env))
     assert status["region"]["licenses"] == status["ledgerEntries"] == len(applied)
-    assert status["delegation"]["issued"][0] == len(applied) * 10**14 <= 3 * 10**14
+    assert status["delegation"]["issued"]["flops"] == len(applied) * 10**14 <= 3 * 10**14
     log = daemon.log.read_text()
     assert '"license":"issued"' in log and '"license":"quota_exceeded"' in log

@@ -13,6 +13,6 @@ against. Modules:
 * :mod:`~attest.bench.timing`: a dudect-style leakage test of the verification core;
 * :mod:`~attest.bench.report`: JSON, text and PNG output.
 
-numpy, scipy and matplotlib come from the ``bench`` extra (``pip install 'attest[bench]'``);
+numpy, scipy and matplotlib come from the ``bench`` extra (``pip install 'hem-attest[bench]'``);
 only the timing test and the plots need them.
 """

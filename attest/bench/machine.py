@@ -8,6 +8,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from attest import __version__
+
 
 def _cpu_model() -> str:
     try:
@@ -57,7 +59,7 @@ def describe() -> dict[str, Any]:
         "cbor2": _version("cbor2"),
         "pycose": _version("pycose"),
         "cwt": _version("cwt"),
-        "attest": _version("attest"),
+        "attest": __version__,
         "executable": sys.executable,
     }
 

@@ -282,18 +282,13 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     elif kind in ("e2e", "soak"):
         runs = r.get("runs") or [r]
         if kind == "soak":
-            t = [s[0] / 60 for s in r["rss_samples"]]
-            ax.plot(t, [s[1] for s in r["rss_samples"]])
-            ax.set_xlabel("minutes")
-            ax.set_ylabel("verifier RSS (MB)")
-            ax.set_ylim(bottom=0)
-            ax.set_title(f"Soak: {r['sessions_per_s']:,.0f} sessions/s, RSS over time")
+            _soak(ax, r)
         else:
             for run in runs:
                 h = run["latency_histogram_ms"]
                 if h["counts"]:
                     ax.step(h["edges"][:-1], h["counts"], where="post", label=_run_label(run))
-            ax.axvline(50, ls="--", c="k", lw=1)
+            ax.axvline(50, ls="--", c="k", lw=1, label="target: p99 <= 50 ms")
             ax.set_xlabel("session latency (ms)")
             ax.set_ylabel("sessions")
             ax.legend()
@@ -316,9 +311,15 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     elif kind == "location":
         h = r["histogram_us"]
         ax.step(h["edges"][:-1], h["counts"], where="post")
-        ax.axvline(r["floor_us"], ls="--", c="k", lw=1)
-        ax.text(r["floor_us"], max(h["counts"]), f" floor {r['floor_us']:.1f} us", va="top")
-        ax.axvline(r["allowance_us"], ls=":", c="#d62728", lw=1)
+        ax.axvline(r["floor_us"], ls="--", c="k", lw=1, label=f"floor {r['floor_us']:.1f} us")
+        ax.axvline(
+            r["allowance_us"],
+            ls=":",
+            c="#555",
+            lw=1,
+            label=f"allowance {r['allowance_us']:.0f} us (subtracted before the bound)",
+        )
+        ax.legend()
         ax.set_xlabel("PING round trip on loopback (us), up to p99")
         ax.set_ylabel("PINGs")
         ax.set_title(
@@ -328,29 +329,89 @@ def plot(doc: dict[str, Any], path: Path) -> bool:
     elif kind == "dos":
         values = [r["first_session_p99_ms"], r["window_p99_ms"]]
         ax.bar(["first sessions p99", "keep-alive window p99"], values, color="#1f77b4")
-        ax.axhline(1000, ls="--", c="k", lw=1)
+        ax.axhline(1000, ls="--", c="k", lw=1, label="target: p99 < 1 s")
+        ax.legend()
         ax.set_ylabel("honest session latency (ms)")
         ax.set_title(
             f"{r['idle_sockets']:,} idle sockets from one address: "
             f"{100 * r['honest_success']:.2f} % of honest sessions ok"
         )
     elif kind == "timing":
-        items = {**r["pairs"], **r["controls"]}
-        names = [n.replace(" vs ", "\nvs ").replace("control_", "control: ") for n in items]
-        values = [a["max_abs_t"] for a in items.values()]
-        colors = ["#d62728" if a["leak"] else "#1f77b4" for a in items.values()]
-        ax.bar(range(len(values)), values, color=colors)
-        ax.set_xticks(range(len(values)), names, fontsize=7)
-        ax.axhline(4.5, ls="--", c="k", lw=1)
-        ax.set_yscale("log")
-        ax.set_ylabel("max |t| over crops")
-        ax.set_title(f"dudect: {r['per_class']:,} measurements per class")
+        _timing(ax, r)
     fig.text(0.01, 0.01, one_line(doc["machine"]), fontsize=6, color="#555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+#: colours that mean one thing each: the outcome is what it should be, or is not, or there is
+#: no expectation (Python's ``bytes ==``: reported for what it is)
+_AS_EXPECTED, _NOT_AS_EXPECTED, _NO_EXPECTATION = "#2ca02c", "#d62728", "#999999"
+
+
+def _timing(ax: Any, r: dict[str, Any]) -> None:
+    """Failure-class pairs should show no leak; the leaky control must show one."""
+    from matplotlib.patches import Patch
+
+    items = {**r["pairs"], **r["controls"]}
+    names = [n.replace(" vs ", "\nvs ").replace("control_", "control: ") for n in items]
+    values = [a["max_abs_t"] for a in items.values()]
+    colors = []
+    for name, a in items.items():
+        if name == "control_bytes_eq":
+            colors.append(_NO_EXPECTATION)
+        else:
+            should_leak = name == "control_leaky_loop"
+            colors.append(_AS_EXPECTED if a["leak"] == should_leak else _NOT_AS_EXPECTED)
+    bars = ax.bar(range(len(values)), values, color=colors)
+    for bar, v in zip(bars, values, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.1f}", ha="center", va="bottom")
+    ax.set_xticks(range(len(values)), names, fontsize=7)
+    line = ax.axhline(4.5, ls="--", c="k", lw=1)
+    ax.set_yscale("log")
+    ax.set_ylabel("max |t| over crops (log)")
+    ax.set_title(f"dudect: {r['per_class']:,} measurements per class")
+    ax.legend(
+        [
+            line,
+            Patch(color=_AS_EXPECTED),
+            Patch(color=_NOT_AS_EXPECTED),
+            Patch(color=_NO_EXPECTATION),
+        ],
+        [
+            "|t| = 4.5: above it the two classes are told apart (leak)",
+            "as it should be: pair below 4.5, leaky control above",
+            "not as it should be: a pair leaks (or the control is missed)",
+            "bytes == (memcmp): no expectation, reported as measured",
+        ],
+        fontsize=7,
+        loc="upper left",
+    )
+
+
+def _soak(ax: Any, r: dict[str, Any]) -> None:
+    """RSS over the soak on an axis that fits the samples: the growth is what it is about."""
+    t = [s[0] / 60 for s in r["rss_samples"]]
+    rss = [s[1] for s in r["rss_samples"]]
+    ax.plot(t, rss, label="verifier RSS")
+    low, high = min(rss), max(rss)
+    pad = max(0.5, 0.15 * (high - low))
+    ax.set_ylim(low - pad, high + pad)
+    ax.axhline(rss[0], ls=":", c="#555", lw=1, label=f"at the start: {rss[0]:.1f} MB")
+    growth = r.get("rss_growth_mb", rss[-1] - rss[0])
+    ax.text(
+        0.98,
+        0.05,
+        f"growth {growth:+.1f} MB over {t[-1]:.1f} min (target: < 50 MB)",
+        transform=ax.transAxes,
+        ha="right",
+    )
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("verifier RSS (MB; axis fitted to the samples)")
+    ax.legend(loc="upper left")
+    ax.set_title(f"Soak: {r['sessions_per_s']:,.0f} sessions/s, RSS over time")
 
 
 def _run_label(run: dict[str, Any]) -> str:

@@ -196,7 +196,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     missing = missing_modules(kind)
     if missing:
         print(
-            f"attest bench {kind} needs the bench extra: pip install 'attest[bench]' "
+            f"attest bench {kind} needs the bench extra: pip install 'hem-attest[bench]' "
             f"(missing: {', '.join(missing)})",
             file=sys.stderr,
         )
@@ -215,7 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         plot_note = f", plot: {args.out / f'{kind}.png'}" if plotted else ""
         print(f"results: {args.out / f'{kind}.json'}{plot_note}")
         if not plotted and kind not in ("chaos", "fuzz"):
-            print("(no plot: matplotlib is in the bench extra: pip install 'attest[bench]')")
+            print("(no plot: matplotlib is in the bench extra: pip install 'hem-attest[bench]')")
     if args.check and any(v["met"] is False for v in doc["targets"]):
         return EXIT_CHECK_FAILED
     return EXIT_OK

@@ -15,7 +15,8 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from attest.chip.signers import CommandSigner
 from attest.cli import argtypes
 from attest.cli.common import (
     EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUNTIME,
     load_locked_chip,
@@ -177,14 +179,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         help="boot chips and attest them to a verifier",
         description=(
             "Boot each chip (its boot count rises durably) and attest it over one keep-alive "
-            "connection, printing one line per result: UEID, tier, reasons, counter. Several "
-            "--state folders (or a folder of chip-* folders) run concurrently. Exit status: 0 "
-            "if every result was affirming or warning, 1 if any was contraindicated, 3 if a "
-            "session failed. SIGINT/SIGTERM stop it cleanly. With --out DIR every signed "
-            "result is saved as DIR/<ueid-hex>-<attest counter, 10 digits>.result.cose (the "
-            "token exactly as received) and the verifier certificate it verified under as "
-            "DIR/verifier.cert (replaced when it changes), so that "
-            "`attest result verify DIR/<file> --anchors ANCHORS` checks it again."
+            "connection, printing one line per result: UEID, tier, the reasons (comma-separated; "
+            "none for a clean result) and counter=N; a summary line goes to stderr at the end. "
+            "Several --state folders (or a folder of chip-* folders) run concurrently. Exit "
+            "status: 0 if every result was affirming or warning, 1 if any was contraindicated, "
+            "3 if a session failed, 130 if stopped by SIGINT (Ctrl-C); SIGTERM stops it cleanly "
+            "with the status of the results so far. With --out DIR every signed result is saved "
+            "as DIR/<ueid-hex>-<attest counter, 10 digits>.result.cose (the token exactly as "
+            "received) and the verifier certificate it verified under as DIR/verifier.cert "
+            "(replaced when it changes), so that `attest result verify DIR/<file> --anchors "
+            "ANCHORS` checks it again."
         ),
     )
     p.add_argument("--verifier", required=True, metavar="HOST:PORT", help="verifier node address")
@@ -399,9 +403,18 @@ def cmd_update_firmware(args: argparse.Namespace) -> int:
 # -- run -------------------------------------------------------------------------------------
 @dataclass
 class _Tally:
+    chips: int = 0
     results: int = 0
     contraindicated: int = 0
     errors: int = 0
+    tiers: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        """One line for stderr: what the run did, so a scroll of results needs no counting."""
+        tiers = ", ".join(f"{n} {tier}" for tier, n in sorted(self.tiers.items()))
+        errors = f"; {self.errors} chip(s) stopped by a session error" if self.errors else ""
+        chips = "1 chip" if self.chips == 1 else f"{self.chips} chips"
+        return f"attest chip run: {chips}, {self.results} result(s): {tiers or 'none'}{errors}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -418,13 +431,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     locks = [lock_chip_dir(d) for d in dirs]
     try:
         chips = [Chip.load(d) for d in dirs]
-        tally = _Tally()
+        tally = _Tally(chips=len(chips))
         stopped = trio.run(_run_all, chips, host, port, args, tally)
     finally:
         for fd in locks:
             os.close(fd)
+    print(tally.summary(), file=sys.stderr)
     if stopped:
         print(f"attest: stopped by {stopped}", file=sys.stderr)
+    if stopped == "SIGINT":
+        return EXIT_INTERRUPTED
     if tally.contraindicated:
         return EXIT_CHECK_FAILED
     return EXIT_RUNTIME if tally.errors else EXIT_OK
@@ -460,11 +476,13 @@ async def _run_chip(
 
     def report(result: AttestationResult) -> None:
         tier = argtypes.tier_name(result.status)
-        reasons = ",".join(reason_name(r) for r in result.reasons) or "-"
+        reasons = "".join(f" {reason_name(r)}" for r in result.reasons[:1])
+        reasons += "".join(f",{reason_name(r)}" for r in result.reasons[1:])
         tally.results += 1
+        tally.tiers[tier.lower()] += 1
         if result.status >= Tier.CONTRAINDICATED:
             tally.contraindicated += 1
-        print(f"{ueid} {tier} {reasons} counter={chip.attest_counter}", flush=True)
+        print(f"{ueid} {tier}{reasons} counter={chip.attest_counter}", flush=True)
 
     def keep(result: AttestationResult, token: bytes, verifier_cert: bytes) -> None:
         out: Path = args.out

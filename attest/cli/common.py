@@ -1,10 +1,12 @@
 """What every ``attest`` subcommand shares: exit codes and safe access to chip state folders.
 
 Exit codes: 0 success, 1 a check failed (e.g. a vector or an audit chain did not verify, a chip
-refused a licence, the demo missed an attack), 2 usage or configuration error, 3 runtime error,
+refused a licence, the demo missed an attack), 2 usage or configuration error (an input file or
+folder that is not there included, in every command: read inputs with :func:`read_file` or
+``attest.files`` readers, which raise ConfigError), 3 runtime error,
 4 the check passed as far as it could go but was incomplete (``attest audit verify`` without
 the verifier's certificate: the chain is consistent, no signature was checked), 130
-interrupted (Ctrl-C).
+interrupted (Ctrl-C; attest.cli.main turns it into one line, also from inside trio).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ EXIT_USAGE = 2
 EXIT_RUNTIME = 3
 EXIT_INCOMPLETE = 4
 EXIT_INTERRUPTED = 130
+
+#: the global ``--log-level`` choices (also the ``[log] level`` values of a node)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 _LOCK_FILE = "run.lock"
 

@@ -13,9 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK
-from attest.demo.attacks import ATTACKS
-from attest.demo.scenario import DemoOptions, DemoSummary, run_demo
-from attest.demo.sections import available_sections
+from attest.demo.scenario import DemoOptions, DemoSummary, expected_sessions, run_demo
+
+#: the width of the summary when stdout is not a terminal (wide enough for every table)
+PIPED_WIDTH = 200
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         map_path=None if args.no_map else args.map.resolve(),
     )
     console = Console(stderr=True)
-    total = args.chips * args.rounds + len(ATTACKS) + len(available_sections())
+    total = expected_sessions(opts)
     with Progress(
         TextColumn("[bold]attesting"),
         BarColumn(),
@@ -72,11 +73,19 @@ def run(args: argparse.Namespace) -> int:
         disable=not console.is_terminal and args.json,
     ) as bar:
         task = bar.add_task("sessions", total=total)
-        summary = trio.run(run_demo, opts, lambda n: bar.advance(task, n))
+
+        def progress(done: int, grown: int) -> None:
+            nonlocal total
+            total += grown
+            bar.update(task, advance=done, total=total)
+
+        summary = trio.run(run_demo, opts, progress)
     if args.json:
         print(json.dumps(summary.as_json(), indent=2))
     else:
-        _print_summary(Console(), summary, opts)
+        # piped into a file or a pager, a table is not cut to 80 columns (`revoked-ch…`)
+        wide = None if sys.stdout.isatty() else PIPED_WIDTH
+        _print_summary(Console(width=wide), summary, opts)
     return EXIT_OK if summary.ok else EXIT_CHECK_FAILED
 
 
@@ -123,6 +132,15 @@ def _print_summary(console: Console, s: DemoSummary, opts: DemoOptions) -> None:
         section.render(console, result)
     for e in s.errors:
         console.print(f"[red]error:[/red] {e}")
+    if s.workdir is not None:
+        first = s.nodes[0]["verifier_id"] if s.nodes else "verifier-kl-1"
+        console.print(
+            f"kept in {s.workdir}: node stores, verifier certificates, anchors.json; check a "
+            f"chain with: attest audit verify --db {s.workdir / (first + '.db')} "
+            f"--verifier-cert {s.workdir / (first + '.cert')} --anchors "
+            f"{s.workdir / 'anchors.json'}",
+            soft_wrap=True,
+        )
     console.print(
         "[bold green]OK[/]: every honest chip affirmed, every attack caught, audit verified"
         if s.ok

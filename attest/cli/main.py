@@ -20,6 +20,7 @@ from attest.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_RUNTIME,
     EXIT_USAGE,
+    LOG_LEVELS,
     mechanism_cli_modules,
 )
 from attest.errors import AttestError, ConfigError
@@ -34,6 +35,7 @@ _SUBCOMMANDS = (
     "attest.cli.audit_cmd",
     "attest.cli.result_cmd",
     "attest.cli.bench_cmd",
+    "attest.cli.completion_cmd",
 )
 
 
@@ -45,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"attest {__version__}")
     parser.add_argument(
         "--log-level",
-        default="WARNING",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="logging threshold for messages on stderr (default: WARNING)",
+        default=None,
+        choices=LOG_LEVELS,
+        help="logging threshold for messages on stderr (default: WARNING; for `verifier "
+        "serve` the configuration's [log] level, which this overrides)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, Any] = {"": subparsers}
@@ -62,24 +65,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    """Run one command; every failure becomes one line on stderr and an exit code.
+
+    Ctrl-C anywhere (also inside trio, where it arrives wrapped in exception groups) exits 130
+    with one line; an error raised in a nursery is reported like one raised outside it.
+    """
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=getattr(logging, args.log_level or "WARNING"),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            stream=sys.stderr,
+        )
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"attest: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except AttestError as exc:
-        print(f"attest: error: {exc}", file=sys.stderr)
-        return EXIT_RUNTIME
-    except KeyboardInterrupt:
-        print("attest: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except BaseException as raised:
+        exc = _unwrap(raised)
+        if isinstance(exc, KeyboardInterrupt):
+            print("attest: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if isinstance(exc, ConfigError):
+            print(f"attest: configuration error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, AttestError):
+            print(f"attest: error: {exc}", file=sys.stderr)
+            return EXIT_RUNTIME
+        raise
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one exception an exception group stands for (KeyboardInterrupt if it holds one)."""
+    while isinstance(exc, BaseExceptionGroup):
+        if exc.subgroup(KeyboardInterrupt) is not None:
+            return KeyboardInterrupt()
+        if len(exc.exceptions) != 1:
+            return exc
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

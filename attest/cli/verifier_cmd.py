@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 import tomllib
@@ -147,6 +148,10 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
 
 # -- serve -----------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.log_level is not None:
+        # the global --log-level outranks the file and the environment; through the
+        # environment it also reaches the worker processes of --workers K
+        os.environ["ATTEST_LOG_LEVEL"] = args.log_level
     config = load_config(args.config)
     if args.print_config:
         sys.stdout.write(render_config(config))

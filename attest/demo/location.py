@@ -39,9 +39,10 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
+from attest import files
 from attest.chip.device import Chip
 from attest.chip.runner import GrantOutcome, attest
-from attest.demo.sections import SectionResult
+from attest.demo.sections import SectionResult, listing
 from attest.demo.world import RunningNode, World
 from attest.durable import atomic_write
 from attest.identity import VerifierIdentity
@@ -187,6 +188,15 @@ def _placement(result: AttestationResult) -> str:
     return "inside" if result.status != Tier.CONTRAINDICATED else "-"
 
 
+def _map_note(drawn: Path | None, wanted: Path | None) -> str | None:
+    """Why there is no map: not asked for (--no-map), or a plotting package is missing."""
+    if drawn is not None:
+        return None
+    if wanted is None:
+        return "map not drawn (--no-map)"
+    return f"map not drawn: needs {mapping.missing()}"
+
+
 class LocationDemo:
     name = "location"
 
@@ -236,7 +246,7 @@ class LocationDemo:
             ],
             "smuggled": smuggled["summary"],
             "map": str(map_path) if map_path else None,
-            "map_note": None if map_path else f"map not drawn: needs {mapping.missing()}",
+            "map_note": _map_note(map_path, run.world.map_path),
             "seconds": round(time.perf_counter() - started, 2),
         }
         return result
@@ -266,8 +276,8 @@ class LocationDemo:
         sm = s["smuggled"]
         console.print(
             f"calibration: loopback floor {s['calibration_floor_us']} us (incl. the simulated "
-            f"chip's 50 us); allowance {s['allowance_us']} us; PINGs per measurement "
-            f"{s['pings_per_measurement']}"
+            f"chip's 50 us); allowance {s['allowance_us']} us; PINGs per measurement: "
+            f"{listing(s['pings_per_measurement'])}"
         )
         console.print(
             f"smuggled chip: licence issued in Johor: {sm['licence_issued_at_home']}; renewed "
@@ -275,7 +285,7 @@ class LocationDemo:
             f"{'yes (contraindicated)' if sm['bounds_exclude_malaysia'] else 'no'} — "
             f"{sm['why']}"
         )
-        console.print((s["map"] and f"map: {s['map']}") or s["map_note"])
+        console.print((s["map"] and f"map: {s['map']}") or s["map_note"], markup=False)
 
 
 SECTION = LocationDemo()
@@ -377,6 +387,7 @@ async def _landmark(
         key = SigningKey.generate()
         cert = world.authority.certify_verifier(verifier_id, region, key.public_key, now_s=now)
         identity = VerifierIdentity(verifier_id, region, key, cert)
+        files.write_bytes(run.workdir / f"{verifier_id}.cert", cert)  # for `audit verify`
         path = run.workdir / f"{verifier_id}.db"
     else:
         identity = same_as.service.identity

@@ -29,7 +29,7 @@ from attest.chip.adversary import TamperedFirmwareChip
 from attest.chip.device import Chip
 from attest.chip.runner import attest
 from attest.codec.cose import parse_sign1
-from attest.demo.sections import SectionResult
+from attest.demo.sections import SectionResult, count, listing
 from attest.demo.world import RunningNode, World
 from attest.errors import AttestError, ChipRefusal
 from attest.keys import SigningKey
@@ -466,7 +466,7 @@ class PodsSection:
                 "description": text,
                 "detected": total > 0 and hit == total,
                 "node": node.identity.verifier_id,
-                "verdict": f"{hit}/{total} chips contraindicated with {reason.name}",
+                "verdict": f"{hit}/{count(total, 'chip')} contraindicated with {reason.name}",
                 "reasons": sorted(reasons),
             }
             if name == "pod-revoked":
@@ -561,17 +561,18 @@ class PodsSection:
         console.print(
             f"links: pods {links['pod_links']['up']} up / {links['pod_links']['refused']} refused;"
             f" aggregation attempt {links['aggregation_links']['up']} up /"
-            f" {links['aggregation_links']['refused']} refused; refusals"
-            f" {links['refusals_by_reason']}"
+            f" {links['aggregation_links']['refused']} refused; refusals:"
+            f" {listing(links['refusals_by_reason'])}"
         )
         for vid, comp in s["components"].items():
+            sizes = ", ".join(map(str, comp["sizes"]))
             console.print(
-                f"{vid}: components {comp['sizes']} — largest {len(comp['largest'])} chips;"
-                f" alerts {comp['alerts']}"
+                f"{vid}: component sizes {sizes} — largest {count(len(comp['largest']), 'chip')};"
+                f" alerts: {listing(comp['alerts'])}"
             )
         for source, reasons in s["caught_by"].items():
             if reasons:
-                flagged = ", ".join(f"{r} ({n} chips)" for r, n in reasons.items())
+                flagged = ", ".join(f"{r} ({count(n, 'chip')})" for r, n in reasons.items())
                 console.print(f"caught by the {source}: {flagged}")
         console.print(f"honest pod chips affirmed: {s['honest_affirmed']}")
 

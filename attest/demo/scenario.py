@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from attest import files
 from attest.chip.device import Chip
 from attest.chip.runner import attest
 from attest.demo.attacks import ATTACKS
@@ -26,7 +27,19 @@ from attest.demo.world import FLEET, RunningNode, World, create_world, revoke, r
 from attest.store import verify_audit
 from attest.verify.reasons import Tier, reason_name
 
-ProgressFn = Callable[[int], None]
+#: progress(done, grown): ``done`` sessions finished, the expected total changed by ``grown``
+#: (a section says how many sessions it ran only when it ends; a failed chip runs none), so
+#: the bar's total ends equal to the summary's session count
+ProgressFn = Callable[[int, int], None]
+
+
+def no_progress(done: int, grown: int) -> None:
+    return None
+
+
+def expected_sessions(opts: DemoOptions) -> int:
+    """What the progress bar starts from: the fleet's rounds and one session per attack."""
+    return opts.chips * opts.rounds + len(ATTACKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +65,8 @@ class DemoSummary:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     sections: dict[str, tuple[Any, SectionResult]] = field(default_factory=dict)
+    #: the --keep folder of this run (None: a temporary folder, gone at the end)
+    workdir: Path | None = None
 
     @property
     def session_rate(self) -> float:
@@ -84,6 +99,7 @@ class DemoSummary:
             "audit": self.audit,
             "nodes": self.nodes,
             "errors": self.errors,
+            "kept": None if self.workdir is None else str(self.workdir),
             **{name: result.summary for name, (_, result) in self.sections.items()},
             "ok": self.ok,
         }
@@ -103,23 +119,24 @@ async def _honest_chip(
         )
     except Exception as exc:  # reported, and makes the demo fail
         summary.errors.append(f"honest chip {chip.ueid.hex()[:12]}: {exc}")
-        progress(opts.rounds)
+        progress(0, -opts.rounds)
         return
     for result in results:
         _record(summary, result.status)
         summary.honest_sessions += 1
         summary.honest_affirmed += result.status == Tier.AFFIRMING
-    progress(len(results))
+    progress(len(results), len(results) - opts.rounds)
 
 
-async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> DemoSummary:
+async def run_demo(opts: DemoOptions, progress: ProgressFn = no_progress) -> DemoSummary:
     summary = DemoSummary(chips=opts.chips)
     summary._rounds = opts.rounds
     with tempfile.TemporaryDirectory(prefix="attest-demo-") as tmp:
-        workdir = opts.workdir or Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tmp) if opts.workdir is None else fresh_run_dir(opts.workdir)
+        summary.workdir = opts.workdir and workdir
         world = create_world()
         world.workdir, world.map_path = workdir, opts.map_path
+        files.write_anchors(workdir / files.ANCHORS_FILE, world.authority.anchors)
         revoke(world, [world.fabricate("HX100", 8)])
         await _run(world, workdir, opts, summary, progress)
         total_entries = 0
@@ -141,6 +158,21 @@ async def run_demo(opts: DemoOptions, progress: ProgressFn = lambda n: None) -> 
             )
         summary.audit = {"entries": total_entries, "verified": verified}
     return summary
+
+
+def fresh_run_dir(keep: Path) -> Path:
+    """``KEEP/run-N`` for the first free N: every demo has its own authority, so a folder of
+    an earlier run (its stores, delegations) is kept beside this one, never reused."""
+    keep.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = keep / f"run-{n}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
 
 
 async def _run(
@@ -173,7 +205,8 @@ async def _run(
                 summary.verdicts[tier] += n
                 summary.sessions += n
             summary.errors.extend(result.errors)
-            progress(1)
+            ran = sum(result.verdicts.values())
+            progress(ran, ran)
 
 
 async def _attack(
@@ -189,7 +222,9 @@ async def _attack(
         result = await attack.run(world, node)
     except Exception as exc:
         entry["error"] = str(exc)
+        progress(0, -1)
     else:
+        progress(1, 0)
         _record(summary, result.status)
         reasons = [reason_name(r) for r in result.reasons]
         entry["verdict"] = Tier(result.status).name.lower()
@@ -198,4 +233,3 @@ async def _attack(
             result.status == Tier.CONTRAINDICATED and attack.expected_reason.name in reasons
         )
     summary.attacks.append(entry)
-    progress(1)

@@ -10,6 +10,7 @@ the JSON output.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +20,16 @@ from attest.demo.world import RunningNode, World
 
 #: modules that may provide a section, in the order they run
 SECTION_MODULES = ("attest.demo.licensing", "attest.demo.pods", "attest.demo.location")
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 chip", "3 chips": what a person reads in a summary line."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def listing(counts: Mapping[str, Any]) -> str:
+    """A mapping as "A 1, B 12" (not a Python dict repr); "none" if empty."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from attest import files
 from attest.chip.device import Chip, fabricate
 from attest.durable import atomic_write
 from attest.identity import Authority, Manufacturer, VerifierIdentity
@@ -125,12 +126,10 @@ async def running_nodes(world: World, workdir: Path) -> AsyncIterator[list[Runni
     async with trio.open_nursery() as nursery:
         for verifier_id, region, city in NODES:
             key = SigningKey.generate()
-            identity = VerifierIdentity(
-                verifier_id,
-                region,
-                key,
-                world.authority.certify_verifier(verifier_id, region, key.public_key, now_s=now),
-            )
+            cert = world.authority.certify_verifier(verifier_id, region, key.public_key, now_s=now)
+            identity = VerifierIdentity(verifier_id, region, key, cert)
+            # beside the store, for `attest audit verify --verifier-cert` on a kept folder
+            files.write_bytes(workdir / f"{verifier_id}.cert", cert)
             db_path = workdir / f"{verifier_id}.db"
             store = SqliteStore(db_path, verifier_id=verifier_id, signing_key=key, group_sync=True)
             # Offline Licensing: the authority delegates a regional quota to the node

@@ -32,26 +32,21 @@ from attest.cli.common import (
     load_locked_chip,
     read_file,
 )
-from attest.codec.cbor import decode
 from attest.codec.cose import parse_sign1
 from attest.durable import atomic_write
 from attest.errors import AttestError, CertificateError, ChipRefusal, ConfigError, DecodeError
 from attest.licensing.authority import delegate, sign_license
 from attest.licensing.chip import ChipLicensing, LicensingChip
-from attest.licensing.ledger import LedgerRecord, LicenseLedger
+from attest.licensing.ledger_cli import add_ledger_commands, describe
 from attest.licensing.messages import (
     DELEGATION_CONTENT_TYPE,
-    LICENSE_CONTENT_TYPE,
     Budgets,
     Delegation,
     License,
     LicenseGrant,
 )
 from attest.messages.schema import UEID
-from attest.node.app import load_identity, open_store
-from attest.node.config import load_config
 from attest.node.provision import make_dir
-from attest.store.base import Store
 from attest.verify.chain import TrustAnchors, verify_verifier_cert
 from attest.verify.policy import parse_version
 
@@ -142,36 +137,7 @@ def _add_license_group(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser(
-        "record",
-        help="record authority-issued licenses in a node's ledger",
-        description=(
-            "Verify licenses issued by the authority and append them to the node's license "
-            "ledger, so appraisals know their serials and budgets (no quota is charged)."
-        ),
-    )
-    _config_arg(p)
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.set_defaults(func=cmd_record)
-
-    p = sub.add_parser(
-        "cap",
-        help="set (or lift) a region's cap in a node's store, on the authority's instruction",
-    )
-    _config_arg(p)
-    p.add_argument("--region", required=True)
-    p.add_argument(
-        "--flops", type=argtypes.non_negative_int, help="cap on FLOPs issued in the region"
-    )
-    p.add_argument("--energy-mj", type=argtypes.non_negative_int)
-    p.add_argument("--interconnect-bytes", type=argtypes.non_negative_int)
-    p.add_argument("--lift", action="store_true", help="remove the cap")
-    p.set_defaults(func=cmd_cap)
-
-    p = sub.add_parser("status", help="a node's delegation quota, region totals and ledger size")
-    _config_arg(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
+    add_ledger_commands(sub)
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
@@ -256,51 +222,6 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 # -- inspect -------------------------------------------------------------------------------------
-def _budgets_json(b: Budgets) -> dict[str, int]:
-    out = {"flops": b.flops}
-    if b.energy_mj is not None:
-        out["energyMj"] = b.energy_mj
-    if b.interconnect_bytes is not None:
-        out["interconnectBytes"] = b.interconnect_bytes
-    return out
-
-
-def describe(token: bytes) -> dict[str, Any]:
-    """The claims of a license or delegation token, JSON-ready (signature not checked)."""
-    try:
-        msg = parse_sign1(token)
-        if msg.content_type == LICENSE_CONTENT_TYPE:
-            lic = License.from_claims(decode(msg.payload))
-            return {
-                "type": "license",
-                "issuer": lic.issuer,
-                "issuedAt": lic.issued_at,
-                "ueid": lic.ueid.hex(),
-                "serial": lic.serial,
-                "budgets": _budgets_json(lic.budgets),
-                "expiryChipS": lic.expiry_s,
-                "minFirmware": ".".join(map(str, lic.min_firmware)),
-                "nonce": None if lic.nonce is None else lic.nonce.hex(),
-                "delegationId": lic.delegation_id,
-            }
-        if msg.content_type == DELEGATION_CONTENT_TYPE:
-            d = Delegation.from_claims(decode(msg.payload))
-            return {
-                "type": "delegation",
-                "issuer": d.issuer,
-                "verifierId": d.verifier_id,
-                "region": d.region,
-                "delegationId": d.delegation_id,
-                "quota": _budgets_json(d.quota),
-                "issuedAt": d.issued_at,
-                "expiresAt": d.expires_at,
-                "verifierKey": d.public_key.raw.hex(),
-            }
-    except AttestError as exc:
-        raise ConfigError(f"not a license or delegation: {exc}") from None
-    raise ConfigError(f"not a license or delegation (content type {msg.content_type!r})")
-
-
 def _check(token: bytes, anchors: TrustAnchors, delegation: bytes | None) -> str:
     try:
         if delegation is not None:
@@ -337,84 +258,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         for key, value in info.items():
             print(f"{key:>14}: {value}")
     return EXIT_OK if not info.get("signature", "valid").startswith("invalid") else EXIT_RUNTIME
-
-
-# -- node store commands -------------------------------------------------------------------------
-def _open_node(config_path: Path) -> tuple[TrustAnchors, Store, LicenseLedger]:
-    config = load_config(config_path)
-    anchors, identity = load_identity(config)
-    store = open_store(config, identity)
-    return anchors, store, LicenseLedger(store.db, audit=store)
-
-
-def cmd_record(args: argparse.Namespace) -> int:
-    anchors, store, ledger = _open_node(args.config)
-    failed = 0
-    with store:
-        for path in args.files:
-            token = files.read_bytes(path, "license")
-            try:
-                lic = License.verify(token, anchors.authority_key)
-                if lic.issuer != anchors.authority_id or lic.delegation_id is not None:
-                    raise CertificateError("not issued by the authority itself")
-                new = ledger.record_license(
-                    LedgerRecord(
-                        ueid=lic.ueid,
-                        serial=lic.serial,
-                        issuer=lic.issuer,
-                        delegation_id=None,
-                        region=None,
-                        budgets=lic.budgets,
-                        expiry_s=lic.expiry_s,
-                        issued_at_ms=lic.issued_at * 1000,
-                        token=token,
-                    )
-                )
-            except AttestError as exc:
-                failed += 1
-                print(f"{path}: NOT recorded: {exc}", file=sys.stderr)
-                continue
-            state = "recorded" if new else "already recorded"
-            print(f"{lic.ueid.hex()} serial {lic.serial} {state}")
-    return EXIT_RUNTIME if failed else EXIT_OK
-
-
-def cmd_cap(args: argparse.Namespace) -> int:
-    if args.lift == (args.flops is not None):
-        raise ConfigError("give either --flops (with optional other meters) or --lift")
-    _, store, ledger = _open_node(args.config)
-    cap = None if args.lift else Budgets(args.flops, args.energy_mj, args.interconnect_bytes)
-    with store:
-        ledger.set_region_cap(args.region, cap)
-        status = ledger.region_status(args.region)
-    print(f"region {args.region}: cap {status.cap}, issued {status.issued}")
-    return EXIT_OK
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    _, store, ledger = _open_node(args.config)
-    out: dict[str, Any] = {}
-    with store:
-        path = config.path(config.section("licensing").delegation_file)
-        if path.exists():
-            d = describe(path.read_bytes())
-            status = ledger.delegation_status(d["delegationId"])
-            out["delegation"] = {
-                **d,
-                "issued": None if status is None else list(status.issued),
-                "revoked": None if status is None else status.revoked,
-            }
-            region = ledger.region_status(d["region"])
-            out["region"] = {
-                "region": region.region,
-                "cap": list(region.cap),
-                "issued": list(region.issued),
-                "licenses": region.licenses,
-            }
-        out["ledgerEntries"] = len(ledger.license_records())
-    print(json.dumps(out, indent=None if args.json else 2))
-    return EXIT_OK
 
 
 # -- authority delegate ----------------------------------------------------------------------

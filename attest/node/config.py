@@ -9,8 +9,12 @@ the configuration file. ``attest verifier serve --print-config`` shows the effec
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
+import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +50,7 @@ class NodeSection:
 class ListenSection:
     """Attestation TCP listener."""
 
+    #: address to listen on (0.0.0.0 or :: for every interface)
     host: str = "127.0.0.1"
     #: 0 picks a free port (it is logged and written to ``port_file`` if set)
     port: int = 7400
@@ -57,6 +62,7 @@ class ListenSection:
 class HttpSection:
     """Operations HTTP endpoint: /healthz, /readyz, /metrics (Prometheus text format)."""
 
+    #: address of the operations endpoint (keep it off the public network)
     host: str = "127.0.0.1"
     #: 0 picks a free port; -1 disables the endpoint
     port: int = 7401
@@ -109,6 +115,7 @@ class StoreSection:
 class PolicySection:
     """Appraisal policy."""
 
+    #: the policy's name, carried in every result (EAR `ear.appraisal-policy-id`)
     policy_id: str = "attest-default-v1"
     #: seconds a challenge stays valid
     challenge_ttl_s: int = 30
@@ -120,6 +127,8 @@ class PolicySection:
 
 @dataclass(frozen=True, slots=True)
 class LogSection:
+    """Daemon logs on stderr (the global ``--log-level`` overrides the level)."""
+
     #: DEBUG, INFO, WARNING or ERROR
     level: str = "INFO"
     #: "json" (one object per line) or "text"
@@ -243,6 +252,7 @@ def load_config(
             raise ConfigError(f"{p}: {exc}") from None
         base_dir = str(p.resolve().parent)
     kinds = _section_types()
+    _check_environment(env, kinds)
     unknown = set(raw) - set(kinds)
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -260,7 +270,7 @@ def load_config(
         for key in known:
             current = getattr(default, key)
             value = values.get(key, current)
-            env_value = env.get(f"ATTEST_{name.upper()}_{key.upper()}")
+            env_value = env.get(env_name(name, key))
             if env_value is not None:
                 value = env_value
             merged[key] = _coerce(name, key, current, value)
@@ -269,6 +279,36 @@ def load_config(
     config = NodeConfig(**core, mechanisms=sections, base_dir=base_dir)
     _validate(config)
     return config
+
+
+#: ``ATTEST_*`` variables that are not node settings: the fast-path switch (attest.speed), the
+#: licensing crash test's hook (attest.licensing.cli) and the test suite's long-run switch
+OTHER_VARIABLES = frozenset(
+    {"ATTEST_FAST_PATHS", "ATTEST_TEST_PAUSE_AFTER_ACCEPT_S", "ATTEST_SLOW"}
+)
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides ``[section] key``."""
+    return f"ATTEST_{section.upper()}_{key.upper()}"
+
+
+def _check_environment(env: Mapping[str, str], kinds: Mapping[str, type]) -> None:
+    """A mistyped ``ATTEST_*`` variable is refused like an unknown TOML key, not ignored."""
+    known = {
+        env_name(name, f.name): f"{name}.{f.name}"
+        for name, kind in kinds.items()
+        for f in dataclasses.fields(kind)
+    }
+    unknown = sorted(k for k in env if k.startswith("ATTEST_") and k not in known)
+    unknown = [k for k in unknown if k not in OTHER_VARIABLES]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f" (did you mean {close[0]}, for {known[close[0]]}?)" if close else ""
+        raise ConfigError(
+            f"environment: unknown variable(s) {', '.join(unknown)}{hint}; a setting "
+            "[section] key is overridden by ATTEST_<SECTION>_<KEY>"
+        )
 
 
 def is_database_url(value: str) -> bool:
@@ -326,21 +366,57 @@ def _validate(c: NodeConfig) -> None:
 
 
 def example_toml() -> str:
-    """A complete, commented configuration file with every setting at its default."""
+    """A complete, commented configuration file with every setting at its default.
+
+    Each section is introduced by its dataclass's docstring and each key by its ``#:`` comment
+    in the source (the one place a setting is documented), with its environment override.
+    """
     lines = ["# attest verifier node configuration (all settings shown at their defaults)", ""]
     for name, section in NodeConfig().sections().items():
-        doc = type(section).__doc__ or ""
-        lines.append(f"# {doc.strip().splitlines()[0] if doc.strip() else ''}")
+        kind = type(section)
+        doc = (kind.__doc__ or "").strip()
+        if doc and not doc.startswith(kind.__name__ + "("):  # not the dataclass's own repr
+            lines += [f"# {_plain(line)}".rstrip() for line in doc.split("\n\n")[0].splitlines()]
         lines.append(f"[{name}]")
+        docs = field_docs(kind)
         for f in dataclasses.fields(section):
-            value = getattr(section, f.name)
-            if isinstance(value, bool):
-                rendered = "true" if value else "false"
-            elif isinstance(value, str):
-                rendered = f'"{value}"'
-            else:
-                rendered = repr(value)
-            lines.append(f"# env: ATTEST_{name.upper()}_{f.name.upper()}")
-            lines.append(f"{f.name} = {rendered}")
+            lines += [f"# {_plain(line)}" for line in docs.get(f.name, [])]
+            lines.append(f"# env: {env_name(name, f.name)}")
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
         lines.append("")
     return "\n".join(lines)
+
+
+def field_docs(kind: type) -> dict[str, list[str]]:
+    """Field name → the lines of its ``#:`` comment in the class source (none if unreadable)."""
+    try:
+        source = inspect.getsource(kind)
+    except (OSError, TypeError):  # no source shipped: the file is still complete without docs
+        return {}
+    docs: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith("#:"):
+            pending.append(text[2:].strip())
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match and pending:
+            docs[match.group(1)] = pending
+        pending = []
+    return docs
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as a reader of a TOML comment wants it: ``x`` becomes `x`."""
+    return re.sub(r"``([^`]+)``", r"`\1`", text.strip())
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a TOML basic string is a JSON string for these values
+    if isinstance(value, int) and abs(value) >= 1_000_000:
+        return f"{value:_}"  # TOML integers may group digits: 1_000_000_000_000_000_000
+    return repr(value)

@@ -91,8 +91,14 @@ class StoreThread:
             self._jobs.put(None)
         self._threads = []
 
+    @trio.lowlevel.enable_ki_protection
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in the store thread; its result or exception, in this task."""
+        """``fn(*args)`` in the store thread; its result or exception, in this task.
+
+        KeyboardInterrupt-protected: a Ctrl-C landing between queueing the job and waiting for
+        it would leave the thread to reschedule a task no longer waiting here (trio then stops
+        with TrioInternalError); protected, trio delivers it at the wait, through ``abort``.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         if not self._threads:
             raise RuntimeError("the store thread is not running")

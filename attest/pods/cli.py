@@ -121,16 +121,22 @@ def cmd_certify_pod(args: argparse.Namespace) -> int:
 def cmd_register_pod(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     anchors, identity = load_identity(config)
-    issuer = b"" if args.issuer_cert is None else files.read_bytes(args.issuer_cert, "certificate")
+    issuer = (
+        b""
+        if args.issuer_cert is None
+        else files.read_bytes(args.issuer_cert, "issuer's certificate (--issuer-cert)")
+    )
+    tokens = [(path, files.read_bytes(path, "pod certificate")) for path in args.pods]
     failed = 0
     with open_store(config, identity) as store:
         registry = PodsVerifier(store.db, anchors, policy_from(config))
-        for path in args.pods:
+        for path, token in tokens:
             try:
-                cred = registry.register(path.read_bytes(), issuer, now_s=int(time.time()))
-            except (AttestError, OSError) as exc:
+                cred = registry.register(token, issuer, now_s=int(time.time()))
+            except AttestError as exc:
                 failed += 1
-                print(f"{path}: NOT registered: {exc}", file=sys.stderr)
+                hint = "" if issuer else " (issued by a manufacturer? give its --issuer-cert)"
+                print(f"{path}: NOT registered: {exc}{hint}", file=sys.stderr)
                 continue
             cert = cred.cert
             print(

@@ -163,7 +163,7 @@ def _psycopg() -> Any:
         import psycopg
     except ImportError as exc:  # pragma: no cover - the extra is installed in tests
         raise StoreError(
-            f"a postgresql:// store needs psycopg 3: pip install 'attest[postgresql]' ({exc})"
+            f"a postgresql:// store needs psycopg 3: pip install 'hem-attest[postgresql]' ({exc})"
         ) from None
     return psycopg
 
