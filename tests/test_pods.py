@@ -897,3 +897,17 @@ def test_cli_certifies_installs_revokes_and_registers_pods(
     store = SqliteStore(kl / "verifier.db", readonly=True)
     assert [token for token, _ in PodTables(store.db).pod_certs()] == [pod.read_bytes()]
     store.close()
+
+
+async def test_the_demo_reports_the_pod_alerts_its_nodes_counted() -> None:
+    """The demo's ``alerts_metric`` is read from the registry the pods part counts in (it was
+    read from the node's own registry and was always empty)."""
+    from attest.demo.scenario import DemoOptions, run_demo
+
+    with trio.fail_after(60):
+        summary = await run_demo(DemoOptions(chips=4, rounds=1))
+    pods = summary.as_json()["pods"]
+    for verifier, counted in pods["alerts_metric"].items():
+        raised = pods["components"][verifier]["alerts"]
+        assert counted and set(counted) == set(raised), (verifier, counted, raised)
+        assert all(counted[name] >= n for name, n in raised.items())

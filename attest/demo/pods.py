@@ -518,7 +518,7 @@ class PodsSection:
                     signals[reason_name(r)] += 1
         metrics = {}
         for running in nodes:
-            registry = running.node.metrics.registry
+            registry = running.node.metrics.mechanisms  # the mechanisms' metrics live there
             metrics[running.identity.verifier_id] = {
                 s.labels["alert"]: int(s.value)
                 for m in registry.collect()
