@@ -443,6 +443,10 @@ class ChipHost(Protocol):
         """Write the chip's state file durably (a part calls it after changing its state)."""
         ...
 
+    def partner_licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """A part's :meth:`VerifierRecognizer.licensor` for ``delegation`` (None: home's)."""
+        ...
+
 
 #: signs a message with the chip's device key (handed only to the chip's own parts)
 DeviceSigner = Callable[[SignedMessage], bytes]
@@ -461,6 +465,20 @@ class PingResponder(abc.ABC):
         certified verifier of this round's CHALLENGE)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerLicensor:
+    """A partner authority whose delegated nodes may license a roaming chip (federation).
+
+    ``anchors`` judge the partner's Delegation; ``quota_flops`` bounds the FLOPs the chip may
+    accept from that partner's nodes in all (the agreement's partner quota). ``anchors`` None:
+    a partner's delegation the chip must refuse, ``why`` saying why.
+    """
+
+    anchors: TrustAnchors | None
+    quota_flops: int = 0
+    why: str = ""
+
+
 class VerifierRecognizer(abc.ABC):
     """A chip part that may recognise a verifier node certified by another authority
     (federation). Found by ``isinstance``, like :class:`PingResponder`; a chip without one
@@ -471,6 +489,11 @@ class VerifierRecognizer(abc.ABC):
         """The anchors to check ``verifier_cert`` under (a partner authority's), or None to
         leave it to the chip's own anchors. Pure given the part's state; the certificate's
         issuer may be read unverified only to choose the anchors."""
+
+    def licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """Who judges a Delegation of another authority (a roaming chip's licence), or None
+        to leave it to the chip's own anchors (read the issuer unverified, only to choose)."""
+        return None
 
 
 @dataclass(frozen=True)

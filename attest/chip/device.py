@@ -38,7 +38,14 @@ from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
-from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder, VerifierRecognizer
+from attest.mechanism import (
+    ChipPart,
+    DeviceSigner,
+    Grant,
+    PartnerLicensor,
+    PingResponder,
+    VerifierRecognizer,
+)
 from attest.messages.attestation import (
     NO_CHIP_UEID,
     AttestationResult,
@@ -440,6 +447,15 @@ class Chip:
                 if anchors is not None:
                     return anchors
         return self._anchors
+
+    def partner_licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """A part's judge of another authority's Delegation (federation's roaming licences)."""
+        for part in self._parts.values():
+            if isinstance(part, VerifierRecognizer):
+                found = part.licensor(delegation, now_s=now_s)
+                if found is not None:
+                    return found
+        return None
 
     def answer(self, challenge: Challenge, now_s: float) -> bytes:
         """Sign Evidence for ``challenge``. The counter advance is durable before signing."""
