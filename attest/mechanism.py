@@ -197,6 +197,9 @@ class ChainRoute:
     reasons: tuple[ReasonCode, ...] = ()
     #: fields for the session's log line (the chain's authority, the agreement number ...)
     log: Mapping[str, Any] = field(default_factory=dict)
+    #: the partner authority and the agreement number the result names (SPEC B.5): set only
+    #: when a partner's anchors judge the chain by an agreement
+    chain: tuple[str, int] | None = None
 
 
 #: the route of a chain no part claims: the node's own anchors, nothing added

@@ -288,9 +288,12 @@ async def _story(run: _Run, nursery: trio.Nursery) -> None:
     ok = res.status == Tier.AFFIRMING
     run.row("SG chip attests in Johor", "vendor-sg HX100 (authority.sg)",
             f"{NODE_ID} (authority.my) by SG committee #2", Tier(res.status).name.lower(),
-            "chain routed via agreement #2")  # fmt: skip
-    if not ok:
-        run.errors.append(f"federation: the Singapore chip was {Tier(res.status).name}")
+            f"EAR names {res.chain[0]}, agreement #{res.chain[1]}" if res.chain
+            else "EAR names no chain authority")  # fmt: skip
+    if not ok or res.chain != (SG, 2):
+        run.errors.append(
+            f"federation: the Singapore chip was {Tier(res.status).name}, chain {res.chain}"
+        )
     _relying_parties(run, seen[-1][1], seen[-1][2])
     _roaming(run, chip, node)
     _attacks_on_documents(run, chip, my)

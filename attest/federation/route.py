@@ -123,7 +123,9 @@ class Federation:
         recognition = self.agreement.recognition(self.home.authority_id, issuer)
         if recognition is None or mfr.manufacturer_id not in recognition.manufacturers:
             return ChainRoute(reasons=(FederationReason.AUTHORITY_NOT_RECOGNISED,), log=log)
-        return ChainRoute(anchors=anchors_of(committee), log=log)
+        return ChainRoute(
+            anchors=anchors_of(committee), log=log, chain=(issuer, self.agreement.number)
+        )
 
     def verifier_anchors(
         self, verifier_cert: bytes, *, now_s: int

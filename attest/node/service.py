@@ -345,6 +345,7 @@ class VerifierService:
             reasons=tuple(int(r) for r in verdict.reasons),
             verifier_build=f"attest {__version__}",
             evidence_digest=verdict.evidence_digest,
+            chain=appraised.reading.route.chain,
         ).sign(self.identity.key)
 
     def finish(self, recorded: Recorded) -> Outcome:
