@@ -200,10 +200,23 @@ class ChainRoute:
     #: the partner authority and the agreement number the result names (SPEC B.5): set only
     #: when a partner's anchors judge the chain by an agreement
     chain: tuple[str, int] | None = None
+    #: with ``chain``: the FLOPs the agreement lets this node's authority license to the
+    #: chain authority's roaming chips in all (the partner quota; 0: it may not license them)
+    licence_quota: int = 0
 
 
 #: the route of a chain no part claims: the node's own anchors, nothing added
 HOME = ChainRoute()
+
+
+class RoutedPart(abc.ABC):
+    """A verifier part whose view of a chip depends on its chain's route (licensing: a
+    partner's roaming chip is licensed only within the agreement's quota). Found by
+    ``isinstance``; the node calls :meth:`load_routed` in place of ``load``."""
+
+    @abc.abstractmethod
+    def load_routed(self, ueid: bytes, route: ChainRoute) -> Any:
+        """:meth:`VerifierPart.load` knowing which anchors judge the chip's chain."""
 
 
 class ChainPart(abc.ABC):

@@ -40,6 +40,11 @@ def test_every_federation_attack_is_caught_with_its_reason(section: dict[str, An
         assert a["detected"] and a["expected_reason"] in a["reasons"], a
     # the chip and the restarted node both refuse the rollback and keep agreement #2
     assert caught["federation-agreement-rollback"]["reasons"] == ["AGREEMENT_STALE"] * 2
+    # the issuing node renews no more (its ledger), and the chip refuses a pushed licence
+    assert caught["federation-partner-quota-overrun"]["reasons"] == [
+        "node: partner_quota_exceeded",
+        "LICENSE_PARTNER_QUOTA_EXCEEDED",
+    ]
     for name in ("federation-rotated-out-officer", "federation-non-member"):
         assert caught[name]["verdict"] == "contraindicated"
         assert "CERT_CHAIN_INVALID" in caught[name]["reasons"]
@@ -51,9 +56,10 @@ def test_the_honest_story(section: dict[str, Any]) -> None:
     assert rows["Thai relying party"]["outcome"] == "accepted (affirming)"
     assert rows["Indonesian relying party"]["outcome"] == "refused"
     assert rows["Indonesian relying party"]["note"] == "AUTHORITY_NOT_RECOGNISED"
-    assert rows["roaming licence"]["outcome"] == "applied serial 1"
+    assert rows["roaming licence"]["outcome"] == "issued and applied serial 1"
+    assert rows["roaming licence"]["note"].startswith("2e+14 of partner quota 3e+14")
     assert rows["agreement on the chip"]["outcome"] == "agreement #2 in force"
-    assert section["verdicts"] == {"affirming": 1, "contraindicated": 2}
+    assert section["verdicts"] == {"affirming": 2, "contraindicated": 2}
     assert [a["country"] for a in section["summary"]["authorities"]] == ["MY", "SG", "TH", "ID"]
 
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attest.chip.device import Chip, fabricate
-from attest.chip.runner import attest
+from attest.chip.runner import GrantOutcome, attest
 from attest.demo.sections import SectionResult
 from attest.demo.world import RunningNode, World
 from attest.durable import atomic_write
@@ -43,7 +43,9 @@ from attest.federation.verifier import FederationSection
 from attest.identity import Manufacturer, VerifierIdentity
 from attest.keys import SigningKey
 from attest.licensing.chip import ChipLicensing, LicensingChip
+from attest.licensing.issuer import RenewalOutcome
 from attest.licensing.messages import Budgets, Delegation, License, LicenseGrant
+from attest.licensing.verifier import LicensingSection, LicensingVerifier
 from attest.messages.attestation import AttestationResult
 from attest.messages.certs import ManufacturerCert, VerifierCert
 from attest.messages.revocation import Revocations
@@ -182,8 +184,16 @@ async def _start_node(
         "agreement": run.tokens[2],
         "rotation": rotation,
     }
+    # Offline Licensing: 3 of MY's officers delegate a quota to the node
+    files["delegation"] = _delegation(my, key.public_key, run.now)
     for name, data in files.items():
         atomic_write(run.workdir / f"federation-{name}.cose", data)
+    licensing = LicensingSection(
+        enabled=True,
+        delegation_file=str(run.workdir / "federation-delegation.cose"),
+        budget_flops=LICENCE_FLOPS,
+        validity_s=3600,
+    )
     section = FederationSection(
         enabled=True,
         agreement_file=str(run.workdir / "federation-agreement.cose"),
@@ -200,7 +210,7 @@ async def _start_node(
         store=store,
         policy=Policy(),
         revocations=Revocations(),
-        sections={"federation": section},
+        sections={"federation": section, "licensing": licensing},
     )
     node = VerifierNode(built.service, NodeSettings(port=0, http_port=-1, group_sync=True))
     await nursery.start(node.run)
@@ -281,7 +291,8 @@ async def _story(run: _Run, nursery: trio.Nursery) -> None:
     run.row("agreement on the chip", "SG chip", "SG committee #1 (fused) + members",
             "agreement #2 in force", "#1 by 4 of 4, #2 by 3 of 4")  # fmt: skip
     seen: list[tuple[AttestationResult, bytes, bytes]] = []
-    results = await attest(chip, "127.0.0.1", port,
+    grants: list[GrantOutcome] = []
+    results = await attest(chip, "127.0.0.1", port, on_grant=grants.append,
                            on_token=lambda r, t, c: seen.append((r, t, c)))  # fmt: skip
     res = results[-1]
     run.count(res)
@@ -295,7 +306,7 @@ async def _story(run: _Run, nursery: trio.Nursery) -> None:
             f"federation: the Singapore chip was {Tier(res.status).name}, chain {res.chain}"
         )
     _relying_parties(run, seen[-1][1], seen[-1][2])
-    _roaming(run, chip, node)
+    await _roaming(run, chip, node, grants)
     _attacks_on_documents(run, chip, my)
     await _attacks_over_tcp(run, port, vendor_sg=lambda w: sg.manufacturer("vendor-sg", now, w))
     node.shutdown()
@@ -339,29 +350,41 @@ def _licence(chip: Chip, key: SigningKey, serial: int, now: int) -> bytes:
     ).sign(key)
 
 
-def _roaming(run: _Run, chip: Chip, node: VerifierNode) -> None:
-    """The Malaysian node's delegated licence for the roaming chip: within the partner quota
-    it is applied; a second would take the chip past it (an attack: the quota overrun)."""
-    my = run.auth[MY]
+async def _roaming(run: _Run, chip: Chip, node: VerifierNode, grants: list[GrantOutcome]) -> None:
+    """The Malaysian node licensed the roaming chip in its first session, within the partner
+    quota; once the chip spent it, the node renews no more (its ledger holds the partner's
+    total), and a second licence pushed to the chip past the quota is refused by the chip too."""
+    issuer = node.service.part(LicensingVerifier)
+    assert issuer is not None
+    taken = [g for g in grants if g.refusal is None]
+    issued, count = issuer.ledger.partner_status(SG)
+    outcome = f"issued and applied serial {_lic(chip).state.serial}" if taken else "not issued"
+    note = f"{issued:.0e} of partner quota {PARTNER_QUOTA:.0e} FLOPs in {count} licence(s)"
+    run.row("roaming licence", f"{NODE_ID} -> SG chip", "node ledger + SG chip (quota)",
+            outcome, note)  # fmt: skip
+    if not taken or issued != LICENCE_FLOPS:
+        run.errors.append(f"federation: the roaming licence was not issued ({grants})")
+    chip.run_workload(0.5, 1.0)  # the licence is spent: a renewal is due
+    before = issuer.issuer.outcomes[RenewalOutcome.PARTNER_QUOTA_EXCEEDED]
+    res = (await attest(chip, "127.0.0.1", node.address.port if node.address else 0))[-1]
+    run.count(res)
+    refused = issuer.issuer.outcomes[RenewalOutcome.PARTNER_QUOTA_EXCEEDED] - before
+    seen = ["node: partner_quota_exceeded"] if refused else ["node: renewed"]
     key = node.service.identity.key
-    delegation = _delegation(my, key.public_key, run.now)
-    first = LicenseGrant(_licence(chip, key, 1, run.now), delegation)
+    delegation = _delegation(run.auth[MY], key.public_key, run.now)
+    pushed = LicenseGrant(_licence(chip, key, 2, run.now), delegation)
     try:
-        lic = _lic(chip).apply_license(first, run.now)
-        run.row("roaming licence", f"{NODE_ID} -> SG chip", "SG chip: MY committee + quota",
-                f"applied serial {lic.serial}",
-                f"{LICENCE_FLOPS:.0e} of partner quota {PARTNER_QUOTA:.0e} FLOPs")  # fmt: skip
+        _lic(chip).apply_license(pushed, run.now)
+        seen.append("chip: applied")
     except ChipRefusal as exc:
-        run.errors.append(f"federation: the roaming licence was refused: {exc}")
-    second = LicenseGrant(_licence(chip, key, 2, run.now), delegation)
-    try:
-        _lic(chip).apply_license(second, run.now)
-        seen: list[str] = ["applied"]
-    except ChipRefusal as exc:
-        seen = [str(exc.reason)]
+        seen.append(str(exc.reason))
+    if not refused:
+        seen = [s for s in seen if s.startswith("node")]  # the node must refuse too
     run.attack("federation-partner-quota-overrun", "LICENSE_PARTNER_QUOTA_EXCEEDED",
-               f"a second {LICENCE_FLOPS:.0e} FLOPs licence from MY's node past the "
-               f"{PARTNER_QUOTA:.0e} partner quota", seen, "SG chip", "refused")  # fmt: skip
+               f"a second {LICENCE_FLOPS:.0e} FLOPs licence for a SG chip past the "
+               f"{PARTNER_QUOTA:.0e} partner quota: the node does not issue it, the chip "
+               "refuses one pushed to it", seen, f"{NODE_ID}, SG chip",
+               "not renewed; refused")  # fmt: skip
 
 
 def _attacks_on_documents(run: _Run, chip: Chip, my: _Authority) -> None:
