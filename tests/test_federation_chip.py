@@ -12,11 +12,12 @@ import pytest
 from attest.chip.device import Chip, fabricate
 from attest.codec.cbor import decode, encode
 from attest.codec.cose import parse_sign1
-from attest.errors import ChipRefusal, DecodeError
+from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.federation.agreement import Recognition
 from attest.federation.chip import FederationChip
 from attest.federation.route import Federation, anchors_of
 from attest.federation.verifier import FederationVerifier
+from attest.identity import Manufacturer
 from attest.messages import claims as C
 from attest.messages.attestation import AttestationResult, Challenge
 from attest.node.service import VerifierService
@@ -26,10 +27,11 @@ from attest.testvectors.federation_world import (
     TH,
     agreement,
     partner_committee,
+    partner_mc,
     partner_verifier,
     sign_agreement,
 )
-from attest.testvectors.world import AUTHORITY_ID, NOW_S, ROUND1_MS, build_world
+from attest.testvectors.world import AUTHORITY_ID, NOW_S, ROUND1_MS, build_world, vector_key
 from attest.verify.policy import Policy
 from attest.verify.reasons import Tier
 
@@ -144,3 +146,28 @@ def test_the_agreement_survives_a_restart(tmp_path: Path) -> None:
     assert again.accept_challenge(cert, token, NOW).verifier_id == "sg-fed-1"
     with pytest.raises(ChipRefusal, match="AGREEMENT_STALE"):  # a rollback after the restart
         _part(again).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, SG: 3, TH: 3}), now_s=NOW)
+
+
+def test_a_chip_of_a_committee_fuses_its_digest(tmp_path: Path) -> None:
+    """A chip of an authority that is a 3-of-5 committee keeps the committee's digest as its
+    fused anchor (and the descriptor it names) across a restart; it judges its own chain and
+    takes agreements under that committee; a state whose committee is not the fused one does
+    not load."""
+    sg = partner_committee(SG)
+    vendor = Manufacturer("mfr-sg", vector_key("manufacturer/mfr-sg"), partner_mc())
+    state = tmp_path / "sg-chip"
+    fabricate(vendor, anchors_of(sg), hwmodel="HX100", pod_class=8, now_s=NOW, state_dir=state)
+    chip = Chip.load(state)
+    assert chip.anchors.committee == sg and chip.anchors.authority_id == SG
+    a1 = agreement(W, recognitions=BOTH_WAYS)
+    with pytest.raises(ChipRefusal, match="ACT_TOO_FEW_SIGNATURES"):  # SG's officers must sign
+        _part(chip).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, TH: 3, "authority.id": 3}),
+                            now_s=NOW)  # fmt: skip
+    assert _part(chip).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, SG: 3, TH: 3}), now_s=NOW)
+    raw = decode((state / "state.cbor").read_bytes())
+    assert raw["authority_digest"] == sg.digest
+    other = partner_committee(SG, 2)  # another committee of SG in the file: refused
+    raw["authority_committee"] = other.payload()
+    (state / "state.cbor").write_bytes(encode(raw))
+    with pytest.raises(AttestError, match="fused digest"):
+        Chip.load(state)
