@@ -1,15 +1,20 @@
 """The federation part of a chip: which partner authorities' verifier nodes it answers.
 
-A chip is fused with its own authority's key (SPEC §3.1) and answers only that authority's
-certified verifiers (§7.10). A chip that holds a federation agreement its authority signed
-also answers the verifier nodes of a partner whose results the agreement lets its authority
-recognise (``recognition(home, partner).results``), judged by that partner's committee (SPEC
-B.5): the Singapore chip in a Johor data centre answers the Malaysian node.
+A chip is fused with its own authority's key (SPEC §3.1), or a committee's digest (B.3: its
+anchors then carry the committee, which is its *home* here), and answers only that
+authority's certified verifiers (§7.10). A chip that holds a federation agreement its
+authority signed also answers the verifier nodes of a partner whose results the agreement lets
+its authority recognise (``recognition(home, partner).results``), judged by that partner's
+committee (SPEC B.5): the Singapore chip in a Johor data centre answers the Malaysian node.
 
 The agreement comes to the chip like a revocation list: :meth:`FederationChip.install`
 accepts it only under the chip's own authority (its approval is required for a first
 agreement, amendments need K of the members in force) and only above the number it holds
 (AGREEMENT_STALE), and persists it (the chip's state file) before it is used.
+
+Roaming licences (:meth:`FederationChip.licensor`): a Delegation of another authority is
+judged by that authority's committee only if the agreement lets it license this chip's
+authority's chips; the licensing part then holds the licence to the partner quota.
 """
 
 from __future__ import annotations
