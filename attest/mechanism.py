@@ -197,10 +197,26 @@ class ChainRoute:
     reasons: tuple[ReasonCode, ...] = ()
     #: fields for the session's log line (the chain's authority, the agreement number ...)
     log: Mapping[str, Any] = field(default_factory=dict)
+    #: the partner authority and the agreement number the result names (SPEC B.5): set only
+    #: when a partner's anchors judge the chain by an agreement
+    chain: tuple[str, int] | None = None
+    #: with ``chain``: the FLOPs the agreement lets this node's authority license to the
+    #: chain authority's roaming chips in all (the partner quota; 0: it may not license them)
+    licence_quota: int = 0
 
 
 #: the route of a chain no part claims: the node's own anchors, nothing added
 HOME = ChainRoute()
+
+
+class RoutedPart(abc.ABC):
+    """A verifier part whose view of a chip depends on its chain's route (licensing: a
+    partner's roaming chip is licensed only within the agreement's quota). Found by
+    ``isinstance``; the node calls :meth:`load_routed` in place of ``load``."""
+
+    @abc.abstractmethod
+    def load_routed(self, ueid: bytes, route: ChainRoute) -> Any:
+        """:meth:`VerifierPart.load` knowing which anchors judge the chip's chain."""
 
 
 class ChainPart(abc.ABC):
@@ -443,6 +459,10 @@ class ChipHost(Protocol):
         """Write the chip's state file durably (a part calls it after changing its state)."""
         ...
 
+    def partner_licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """A part's :meth:`VerifierRecognizer.licensor` for ``delegation`` (None: home's)."""
+        ...
+
 
 #: signs a message with the chip's device key (handed only to the chip's own parts)
 DeviceSigner = Callable[[SignedMessage], bytes]
@@ -461,6 +481,20 @@ class PingResponder(abc.ABC):
         certified verifier of this round's CHALLENGE)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerLicensor:
+    """A partner authority whose delegated nodes may license a roaming chip (federation).
+
+    ``anchors`` judge the partner's Delegation; ``quota_flops`` bounds the FLOPs the chip may
+    accept from that partner's nodes in all (the agreement's partner quota). ``anchors`` None:
+    a partner's delegation the chip must refuse, ``why`` saying why.
+    """
+
+    anchors: TrustAnchors | None
+    quota_flops: int = 0
+    why: str = ""
+
+
 class VerifierRecognizer(abc.ABC):
     """A chip part that may recognise a verifier node certified by another authority
     (federation). Found by ``isinstance``, like :class:`PingResponder`; a chip without one
@@ -471,6 +505,11 @@ class VerifierRecognizer(abc.ABC):
         """The anchors to check ``verifier_cert`` under (a partner authority's), or None to
         leave it to the chip's own anchors. Pure given the part's state; the certificate's
         issuer may be read unverified only to choose the anchors."""
+
+    def licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """Who judges a Delegation of another authority (a roaming chip's licence), or None
+        to leave it to the chip's own anchors (read the issuer unverified, only to choose)."""
+        return None
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 from attest.chip.device import Chip, fabricate
-from attest.errors import ChipRefusal
+from attest.codec.cbor import decode, encode
+from attest.codec.cose import parse_sign1
+from attest.errors import AttestError, ChipRefusal, DecodeError
 from attest.federation.agreement import Recognition
 from attest.federation.chip import FederationChip
 from attest.federation.route import Federation, anchors_of
 from attest.federation.verifier import FederationVerifier
-from attest.messages.attestation import Challenge
+from attest.identity import Manufacturer
+from attest.messages import claims as C
+from attest.messages.attestation import AttestationResult, Challenge
 from attest.node.service import VerifierService
 from attest.store import SqliteStore
 from attest.testvectors.federation_world import (
@@ -23,10 +27,11 @@ from attest.testvectors.federation_world import (
     TH,
     agreement,
     partner_committee,
+    partner_mc,
     partner_verifier,
     sign_agreement,
 )
-from attest.testvectors.world import AUTHORITY_ID, NOW_S, ROUND1_MS, build_world
+from attest.testvectors.world import AUTHORITY_ID, NOW_S, ROUND1_MS, build_world, vector_key
 from attest.verify.policy import Policy
 from attest.verify.reasons import Tier
 
@@ -84,6 +89,28 @@ def test_a_chip_answers_a_partner_node_only_under_an_agreement(tmp_path: Path) -
     assert outcome.log_fields == {"chain_agreement": 1, "chain_authority": AUTHORITY_ID}
     result = chip.check_result(cert, outcome.result, challenge)
     assert result.status == Tier.AFFIRMING
+    # the EAR names the chain's authority and the agreement (hem-result -70420, -70421)
+    assert result.chain == (AUTHORITY_ID, 1)
+    hem = decode(parse_sign1(outcome.result).payload)[C.SUBMODS]["hem"][C.HEM_RESULT]
+    assert (hem[C.HEM_CHAIN_AUTHORITY], hem[C.HEM_CHAIN_AGREEMENT]) == (AUTHORITY_ID, 1)
+
+
+def test_a_result_names_both_chain_claims_or_neither() -> None:
+    """A home chain's result carries neither claim (its bytes are those of revision 3); one
+    claim without the other is malformed."""
+    key = partner_verifier(SG, "sg-fed-1").key
+    args = dict(verifier_id="sg-fed-1", issued_at=NOW, nonce=bytes(32), ueid=b"\x01" * 17,
+                status=2, vector={4: 2}, policy_id="p", reasons=(), verifier_build="b",
+                evidence_digest=bytes(32))  # fmt: skip
+    home = AttestationResult.of(**args)  # type: ignore[arg-type]
+    routed = AttestationResult.of(**args, chain=(SG, 4))  # type: ignore[arg-type]
+    assert routed.payload() != home.payload() and home.chain is None
+    assert C.HEM_CHAIN_AUTHORITY not in decode(home.payload())[C.SUBMODS]["hem"][C.HEM_RESULT]
+    assert AttestationResult.verify(routed.sign(key), key.public_key).chain == (SG, 4)
+    claims = decode(routed.payload())
+    del claims[C.SUBMODS]["hem"][C.HEM_RESULT][C.HEM_CHAIN_AGREEMENT]
+    with pytest.raises(DecodeError, match="come together"):
+        AttestationResult.from_payload(encode(claims))
 
 
 def test_what_the_agreement_does_not_grant_the_chip_refuses() -> None:
@@ -119,3 +146,28 @@ def test_the_agreement_survives_a_restart(tmp_path: Path) -> None:
     assert again.accept_challenge(cert, token, NOW).verifier_id == "sg-fed-1"
     with pytest.raises(ChipRefusal, match="AGREEMENT_STALE"):  # a rollback after the restart
         _part(again).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, SG: 3, TH: 3}), now_s=NOW)
+
+
+def test_a_chip_of_a_committee_fuses_its_digest(tmp_path: Path) -> None:
+    """A chip of an authority that is a 3-of-5 committee keeps the committee's digest as its
+    fused anchor (and the descriptor it names) across a restart; it judges its own chain and
+    takes agreements under that committee; a state whose committee is not the fused one does
+    not load."""
+    sg = partner_committee(SG)
+    vendor = Manufacturer("mfr-sg", vector_key("manufacturer/mfr-sg"), partner_mc())
+    state = tmp_path / "sg-chip"
+    fabricate(vendor, anchors_of(sg), hwmodel="HX100", pod_class=8, now_s=NOW, state_dir=state)
+    chip = Chip.load(state)
+    assert chip.anchors.committee == sg and chip.anchors.authority_id == SG
+    a1 = agreement(W, recognitions=BOTH_WAYS)
+    with pytest.raises(ChipRefusal, match="ACT_TOO_FEW_SIGNATURES"):  # SG's officers must sign
+        _part(chip).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, TH: 3, "authority.id": 3}),
+                            now_s=NOW)  # fmt: skip
+    assert _part(chip).install(sign_agreement(W, a1, {AUTHORITY_ID: 1, SG: 3, TH: 3}), now_s=NOW)
+    raw = decode((state / "state.cbor").read_bytes())
+    assert raw["authority_digest"] == sg.digest
+    other = partner_committee(SG, 2)  # another committee of SG in the file: refused
+    raw["authority_committee"] = other.payload()
+    (state / "state.cbor").write_bytes(encode(raw))
+    with pytest.raises(AttestError, match="fused digest"):
+        Chip.load(state)

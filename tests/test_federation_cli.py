@@ -222,3 +222,53 @@ def test_chip_install(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert held.agreement == agreement(W)
     code, out = _run(capsys, "federation", "chip-install", a1, "--state", tmp_path)
     assert code == EXIT_USAGE and "not a chip state folder" in out
+
+
+def test_the_issues_command_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``attest authority committee init|rotate``, ``attest authority sign FILE --officer KEY``
+    and ``attest federation propose|sign|inspect|verify`` are the commands above by the names
+    issue 14 gives them."""
+    keys = _keys(tmp_path, TH, 5)
+    pubs = [k.public_key.raw.hex() for k in officers(TH, 5)]
+    genesis = tmp_path / "th.committee"
+    init = ["authority", "committee", "init", "--authority", TH, "--threshold", "3"]
+    code, out = _run(capsys, *init, *[a for p in pubs for a in ("--officer", p)], "--out", genesis)
+    assert code == EXIT_OK and "3 of 5" in out, out
+    for key in keys[:3]:  # the draft's type is recognised from its claims
+        assert _run(capsys, "authority", "sign", genesis, "--officer", key)[0] == EXIT_OK
+    assert _run(capsys, "federation", "committee", "verify", genesis)[0] == EXIT_OK
+    rot = tmp_path / "th2.committee"
+    new = [*pubs[1:], SigningKey.derive_insecure_for_tests("th-new").public_key.raw.hex()]
+    rotate = ["authority", "committee", "rotate", "--current", genesis, "--threshold", "3"]
+    code, out = _run(capsys, *rotate, *[a for p in new for a in ("--officer", p)], "--out", rot)
+    assert code == EXIT_OK and "number 2" in out, out
+    assert _run(capsys, "authority", "sign", rot, "--officer", keys[0])[0] == EXIT_OK
+    code, out = _run(capsys, "federation", "committee", "verify", rot, "--current", genesis)
+    assert code == EXIT_CHECK_FAILED and "ACT_TOO_FEW_SIGNATURES" in out  # 1 of 3
+    for key in keys[1:3]:  # then a COSE_Sign: the type is read from its header
+        assert _run(capsys, "authority", "sign", rot, "--officer", key)[0] == EXIT_OK
+    assert _run(capsys, "federation", "committee", "verify", rot, "--current", genesis)[0] == 0
+    (tmp_path / "other.cbor").write_bytes(b"\xa1\x01\x02")
+    code, out = _run(capsys, "authority", "sign", tmp_path / "other.cbor", "--officer", keys[0])
+    assert code == EXIT_USAGE and "give --content-type" in out
+
+    write_anchors(tmp_path / "anchors.json", W.anchors)
+    spec = {
+        "id": "compute-south", "number": 1, "issuedAt": NOW_S - 10, "expiresAt": NOW_S + 10**6,
+        "threshold": 2,
+        "members": [{"authority": AUTHORITY_ID, "anchors": "anchors.json", "regions": ["MY"]},
+                    {"authority": TH, "committee": genesis.name, "regions": ["TH"]}],
+        "recognitions": [{"by": AUTHORITY_ID, "of": TH, "manufacturers": [], "results": True}],
+    }  # fmt: skip
+    (tmp_path / "agreement.json").write_text(json.dumps(spec))
+    draft = tmp_path / "agreement.cose"
+    code, out = _run(capsys, "federation", "propose", tmp_path / "agreement.json", "--out", draft)
+    assert code == EXIT_OK and "2 of 2 members" in out, out
+    home_key = tmp_path / "authority.key"
+    write_secret_key(home_key, W.authority.key)
+    for key in [home_key, *keys[:3]]:
+        assert _run(capsys, "federation", "sign", draft, "--officer", key)[0] == EXIT_OK
+    verify = ["federation", "verify", draft, "--anchors", tmp_path / "anchors.json"]
+    assert _run(capsys, *verify, "--now", str(NOW_S))[0] == EXIT_OK
+    code, out = _run(capsys, "federation", "inspect", draft, "--json")
+    assert json.loads(out)["approvedBy"] == sorted([AUTHORITY_ID, TH])

@@ -30,6 +30,7 @@ from attest.node.service import VerifierService
 from attest.store import Enroll, SqliteStore
 from attest.testvectors.federation_world import (
     AUTHORITY_ID,
+    PARTNER_MANUFACTURER,
     SG,
     TH,
     agreement,
@@ -323,3 +324,23 @@ def test_a_committee_home_judges_its_own_chips_k_of_n() -> None:
             assert FR.ACT_TOO_FEW_SIGNATURES in session.verdict.reasons
     # without judge_home a committee-signed home chain is the node's anchors' to judge
     assert Federation(home, agreement(W)).route(chain, now_s=now) is None
+
+
+def test_a_routed_chain_names_its_authority_agreement_and_partner_quota() -> None:
+    """What the result names and what the licensing part may issue to the chip (SPEC B.5):
+    the chain's authority, the agreement's number, and the quota the agreement lets this
+    node's authority license to that authority's chips (0 when it lets it license none)."""
+    chain = partner_chain(W)
+    plain = federation(W).route(chain, now_s=NOW_S)
+    assert plain is not None and plain.chain == (SG, 1) and plain.licence_quota == 0
+    roaming = (
+        Recognition(AUTHORITY_ID, SG, (PARTNER_MANUFACTURER,)),
+        Recognition(SG, AUTHORITY_ID, (), licence_quota=5 * 10**14),
+    )
+    routed = federation(W, agreement(W, 3, recognitions=roaming)).route(chain, now_s=NOW_S)
+    assert routed is not None and routed.chain == (SG, 3)
+    assert routed.licence_quota == 5 * 10**14
+    home = federation(W).route(W.honest_chip("hx100-a").chain, now_s=NOW_S)
+    assert home is None  # the node's own chain: no route, the result names no chain
+    refused = federation(W).route(partner_chain(W, mc=partner_mc(signers=2)), now_s=NOW_S)
+    assert refused is not None and refused.chain is None  # not routed: nothing to name

@@ -35,10 +35,18 @@ from attest.chip.signers import CommandSigner
 from attest.codec.cbor import decode, encode
 from attest.durable import atomic_write
 from attest.errors import AttestError, ChipRefusal, DecodeError
+from attest.federation.committee import Committee
 from attest.hardware import DEFAULT_MODELS, ChipModel, simulated_firmware_measurement
 from attest.identity import Manufacturer, new_ueid
 from attest.keys import PublicKey, Signer, SigningKey, read_secret_key, write_secret_key
-from attest.mechanism import ChipPart, DeviceSigner, Grant, PingResponder, VerifierRecognizer
+from attest.mechanism import (
+    ChipPart,
+    DeviceSigner,
+    Grant,
+    PartnerLicensor,
+    PingResponder,
+    VerifierRecognizer,
+)
 from attest.messages.attestation import (
     NO_CHIP_UEID,
     AttestationResult,
@@ -337,7 +345,7 @@ class Chip:
             model = raw.get("model")
             chip = cls(
                 key=signer,
-                anchors=TrustAnchors(raw["authority_id"], PublicKey(raw["authority_key"])),
+                anchors=_fused_anchors(raw),
                 ueid=raw["ueid"],
                 hwmodel=raw["hwmodel"],
                 model=None if model is None else ChipModel(*model),
@@ -386,6 +394,7 @@ class Chip:
             "attest_counter": self.attest_counter,
             "meters": list(self.meters.as_tuple()),
             "chip_time_ms": self.chip_time_ms,
+            **_fused_committee(self._anchors),
             "parts": {name: state for name, state in saved.items() if state is not None},
         }
         atomic_write(self._state_dir / _STATE_FILE, encode(state))
@@ -440,6 +449,15 @@ class Chip:
                 if anchors is not None:
                     return anchors
         return self._anchors
+
+    def partner_licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """A part's judge of another authority's Delegation (federation's roaming licences)."""
+        for part in self._parts.values():
+            if isinstance(part, VerifierRecognizer):
+                found = part.licensor(delegation, now_s=now_s)
+                if found is not None:
+                    return found
+        return None
 
     def answer(self, challenge: Challenge, now_s: float) -> bytes:
         """Sign Evidence for ``challenge``. The counter advance is durable before signing."""
@@ -585,6 +603,30 @@ def check_result(
             ChipCheck.RESULT_INVALID, "result does not answer this session's challenge"
         )
     return parsed
+
+
+def _fused_committee(anchors: TrustAnchors) -> dict[str, bytes]:
+    """State entries of a chip whose authority is a k-of-n committee (SPEC Appendix B): the
+    committee's digest, its fused trust anchor, and the descriptor it names (none for a
+    single-key authority, whose chips' state is as before)."""
+    if not isinstance(anchors.committee, Committee):
+        return {}
+    c = anchors.committee
+    return {"authority_digest": c.digest, "authority_committee": c.payload()}
+
+
+def _fused_anchors(raw: Mapping[str, Any]) -> TrustAnchors:
+    """The anchors a chip's state fuses: one key, or a committee whose digest it holds."""
+    key = PublicKey(raw["authority_key"])
+    if raw.get("authority_digest") is None:
+        return TrustAnchors(raw["authority_id"], key)
+    try:
+        committee = Committee.from_claims(decode(raw["authority_committee"]))
+    except AttestError as exc:
+        raise ValueError(f"the fused committee: {exc}") from None
+    if committee.digest != raw["authority_digest"] or committee.authority_id != raw["authority_id"]:
+        raise ValueError("the committee is not the one the chip's fused digest names")
+    return TrustAnchors(committee.authority_id, committee.officers[0], committee)
 
 
 def fabricate(

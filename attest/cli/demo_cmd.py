@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "Singapore) on loopback with SQLite in a temporary folder, runs N simulated chips "
             "that attest repeatedly, injects attacks, and verifies the audit chains; then the "
             "mechanisms' sections (licensing, pods, location: six landmark nodes across the "
-            "region and a map). Exit status 0 only if every honest chip was affirmed and every "
+            "region and a map; federation: four 3-of-5 committees under a 3-of-4 agreement). "
+            "Exit status 0 only if every honest chip was affirmed and every "
             "attack was caught."
         ),
     )

@@ -3,7 +3,10 @@
 A relying party holds a result token (``attest chip run --out``, or a node's
 ``GET /chips/{ueid}/result``), the certificate of the verifier that signed it (saved beside the
 results, or the node's ``GET /verifier/cert``) and the authority's ``anchors.json``.
-``result verify`` runs :func:`attest.verify.results.verify_result`; ``inspect`` prints any
+``result verify`` runs :func:`attest.verify.results.verify_result`; with ``--agreement`` (a
+relying party of a federation member, SPEC B.5) federation's
+:meth:`~attest.federation.route.Federation.accept_result` decides first whether a partner's
+node counts, and its committee's anchors then stand in for ``anchors.json``; ``inspect`` prints any
 token of the protocol (:mod:`attest.diag`), recognising its type from its protected header.
 """
 
@@ -20,8 +23,13 @@ from attest.cli import argtypes
 from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, read_file
 from attest.diag import as_json, diagnostic, inspect_token
 from attest.errors import ConfigError, DecodeError
+from attest.federation.agreement import open_agreement
+from attest.federation.committee import Committee, open_committee
+from attest.federation.route import Federation
+from attest.federation.sign import FederationError
 from attest.messages.attestation import NO_CHIP_UEID
 from attest.messages.content import ContentType
+from attest.verify.chain import TrustAnchors
 from attest.verify.reasons import reason_name
 from attest.verify.results import ResultRejected, verify_result
 
@@ -61,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
             "reasons, the chip's UEID, the verifier and the issue time. Exit status 0 valid, "
             "1 invalid (one line 'invalid: CHECK: why', CHECK naming the failed check: "
             "envelope, content-type, verifier-cert, signature, payload, issuer, revoked, "
-            "expiry, freshness), 2 usage (a missing file or option)."
+            "expiry, freshness; with --agreement also agreement and federation, naming the "
+            "federation reason of SPEC B.5), 2 usage (a missing file or option)."
         ),
     )
     p.add_argument("file", type=Path, metavar="FILE", help="the result token (- for stdin)")
@@ -90,6 +99,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAc
         type=argtypes.non_negative_int,
         metavar="S",
         help="refuse a result issued more than S seconds ago (default: any age)",
+    )
+    p.add_argument(
+        "--agreement",
+        type=Path,
+        metavar="FILE",
+        help="a federation agreement your authority (--anchors) signed: a partner's node's "
+        "result is valid only if the agreement lets your authority recognise that partner's "
+        "results (else exit 1 naming the federation reason)",
+    )
+    p.add_argument(
+        "--committee",
+        type=Path,
+        metavar="FILE",
+        help="with --agreement: your authority's committee descriptor, if it is a committee "
+        "(default: the single key of --anchors)",
     )
     p.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     p.set_defaults(func=cmd_verify)
@@ -151,21 +175,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     revoked: frozenset[str] = frozenset()
     if args.revocations is not None:
         revoked = files.read_revocations(args.revocations, anchors)[0].verifiers
+    now = int(time.time())
+    if args.agreement is not None:
+        try:
+            federation = _federation(args, anchors, now)
+        except FederationError as exc:
+            return _invalid(args, "agreement", str(exc))
+        try:
+            federation.accept_result(token, cert, now_s=now)
+        except FederationError as exc:
+            return _invalid(args, "federation", str(exc))
+        partner = federation.verifier_anchors(cert, now_s=now)
+        if isinstance(partner, TrustAnchors):
+            anchors = partner
+    elif args.committee is not None:
+        raise ConfigError("--committee is given with --agreement")
     try:
         result, vc = verify_result(
             token,
             cert,
             anchors,
-            now_s=int(time.time()),
+            now_s=now,
             max_age_s=args.max_age,
             revoked_verifiers=revoked,
         )
     except ResultRejected as exc:
-        if args.json:
-            print(json.dumps({"valid": False, "check": str(exc.check), "reason": exc.detail}))
-        else:
-            print(f"invalid: {exc}")
-        return EXIT_CHECK_FAILED
+        return _invalid(args, str(exc.check), exc.detail)
     tier = argtypes.tier_name(result.status)
     reasons = [reason_name(r) for r in result.reasons]
     ueid = "none (diagnostic result)" if result.ueid == NO_CHIP_UEID else result.ueid.hex()
@@ -184,10 +219,38 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "policy_id": result.policy_id,
             "evidence_digest": result.evidence_digest.hex(),
         }
+        if result.chain is not None:
+            doc["chain_authority"], doc["chain_agreement"] = result.chain
         print(json.dumps(doc, sort_keys=True))
     else:
         print(
             f"valid: {tier} reasons={','.join(reasons) or 'none'} ueid={ueid} "
             f"verifier={vc.verifier_id} issued={issued}"
+            + (f" chain={result.chain[0]} agreement={result.chain[1]}" if result.chain else "")
         )
     return EXIT_OK
+
+
+def _invalid(args: argparse.Namespace, check: str, detail: str) -> int:
+    if args.json:
+        print(json.dumps({"valid": False, "check": check, "reason": detail}))
+    else:
+        print(f"invalid: {check}: {detail}")
+    return EXIT_CHECK_FAILED
+
+
+def _federation(args: argparse.Namespace, anchors: TrustAnchors, now: int) -> Federation:
+    """The relying party's federation: its authority and the agreement, taken by SPEC B.4 (its
+    authority must have approved it). Raises FederationError for a refused agreement (a failed
+    check, exit 1) and ConfigError for a bad --committee (usage)."""
+    home = Committee.single(anchors.authority_id, anchors.authority_key)
+    if args.committee is not None:
+        try:
+            home = open_committee(read_file(args.committee, "committee descriptor"))
+        except FederationError as exc:
+            raise ConfigError(f"{args.committee}: {exc}") from None
+        if home.authority_id != anchors.authority_id:
+            raise ConfigError(f"{args.committee}: another authority's committee")
+    token = read_file(args.agreement, "federation agreement")
+    agreement = open_agreement(token, home=home, in_force=None, highest=0, now_s=now)
+    return Federation(home, agreement)

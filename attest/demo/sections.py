@@ -19,7 +19,12 @@ from rich.console import Console
 from attest.demo.world import RunningNode, World
 
 #: modules that may provide a section, in the order they run
-SECTION_MODULES = ("attest.demo.licensing", "attest.demo.pods", "attest.demo.location")
+SECTION_MODULES = (
+    "attest.demo.licensing",
+    "attest.demo.pods",
+    "attest.demo.location",
+    "attest.demo.federation",
+)
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

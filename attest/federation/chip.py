@@ -1,15 +1,20 @@
 """The federation part of a chip: which partner authorities' verifier nodes it answers.
 
-A chip is fused with its own authority's key (SPEC §3.1) and answers only that authority's
-certified verifiers (§7.10). A chip that holds a federation agreement its authority signed
-also answers the verifier nodes of a partner whose results the agreement lets its authority
-recognise (``recognition(home, partner).results``), judged by that partner's committee (SPEC
-B.5): the Singapore chip in a Johor data centre answers the Malaysian node.
+A chip is fused with its own authority's key (SPEC §3.1), or a committee's digest (B.3: its
+anchors then carry the committee, which is its *home* here), and answers only that
+authority's certified verifiers (§7.10). A chip that holds a federation agreement its
+authority signed also answers the verifier nodes of a partner whose results the agreement lets
+its authority recognise (``recognition(home, partner).results``), judged by that partner's
+committee (SPEC B.5): the Singapore chip in a Johor data centre answers the Malaysian node.
 
 The agreement comes to the chip like a revocation list: :meth:`FederationChip.install`
 accepts it only under the chip's own authority (its approval is required for a first
 agreement, amendments need K of the members in force) and only above the number it holds
 (AGREEMENT_STALE), and persists it (the chip's state file) before it is used.
+
+Roaming licences (:meth:`FederationChip.licensor`): a Delegation of another authority is
+judged by that authority's committee only if the agreement lets it license this chip's
+authority's chips; the licensing part then holds the licence to the partner quota.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from attest.codec.cbor import decode
 from attest.errors import AttestError, ChipRefusal
 from attest.federation.agreement import Agreement, open_agreement
 from attest.federation.committee import Committee
-from attest.federation.route import Federation
+from attest.federation.route import Federation, anchors_of, peek_issuer
 from attest.federation.sign import FederationError, parse_sign
-from attest.mechanism import ChipHost, Grant, VerifierRecognizer
+from attest.mechanism import ChipHost, Grant, PartnerLicensor, VerifierRecognizer
 from attest.verify.chain import TrustAnchors
 
 
@@ -45,7 +50,10 @@ class FederationChip(VerifierRecognizer):
 
     @property
     def home(self) -> Committee:
+        """The chip's own authority: the committee its anchors carry, else its single key."""
         anchors = self._host.anchors
+        if isinstance(anchors.committee, Committee):
+            return anchors.committee
         return Committee.single(anchors.authority_id, anchors.authority_key)
 
     @property
@@ -75,6 +83,23 @@ class FederationChip(VerifierRecognizer):
             return None
         found = Federation(self.home, self._agreement).verifier_anchors(verifier_cert, now_s=now_s)
         return found if isinstance(found, TrustAnchors) else None
+
+    def licensor(self, delegation: bytes, *, now_s: int) -> PartnerLicensor | None:
+        """A partner's delegation (a roaming licence): judged by that partner's committee
+        only if the agreement lets it license this chip's authority's chips (SPEC B.5)."""
+        issuer = peek_issuer(delegation)
+        home = self.home.authority_id
+        if issuer is None or issuer == home:
+            return None
+        if self._agreement is None:
+            return PartnerLicensor(None, why=f"{issuer}: no agreement in force")
+        committee = Federation(self.home, self._agreement).committee_of(issuer)
+        recognition = self._agreement.recognition(home, issuer)
+        if committee is None or recognition is None or not recognition.licence_quota:
+            return PartnerLicensor(None, why=f"the agreement does not let {issuer} license")
+        if now_s >= self._agreement.expires_at:
+            return PartnerLicensor(None, why="the agreement has expired")
+        return PartnerLicensor(anchors_of(committee), recognition.licence_quota)
 
     # -- ChipPart: nothing else ---------------------------------------------------------------
 

@@ -20,6 +20,10 @@ HEM_AGREEMENT_MEMBERS = -70412
 HEM_AGREEMENT_THRESHOLD = -70413
 HEM_AGREEMENT_RECOGNITIONS = -70414
 
+# -- in a result's hem-result, for a chain routed through an agreement (attest.messages.claims)
+HEM_CHAIN_AUTHORITY = -70420
+HEM_CHAIN_AGREEMENT = -70421
+
 # -- keys inside a member map
 MEMBER_ID = 1
 MEMBER_COMMITTEE = 2

@@ -20,6 +20,7 @@ from attest import files
 from attest.cli.common import EXIT_CHECK_FAILED, EXIT_OK, load_locked_chip, read_file
 from attest.codec.cbor import decode
 from attest.errors import AttestError, ChipRefusal, ConfigError
+from attest.federation import claims as F
 from attest.federation.agreement import (
     AGREEMENT_CONTENT_TYPE,
     Agreement,
@@ -55,6 +56,12 @@ def add_commands(groups: dict[str, Any]) -> None:
     sub = p.add_subparsers(dest="federation_command", metavar="GROUP", required=True)
     _committee_commands(sub)
     _agreement_commands(sub)
+    # the issue's names for the agreement's life: propose, sign, inspect, verify
+    _draft_parser(sub, "propose")
+    _sign_command(sub, "agreement", AGREEMENT_CONTENT_TYPE)
+    _show_parser(sub, "inspect")
+    _verify_parser(sub, "verify")
+    _authority_commands(groups["authority"])
     res = sub.add_parser(
         "result",
         help="a relying party: accept a result of a partner's node under the agreement",
@@ -95,31 +102,7 @@ def _home_arguments(p: argparse.ArgumentParser) -> None:
 def _committee_commands(sub: Any) -> None:
     c = sub.add_parser("committee", help="committee descriptors: init, sign, verify")
     csub = c.add_subparsers(dest="committee_command", metavar="ACTION", required=True)
-    init = csub.add_parser(
-        "init",
-        help="write a committee descriptor draft",
-        description="Write the draft of a committee descriptor (genesis or a rotation).",
-    )
-    init.add_argument("--authority", required=True, help="the authority id")
-    init.add_argument(
-        "--officer",
-        action="append",
-        required=True,
-        metavar="KEY",
-        help="an officer's public key (64 hex digits or a public-key file); repeat per officer",
-    )
-    init.add_argument("--threshold", type=int, required=True, help="k: officers per act")
-    init.add_argument(
-        "--act",
-        action="append",
-        default=[],
-        metavar="CONTENT_TYPE=K",
-        help="a higher threshold for acts of one content type (repeatable)",
-    )
-    init.add_argument("--number", type=int, default=1, help="committee number (default 1)")
-    init.add_argument("--issued-at", type=int, help="issue time (default: now)")
-    init.add_argument("--out", type=Path, required=True, help="the draft file to write")
-    init.set_defaults(func=cmd_committee_init)
+    _committee_init_parser(csub, "init").set_defaults(current=None)
     _sign_command(csub, "committee descriptor", COMMITTEE_CONTENT_TYPE)
     ver = csub.add_parser(
         "verify",
@@ -137,11 +120,45 @@ def _committee_commands(sub: Any) -> None:
     ver.set_defaults(func=cmd_committee_verify)
 
 
+def _authority_commands(sub: Any) -> None:
+    """``attest authority committee init|rotate`` and ``attest authority sign``: an authority's
+    officers at work (the same commands as ``attest federation committee ...``)."""
+    c = sub.add_parser("committee", help="the authority as a k-of-n committee: init, rotate")
+    csub = c.add_subparsers(dest="authority_committee_command", metavar="ACTION", required=True)
+    init = _committee_init_parser(csub, "init")
+    init.set_defaults(current=None)
+    rot = _committee_init_parser(csub, "rotate", rotation=True)
+    rot.add_argument(
+        "--current", type=Path, required=True, help="the committee in force (its descriptor)"
+    )
+    s = sub.add_parser(
+        "sign",
+        help="add one officer's signature to an act (a committee descriptor, an agreement ...)",
+        description=(
+            "Officers sign one at a time, offline: FILE is a draft (its type is recognised "
+            "from its claims, or named with --content-type) or a COSE_Sign signed by other "
+            "officers already. Refused if this officer signed it already."
+        ),
+    )
+    s.add_argument("file", type=Path, help="the draft or COSE_Sign")
+    s.add_argument("--officer", type=Path, required=True, help="the officer's secret key file")
+    s.add_argument("--content-type", help="the act's content type (for a draft of another act)")
+    s.add_argument("--out", type=Path, help="where to write it (default: FILE)")
+    s.set_defaults(func=cmd_authority_sign)
+
+
 def _agreement_commands(sub: Any) -> None:
     a = sub.add_parser("agreement", help="federation agreements: draft, sign, verify, show")
     asub = a.add_subparsers(dest="agreement_command", metavar="ACTION", required=True)
+    _draft_parser(asub, "draft")
+    _sign_command(asub, "agreement", AGREEMENT_CONTENT_TYPE)
+    _verify_parser(asub, "verify")
+    _show_parser(asub, "show")
+
+
+def _draft_parser(asub: Any, name: str) -> None:
     draft = asub.add_parser(
-        "draft",
+        name,
         help="write an agreement draft from a JSON description",
         description=(
             'The JSON: {"id", "number", "issuedAt", "expiresAt", "threshold", "members": '
@@ -153,9 +170,11 @@ def _agreement_commands(sub: Any) -> None:
     draft.add_argument("spec", type=Path, help="the JSON description")
     draft.add_argument("--out", type=Path, required=True, help="the draft file to write")
     draft.set_defaults(func=cmd_agreement_draft)
-    _sign_command(asub, "agreement", AGREEMENT_CONTENT_TYPE)
+
+
+def _verify_parser(asub: Any, name: str) -> None:
     ver = asub.add_parser(
-        "verify",
+        name,
         help="check an agreement for a verifier of the home authority",
         description=(
             "The first agreement (no --in-force) must be approved by K of its own members, "
@@ -168,10 +187,51 @@ def _agreement_commands(sub: Any) -> None:
     ver.add_argument("--in-force", type=Path, help="the agreement in force")
     ver.add_argument("--now", type=int, help="the time (Unix seconds; default: now)")
     ver.set_defaults(func=cmd_agreement_verify)
-    show = asub.add_parser("show", help="print an agreement (not trusted: see verify)")
+
+
+def _show_parser(asub: Any, name: str) -> None:
+    show = asub.add_parser(name, help="print an agreement (not trusted: see verify)")
     show.add_argument("file", type=Path, help="the agreement (COSE_Sign or draft)")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=cmd_agreement_show)
+
+
+def _committee_init_parser(csub: Any, name: str, *, rotation: bool = False) -> Any:
+    init = csub.add_parser(
+        name,
+        help="write the draft of a rotation of --current"
+        if rotation
+        else "write a committee descriptor draft",
+        description=(
+            "Write the draft of the committee that replaces --current (its authority, number "
+            "+1 unless --number): k of the current officers then sign it."
+            if rotation
+            else "Write the draft of a committee descriptor (genesis or a rotation)."
+        ),
+    )
+    init.add_argument("--authority", required=not rotation, help="the authority id")
+    init.add_argument(
+        "--officer",
+        action="append",
+        required=True,
+        metavar="KEY",
+        help="an officer's public key (64 hex digits or a public-key file); repeat per officer",
+    )
+    init.add_argument("--threshold", type=int, required=True, help="k: officers per act")
+    init.add_argument(
+        "--act",
+        action="append",
+        default=[],
+        metavar="CONTENT_TYPE=K",
+        help="a higher threshold for acts of one content type (repeatable)",
+    )
+    init.add_argument(
+        "--number", type=int, default=None if rotation else 1, help="committee number"
+    )
+    init.add_argument("--issued-at", type=int, help="issue time (default: now)")
+    init.add_argument("--out", type=Path, required=True, help="the draft file to write")
+    init.set_defaults(func=cmd_committee_init)
+    return init
 
 
 def _sign_command(sub: Any, what: str, content_type: str) -> None:
@@ -284,12 +344,21 @@ def cmd_committee_init(args: argparse.Namespace) -> int:
         if not sep or not ct or not k.isdigit():
             raise ConfigError(f"--act {item!r}: expected CONTENT_TYPE=K")
         acts[ct] = int(k)
+    current = _committee_file(args.current) if args.current is not None else None
+    authority, number = args.authority, args.number
+    if current is not None:
+        if authority not in (None, current.authority_id):
+            raise ConfigError(f"--authority {authority!r}: --current is {current.authority_id}")
+        authority = current.authority_id
+        number = number if number is not None else current.number + 1
+        if number <= current.number:
+            raise ConfigError(f"--number {number}: a rotation's number exceeds {current.number}")
     try:
         c = Committee.of(
-            args.authority,
+            authority,
             [_public_key(o) for o in args.officer],
             args.threshold,
-            number=args.number,
+            number=number,
             issued_at=args.issued_at if args.issued_at is not None else int(time.time()),
             act_thresholds=acts or None,
         )
@@ -322,6 +391,34 @@ def cmd_sign(args: argparse.Namespace) -> int:
     files.write_bytes(out, signed)
     print(f"{out}: {count} signature(s); added kid {kid_of(key.public_key).hex()[:16]}")
     return EXIT_OK
+
+
+def cmd_authority_sign(args: argparse.Namespace) -> int:
+    """``attest authority sign``: cmd_sign, the act's type read from the COSE_Sign's header or
+    recognised from a draft's claims (committee, agreement) unless --content-type names it."""
+    token = read_file(args.file, "act")
+    content_type = args.content_type
+    if content_type is None and token[:2] == TAG98:
+        try:
+            content_type = parse_sign(token).content_type
+        except FederationError as exc:
+            raise ConfigError(f"{args.file}: {exc}") from None
+    if content_type is None:
+        try:
+            claims = decode(token)
+        except AttestError as exc:
+            raise ConfigError(f"{args.file}: not a draft (deterministic CBOR): {exc}") from None
+        keys = set(claims) if type(claims) is dict else set()
+        if F.HEM_COMMITTEE_NUMBER in keys:
+            content_type = COMMITTEE_CONTENT_TYPE
+        elif F.HEM_AGREEMENT_ID in keys:
+            content_type = AGREEMENT_CONTENT_TYPE
+        else:
+            raise ConfigError(f"{args.file}: which act is this draft? give --content-type")
+    if type(content_type) is not str:
+        raise ConfigError(f"{args.file}: the act names no content type")
+    args.content_type, args.what = content_type, "act"
+    return cmd_sign(args)
 
 
 def cmd_committee_verify(args: argparse.Namespace) -> int:

@@ -123,7 +123,13 @@ class Federation:
         recognition = self.agreement.recognition(self.home.authority_id, issuer)
         if recognition is None or mfr.manufacturer_id not in recognition.manufacturers:
             return ChainRoute(reasons=(FederationReason.AUTHORITY_NOT_RECOGNISED,), log=log)
-        return ChainRoute(anchors=anchors_of(committee), log=log)
+        licensing = self.agreement.recognition(issuer, self.home.authority_id)
+        return ChainRoute(
+            anchors=anchors_of(committee),
+            log=log,
+            chain=(issuer, self.agreement.number),
+            licence_quota=licensing.licence_quota if licensing is not None else 0,
+        )
 
     def verifier_anchors(
         self, verifier_cert: bytes, *, now_s: int

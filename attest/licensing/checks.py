@@ -36,6 +36,12 @@ class LedgerView:
 
     issued: Mapping[int, IssuedLicense] = field(default_factory=lambda: MappingProxyType({}))
     reported_serial: int = 0
+    #: a roaming chip's own authority, when a partner's committee judged its chain under a
+    #: federation agreement (None: a chip of this node's authority)
+    partner: str | None = None
+    #: with ``partner``: the FLOPs the agreement lets this node's authority license to that
+    #: authority's chips in all (0: none; SPEC B.5)
+    partner_quota: int = 0
 
     @classmethod
     def of(cls, issued: Iterable[IssuedLicense], reported_serial: int = 0) -> LedgerView:

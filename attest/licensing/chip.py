@@ -38,9 +38,9 @@ from attest.licensing.messages import (
     LicenseGrant,
     LicenseState,
 )
-from attest.mechanism import ChipHost, Grant
+from attest.mechanism import ChipHost, Grant, PartnerLicensor
 from attest.messages.revocation import verify_newer_list
-from attest.verify.chain import TrustAnchors
+from attest.verify.chain import TrustAnchors, authority_act
 
 PPM = 1_000_000
 #: default throttle: 1 % of peak (DESIGN.md §6)
@@ -70,6 +70,16 @@ class LicenseRefusal(enum.StrEnum):
     LICENSING_UNSUPPORTED = "LICENSING_UNSUPPORTED"
 
 
+class PartnerRefusal(enum.StrEnum):
+    """Why a roaming chip refused a licence from a partner authority's delegated node
+    (federation, SPEC B.5): checked where a home delegation is verified."""
+
+    #: no agreement in force lets that authority license this chip's authority's chips
+    LICENSE_PARTNER_NOT_RECOGNISED = "LICENSE_PARTNER_NOT_RECOGNISED"
+    #: the licence would take what this chip accepted from that partner past the quota
+    LICENSE_PARTNER_QUOTA_EXCEEDED = "LICENSE_PARTNER_QUOTA_EXCEEDED"
+
+
 #: every license refusal name, in check order
 LICENSE_REFUSALS: tuple[LicenseRefusal, ...] = tuple(LicenseRefusal)[:-1]
 _NO_BUDGET = Budgets(0)
@@ -83,6 +93,9 @@ class DelegationUse:
     #: the delegation's wall-clock expiry: after it the entry can be forgotten
     expires_at: int
     used: tuple[int, int, int] = (0, 0, 0)
+    #: the partner authority that delegated ("": the chip's own; delegation ids are per
+    #: authority, and a roaming chip's partner quota sums what it took from that partner)
+    authority: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +155,13 @@ class ChipLicensing:
             "pending": None if p is None else [p.serial, list(p.budgets.as_tuple()), p.expiry_s],
             "applied": list(self.applied),
             "delegations": [
-                [d.delegation_id, d.expires_at, list(d.used)] for d in self.delegations
+                [
+                    d.delegation_id,
+                    d.expires_at,
+                    list(d.used),
+                    *([d.authority] if d.authority else []),
+                ]
+                for d in self.delegations
             ],
             "revocations_number": self.revocations_number,
             "revoked_delegations": sorted(self.revoked_delegations),
@@ -161,7 +180,10 @@ class ChipLicensing:
             if p is None
             else PendingLicense(p[0], Budgets.from_tuple(tuple(p[1])), p[2]),
             applied=tuple(raw["applied"]),
-            delegations=tuple(DelegationUse(d[0], d[1], tuple(d[2])) for d in raw["delegations"]),
+            delegations=tuple(
+                DelegationUse(d[0], d[1], tuple(d[2]), d[3] if len(d) > 3 else "")
+                for d in raw["delegations"]
+            ),
             revocations_number=raw["revocations_number"],
             revoked_delegations=frozenset(raw["revoked_delegations"]),
             request_nonce=raw["request_nonce"],
@@ -179,17 +201,25 @@ def check_license(
     chip_time_s: int,
     now_s: int,
     session_nonce: bytes | None = None,
+    partner: PartnerLicensor | None = None,
 ) -> tuple[License, Delegation | None]:
     """Every acceptance check, in order; the first failure raises ChipRefusal with its name.
 
     ``now_s`` is the chip's clock (delegation expiry, like a VerifierCert's); license expiry is
     judged in ``chip_time_s``, the chip's monotonic operating time. ``session_nonce`` is the
-    nonce of the attestation round the license arrived in (None offline).
+    nonce of the attestation round the license arrived in (None offline). ``partner`` judges
+    a delegation of another authority (a roaming chip, federation): its anchors in place of
+    the chip's, and its partner quota over everything the chip took from that authority.
     """
     delegation: Delegation | None = None
+    authority = ""
     if grant.delegation is not None:
+        if partner is not None:
+            if partner.anchors is None:
+                raise ChipRefusal(PartnerRefusal.LICENSE_PARTNER_NOT_RECOGNISED, partner.why)
+            anchors, authority = partner.anchors, partner.anchors.authority_id
         try:
-            delegation = Delegation.verify(grant.delegation, anchors.authority_key)
+            delegation = authority_act(grant.delegation, Delegation, anchors)
         except AttestError as exc:
             raise ChipRefusal(LicenseRefusal.LICENSE_DELEGATION_INVALID, str(exc)) from None
         if delegation.issuer != anchors.authority_id:
@@ -198,7 +228,7 @@ def check_license(
             )
         if now_s >= delegation.expires_at:
             raise ChipRefusal(LicenseRefusal.LICENSE_DELEGATION_EXPIRED)
-        if delegation.delegation_id in state.revoked_delegations:
+        if not authority and delegation.delegation_id in state.revoked_delegations:
             raise ChipRefusal(
                 LicenseRefusal.LICENSE_DELEGATION_REVOKED, f"delegation {delegation.delegation_id}"
             )
@@ -238,15 +268,25 @@ def check_license(
     if lic.nonce is not None and lic.nonce not in (session_nonce, state.request_nonce):
         raise ChipRefusal(LicenseRefusal.LICENSE_NONCE_MISMATCH)
     if delegation is not None:
-        used = _use_of(state, delegation.delegation_id)
+        used = _use_of(state, delegation.delegation_id, authority)
         for u, b, q in zip(used, lic.budgets.as_tuple(), delegation.quota.as_tuple(), strict=True):
             # a metered quota bounds every license under it; an unbudgeted meter would escape it
             if q is not None and (b is None or u + b > q):
                 raise ChipRefusal(
                     LicenseRefusal.LICENSE_QUOTA_EXCEEDED, f"delegation {delegation.delegation_id}"
                 )
+        if partner is not None:
+            taken = sum(d.used[0] for d in state.delegations if d.authority == authority)
+            flops = lic.budgets.flops
+            if taken + flops > partner.quota_flops:
+                raise ChipRefusal(
+                    PartnerRefusal.LICENSE_PARTNER_QUOTA_EXCEEDED,
+                    f"{authority}: {taken} + {flops} > {partner.quota_flops} FLOPs",
+                )
         live = [d for d in state.delegations if d.expires_at > now_s]
-        known = any(d.delegation_id == delegation.delegation_id for d in live)
+        known = any(
+            (d.delegation_id, d.authority) == (delegation.delegation_id, authority) for d in live
+        )
         if not known and len(live) >= MAX_TRACKED_DELEGATIONS:
             raise ChipRefusal(
                 LicenseRefusal.LICENSE_DELEGATION_INVALID, "too many live delegations to track"
@@ -262,31 +302,37 @@ def _signature_ok(token: bytes, key: Any) -> bool:
     return True
 
 
-def _use_of(state: ChipLicensing, delegation_id: int) -> tuple[int, int, int]:
+def _use_of(state: ChipLicensing, delegation_id: int, authority: str = "") -> tuple[int, int, int]:
     for d in state.delegations:
-        if d.delegation_id == delegation_id:
+        if (d.delegation_id, d.authority) == (delegation_id, authority):
             return d.used
     return (0, 0, 0)
 
 
 def accept(
-    state: ChipLicensing, lic: License, delegation: Delegation | None, *, now_s: int
+    state: ChipLicensing,
+    lic: License,
+    delegation: Delegation | None,
+    *,
+    now_s: int,
+    authority: str = "",
 ) -> ChipLicensing:
     """Step 1: raise the high-water mark, charge the delegation quota, journal the budget."""
     delegations = state.delegations
     if delegation is not None:
-        used = _use_of(state, delegation.delegation_id)
+        used = _use_of(state, delegation.delegation_id, authority)
         new_used = tuple(
             _sat(u + (b or 0)) for u, b in zip(used, lic.budgets.as_tuple(), strict=True)
         )
         others = tuple(
             d
             for d in state.delegations
-            if d.delegation_id != delegation.delegation_id and d.expires_at > now_s
+            if (d.delegation_id, d.authority) != (delegation.delegation_id, authority)
+            and d.expires_at > now_s
         )
         delegations = (
             *others,
-            DelegationUse(delegation.delegation_id, delegation.expires_at, new_used),  # type: ignore[arg-type]
+            DelegationUse(delegation.delegation_id, delegation.expires_at, new_used, authority),  # type: ignore[arg-type]
         )
     return replace(
         state,
@@ -412,6 +458,11 @@ class LicensingChip:
         runs between the two writes (crash tests stop the process there).
         """
         host = self._host
+        partner = (
+            host.partner_licensor(grant.delegation, now_s=int(now_s))
+            if grant.delegation is not None
+            else None
+        )
         parsed, delegation = check_license(
             self.state,
             grant,
@@ -421,8 +472,10 @@ class LicensingChip:
             chip_time_s=host.chip_time_s,
             now_s=int(now_s),
             session_nonce=session_nonce,
+            partner=partner,
         )
-        self.state = accept(self.state, parsed, delegation, now_s=int(now_s))
+        authority = partner.anchors.authority_id if partner and partner.anchors else ""
+        self.state = accept(self.state, parsed, delegation, now_s=int(now_s), authority=authority)
         host.persist()
         if after_accept is not None:
             after_accept()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from attest.errors import CertificateError
 from attest.identity import VerifierIdentity
@@ -32,7 +32,7 @@ from attest.licensing.ledger import (
     QuotaExceeded,
 )
 from attest.licensing.messages import Budgets, Delegation, LicenseGrant, LicenseState
-from attest.verify.chain import TrustAnchors
+from attest.verify.chain import TrustAnchors, authority_act
 from attest.verify.reasons import Tier
 
 PPM = 1_000_000
@@ -49,8 +49,20 @@ class RenewalOutcome(enum.StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
     REGION_CAP_EXCEEDED = "region_cap_exceeded"
     DELEGATION_REVOKED = "delegation_revoked"
+    #: a partner's roaming chip the agreement does not let this node's authority license
+    PARTNER_NOT_LICENSABLE = "partner_not_licensable"
+    #: the licence would pass the agreement's partner quota (federation, SPEC B.5)
+    PARTNER_QUOTA_EXCEEDED = "partner_quota_exceeded"
     CONFLICT = "conflict"
     STORE_ERROR = "store_error"
+
+
+#: a refused charge's scope (attest.licensing.ledger.QuotaExceeded) as a renewal outcome
+_QUOTA_OUTCOMES = {
+    "delegation": RenewalOutcome.QUOTA_EXCEEDED,
+    "region": RenewalOutcome.REGION_CAP_EXCEEDED,
+    "partner": RenewalOutcome.PARTNER_QUOTA_EXCEEDED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +149,7 @@ def open_delegation(
 ) -> Delegation:
     """Verify a delegation for this node: the authority's, and bound to this node's id and key."""
     try:
-        d = Delegation.verify(token, anchors.authority_key)
+        d = authority_act(token, Delegation, anchors)  # k of n where the authority is a committee
     except Exception as exc:  # any decode/signature failure is a configuration problem
         raise CertificateError(
             f"{source}: not a delegation signed by the authority: {exc}"
@@ -217,6 +229,8 @@ class LicenseIssuer:
         if note_report and reports_new_serial(tier, state, view):
             assert state is not None
             self.ledger.note_license_report(ueid, state.serial)
+        if view.partner is not None and view.partner_quota <= 0:
+            return Renewal(RenewalOutcome.PARTNER_NOT_LICENSABLE)
         for _ in range(2):  # a lost race is re-planned once against the winner's ledger
             plan = plan_renewal(tier=tier, state=state, view=view, policy=self.policy)
             if plan.outcome is RenewalOutcome.REDELIVERED:
@@ -224,20 +238,19 @@ class LicenseIssuer:
             if plan.outcome is not RenewalOutcome.ISSUED:
                 return Renewal(plan.outcome)
             try:
-                return self._issue(ueid, plan, view.latest_serial, now_ms)
+                return self._issue(ueid, plan, view, now_ms)
             except LicenseConflict:
-                view = self.ledger.license_view(ueid)
+                fresh = self.ledger.license_view(ueid)
+                view = replace(fresh, partner=view.partner, partner_quota=view.partner_quota)
             except QuotaExceeded as exc:
-                region = exc.scope == "region"
-                return Renewal(
-                    RenewalOutcome.REGION_CAP_EXCEEDED if region else RenewalOutcome.QUOTA_EXCEEDED
-                )
+                return Renewal(_QUOTA_OUTCOMES.get(exc.scope, RenewalOutcome.QUOTA_EXCEEDED))
             except DelegationRevoked:
                 return Renewal(RenewalOutcome.DELEGATION_REVOKED)
         return Renewal(RenewalOutcome.CONFLICT)
 
-    def _issue(self, ueid: bytes, plan: RenewalPlan, latest: int, now_ms: int) -> Renewal:
+    def _issue(self, ueid: bytes, plan: RenewalPlan, view: LedgerView, now_ms: int) -> Renewal:
         d = self.delegation
+        partner = None if view.partner is None else (view.partner, view.partner_quota)
         token = sign_license(
             self.identity.key,
             issuer=self.identity.verifier_id,
@@ -260,8 +273,9 @@ class LicenseIssuer:
                 expiry_s=plan.expiry_s,
                 issued_at_ms=now_ms,
                 token=token,
+                partner=partner,
             ),
-            expected_latest=latest,
+            expected_latest=view.latest_serial,
             now_s=now_ms // 1000,
         )
         return Renewal(

@@ -52,8 +52,9 @@ class LicenseConflict(StoreError):
 
 
 class QuotaExceeded(StoreError):
-    """The license would exceed its delegation's quota (``scope`` "delegation") or its region's
-    cap (``scope`` "region"); nothing changed."""
+    """The license would exceed its delegation's quota (``scope`` "delegation"), its region's
+    cap (``scope`` "region") or a federation partner quota (``scope`` "partner"); nothing
+    changed."""
 
     def __init__(self, message: str, scope: str) -> None:
         super().__init__(message)
@@ -83,6 +84,9 @@ class LedgerRecord:
     token: bytes
     #: position in the ledger (0 until stored)
     seq: int = 0
+    #: a roaming chip's authority and the agreement's partner quota (FLOPs) the licence is
+    #: charged against (federation, SPEC B.5); not a ledger column: the partner's total is
+    partner: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +282,18 @@ class LicenseLedger:
             issued = _charge(d.issued, budgets, d.quota.as_tuple(), "delegation")
             region = _region_from_row(_ensure_region(conn, d.region, self._for_update))
             region_issued = _charge(region.issued, budgets, region.cap, "region")
+            partner = None
+            if record.partner is not None:
+                authority, quota = record.partner
+                row = _ensure_partner(conn, authority, self._for_update)
+                partner = _charge_partner(blob_to_u64(row[1]), budgets[0], quota, authority)
             seq = _append_ledger(conn, record)
+            if partner is not None and record.partner is not None:
+                conn.execute(
+                    "UPDATE license_partners SET issued_flops = ?, licenses = licenses + 1"
+                    " WHERE authority = ?",
+                    (u64_to_blob(partner), record.partner[0]),
+                )
             conn.execute(
                 "UPDATE license_delegations SET issued_flops = ?, issued_energy_mj = ?,"
                 " issued_interconnect_bytes = ? WHERE delegation_id = ?",
@@ -373,6 +388,16 @@ class LicenseLedger:
         )
         return None if row is None else bytes(row[0])
 
+    def partner_status(self, authority: str) -> tuple[int, int]:
+        """(FLOPs issued, licences) to roaming chips of ``authority`` by this ledger's nodes."""
+        row = self._db.read(
+            lambda c: c.execute(
+                "SELECT issued_flops, licenses FROM license_partners WHERE authority = ?",
+                (authority,),
+            ).fetchone()
+        )
+        return (0, 0) if row is None else (blob_to_u64(row[0]), int(row[1]))
+
     def license_records(self, ueid: bytes | None = None) -> list[LedgerRecord]:
         where, args = ("WHERE ueid = ?", (ueid,)) if ueid is not None else ("", ())
         rows = self._db.read(
@@ -455,6 +480,17 @@ CREATE TRIGGER IF NOT EXISTS license_ledger_no_update BEFORE UPDATE ON license_l
     BEGIN SELECT RAISE(ABORT, 'license ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS license_ledger_no_delete BEFORE DELETE ON license_ledger
     BEGIN SELECT RAISE(ABORT, 'license ledger is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS license_partners (
+    authority     TEXT PRIMARY KEY,
+    issued_flops  BLOB NOT NULL CHECK (length(issued_flops) = 8),
+    licenses      INTEGER NOT NULL CHECK (licenses >= 0)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS license_partners_monotonic BEFORE UPDATE ON license_partners
+    WHEN NEW.issued_flops < OLD.issued_flops OR NEW.licenses < OLD.licenses
+    BEGIN SELECT RAISE(ABORT, 'issued totals only grow'); END;
+CREATE TRIGGER IF NOT EXISTS license_partners_no_delete BEFORE DELETE ON license_partners
+    BEGIN SELECT RAISE(ABORT, 'partner totals are never deleted'); END;
 
 CREATE TABLE IF NOT EXISTS license_chips (
     ueid            BLOB PRIMARY KEY,
@@ -575,6 +611,26 @@ CREATE OR REPLACE TRIGGER license_ledger_no_change BEFORE UPDATE OR DELETE
 CREATE OR REPLACE TRIGGER license_ledger_no_truncate BEFORE TRUNCATE
     ON license_ledger FOR EACH STATEMENT EXECUTE FUNCTION license_ledger_append_only();
 
+CREATE TABLE IF NOT EXISTS license_partners (
+    authority     text PRIMARY KEY,
+    issued_flops  bytea NOT NULL CHECK (length(issued_flops) = 8),
+    licenses      bigint NOT NULL CHECK (licenses >= 0)
+);
+CREATE OR REPLACE FUNCTION license_partners_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' THEN
+        RAISE EXCEPTION 'partner totals are never deleted';
+    END IF;
+    IF NEW.issued_flops < OLD.issued_flops OR NEW.licenses < OLD.licenses THEN
+        RAISE EXCEPTION 'issued totals only grow';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER license_partners_guard BEFORE UPDATE OR DELETE
+    ON license_partners FOR EACH ROW EXECUTE FUNCTION license_partners_guard();
+CREATE OR REPLACE TRIGGER license_partners_no_truncate BEFORE TRUNCATE
+    ON license_partners FOR EACH STATEMENT EXECUTE FUNCTION license_partners_guard();
+
 CREATE TABLE IF NOT EXISTS license_chips (
     ueid            bytea PRIMARY KEY,
     reported_serial bytea NOT NULL CHECK (length(reported_serial) = 8)
@@ -649,6 +705,29 @@ def _ensure_region(conn: Transaction, region: str, lock: str = "") -> tuple[Any,
         f"SELECT {_REGION_COLUMNS} FROM license_regions WHERE region = ?" + lock, (region,)
     ).fetchone()
     return row
+
+
+def _ensure_partner(conn: Transaction, authority: str, lock: str = "") -> tuple[Any, ...]:
+    conn.execute(
+        "INSERT INTO license_partners (authority, issued_flops, licenses) VALUES (?, ?, 0) "
+        "ON CONFLICT (authority) DO NOTHING",
+        (authority, u64_to_blob(0)),
+    )
+    row: tuple[Any, ...] = conn.execute(
+        "SELECT authority, issued_flops, licenses FROM license_partners WHERE authority = ?" + lock,
+        (authority,),
+    ).fetchone()
+    return row
+
+
+def _charge_partner(issued: int, flops: int | None, quota: int, authority: str) -> int:
+    """The partner's new FLOPs total, or QuotaExceeded (the quota binds FLOPs, SPEC B.4)."""
+    if flops is None or issued + flops > quota:
+        raise QuotaExceeded(
+            f"partner quota of {authority} exceeded: {issued} + {flops} > {quota} FLOPs",
+            "partner",
+        )
+    return issued + flops
 
 
 def _charge(

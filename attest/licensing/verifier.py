@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,11 @@ from attest.licensing.messages import Budgets, LicenseState, license_state_of
 from attest.licensing.quota import METER_NAMES
 from attest.licensing.reasons import LicenseReason
 from attest.mechanism import (
+    ChainRoute,
     Conclusion,
     Findings,
     NodeContext,
+    RoutedPart,
     SessionAppraisal,
     appraise_session,
 )
@@ -202,12 +204,14 @@ REFUSALS = (
     RenewalOutcome.QUOTA_EXCEEDED,
     RenewalOutcome.REGION_CAP_EXCEEDED,
     RenewalOutcome.DELEGATION_REVOKED,
+    RenewalOutcome.PARTNER_NOT_LICENSABLE,
+    RenewalOutcome.PARTNER_QUOTA_EXCEEDED,
     RenewalOutcome.CONFLICT,
     RenewalOutcome.STORE_ERROR,
 )
 
 
-class LicensingVerifier:
+class LicensingVerifier(RoutedPart):
     """The node's licensing part: ledger checks in the appraisal, renewals after it.
 
     With a metrics registry it counts licences issued and renewals refused, and shows how much
@@ -259,6 +263,14 @@ class LicensingVerifier:
 
     def load(self, ueid: bytes) -> LedgerView:
         return self.ledger.license_view(ueid)
+
+    def load_routed(self, ueid: bytes, route: ChainRoute) -> LedgerView:
+        """A partner's roaming chip (its chain judged under a federation agreement) is
+        licensed only within the agreement's partner quota, and not at all without one."""
+        view = self.ledger.license_view(ueid)
+        if route.chain is None:
+            return view
+        return replace(view, partner=route.chain[0], partner_quota=route.licence_quota)
 
     def appraise(
         self, view: LedgerView, core: Appraisal, *, revocations: Revocations, now_ms: int

@@ -328,25 +328,38 @@ class HemClaims:
         Field("ueid", C.UEID, UEID),
         Field("reasons", C.HEM_REASONS, UINT_LIST),
         Field("evidence_digest", C.HEM_EVIDENCE_DIGEST, DIGEST),
+        Field("chain_authority", C.HEM_CHAIN_AUTHORITY, TSTR, optional=True),
+        Field("chain_agreement", C.HEM_CHAIN_AGREEMENT, UINT, optional=True),
     )
 
     verifier_id: str
     ueid: bytes
     reasons: tuple[int, ...]
     evidence_digest: bytes
+    #: the partner authority whose committee judged the chip's chain, and the number of the
+    #: federation agreement that let it (both or neither: SPEC B.5)
+    chain_authority: str | None = None
+    chain_agreement: int | None = None
 
 
 def _hem_claims(v: Any) -> HemClaims:
-    return HemClaims(**parse_claims(v, HemClaims.FIELDS))
+    hem = HemClaims(**parse_claims(v, HemClaims.FIELDS))
+    if (hem.chain_authority is None) != (hem.chain_agreement is None):
+        raise DecodeError("hem-chain-authority and hem-chain-agreement come together")
+    return hem
 
 
 def _hem_claims_out(h: HemClaims) -> dict[int, Any]:
-    return {
+    out: dict[int, Any] = {
         C.ISS: h.verifier_id,
         C.UEID: h.ueid,
         C.HEM_REASONS: list(h.reasons),
         C.HEM_EVIDENCE_DIGEST: h.evidence_digest,
     }
+    if h.chain_authority is not None and h.chain_agreement is not None:
+        out[C.HEM_CHAIN_AUTHORITY] = h.chain_authority
+        out[C.HEM_CHAIN_AGREEMENT] = h.chain_agreement
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,9 +450,12 @@ class AttestationResult(SignedMessage):
         reasons: tuple[int, ...],
         verifier_build: str,
         evidence_digest: bytes,
+        chain: tuple[str, int] | None = None,
     ) -> AttestationResult:
-        """A result from its flat values (``vector`` by category; see SPEC §10.1)."""
-        hem = HemClaims(verifier_id, ueid, tuple(reasons), evidence_digest)
+        """A result from its flat values (``vector`` by category; see SPEC §10.1); ``chain``:
+        the partner authority and agreement number of a chain routed by federation."""
+        authority, number = chain if chain is not None else (None, None)
+        hem = HemClaims(verifier_id, ueid, tuple(reasons), evidence_digest, authority, number)
         appraisal = HemAppraisal(status, tuple(sorted(vector.items())), policy_id, hem)
         return cls(issued_at, nonce, appraisal, verifier_build)
 
@@ -470,3 +486,11 @@ class AttestationResult(SignedMessage):
     @property
     def evidence_digest(self) -> bytes:
         return self.appraisal.hem.evidence_digest
+
+    @property
+    def chain(self) -> tuple[str, int] | None:
+        """The partner authority and agreement number of a federated chain (SPEC B.5)."""
+        hem = self.appraisal.hem
+        if hem.chain_authority is None or hem.chain_agreement is None:
+            return None
+        return hem.chain_authority, hem.chain_agreement

@@ -71,6 +71,10 @@ HEM_AUDIT_HEAD = -70017
 #: AttestationResult, inside the "hem" appraisal: the map of HEM result claims (iss, ueid,
 #: reasons, evidence digest), one EAR appraisal extension (EAR extensions are maps)
 HEM_RESULT = -70018
+#: in hem-result, only for a chain routed through a federation agreement (SPEC B.5; keys of
+#: federation's range -70400 .. -70499, declared here because results are core messages)
+HEM_CHAIN_AUTHORITY = -70420
+HEM_CHAIN_AGREEMENT = -70421
 # ReferenceValues (a manufacturer's models and firmware reference values)
 HEM_RV_NUMBER = -70020
 HEM_RV_ISSUER_CERT = -70021

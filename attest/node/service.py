@@ -30,6 +30,7 @@ from attest.mechanism import (
     Grant,
     LiveSession,
     Loaded,
+    RoutedPart,
     SessionAppraisal,
     SessionPart,
     VerifierPart,
@@ -262,6 +263,8 @@ class VerifierService:
                 part,
                 part.load_session(ueid, live)
                 if live is not None and isinstance(part, SessionPart)
+                else part.load_routed(ueid, route)
+                if isinstance(part, RoutedPart)
                 else part.load(ueid),
             )
             for part in self.parts.values()
@@ -345,6 +348,7 @@ class VerifierService:
             reasons=tuple(int(r) for r in verdict.reasons),
             verifier_build=f"attest {__version__}",
             evidence_digest=verdict.evidence_digest,
+            chain=appraised.reading.route.chain,
         ).sign(self.identity.key)
 
     def finish(self, recorded: Recorded) -> Outcome:
