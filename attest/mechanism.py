@@ -427,6 +427,32 @@ class ChipPart(Protocol):
         ...
 
 
+class QuietChipPart:
+    """A :class:`ChipPart` that adds no claims, limits nothing, takes no grant or revocation
+    list and keeps nothing in the chip's state file. A mechanism whose chip side does one thing
+    (answer PINGs, recognise partner verifiers) subclasses it and overrides only that."""
+
+    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
+        return {}
+
+    def usage(
+        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
+    ) -> tuple[float, float, float] | None:
+        return None
+
+    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
+        return None
+
+    def apply_revocations(self, token: bytes) -> int | None:
+        return None
+
+    def loaded(self) -> None:
+        return None
+
+    def save(self) -> dict[str, Any] | None:
+        return None
+
+
 class ChipHost(Protocol):
     """What a chip offers the mechanisms inside it (attest.chip.device.Chip is one)."""
 

@@ -28,11 +28,11 @@ from attest.federation.agreement import Agreement, open_agreement
 from attest.federation.committee import Committee
 from attest.federation.route import Federation, anchors_of, peek_issuer
 from attest.federation.sign import FederationError, parse_sign
-from attest.mechanism import ChipHost, Grant, PartnerLicensor, VerifierRecognizer
+from attest.mechanism import ChipHost, PartnerLicensor, QuietChipPart, VerifierRecognizer
 from attest.verify.chain import TrustAnchors
 
 
-class FederationChip(VerifierRecognizer):
+class FederationChip(QuietChipPart, VerifierRecognizer):
     """A chip's agreement in force (or none) and the verifier nodes it recognises by it."""
 
     def __init__(self, host: ChipHost, saved: Mapping[str, Any] | None) -> None:
@@ -101,24 +101,7 @@ class FederationChip(VerifierRecognizer):
             return PartnerLicensor(None, why="the agreement has expired")
         return PartnerLicensor(anchors_of(committee), recognition.licence_quota)
 
-    # -- ChipPart: nothing else ---------------------------------------------------------------
-
-    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
-        return {}
-
-    def usage(
-        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
-    ) -> tuple[float, float, float] | None:
-        return None
-
-    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
-        return None
-
-    def apply_revocations(self, token: bytes) -> int | None:
-        return None
-
-    def loaded(self) -> None:
-        return None
+    # -- ChipPart: its agreement is all it keeps ----------------------------------------------
 
     def save(self) -> dict[str, Any] | None:
         return {"agreement": self._token} if self._token is not None else None

@@ -8,14 +8,13 @@ or message type. Every chip has the part; one that is never pinged never uses it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from attest.location.messages import PingResponse
-from attest.mechanism import ChipHost, DeviceSigner, Grant, PingResponder
+from attest.mechanism import ChipHost, DeviceSigner, PingResponder, QuietChipPart
 
 
-class LocationChip(PingResponder):
+class LocationChip(QuietChipPart, PingResponder):
     """The chip's part: answers PINGs (see the module doc)."""
 
     def __init__(self, host: ChipHost, sign: DeviceSigner) -> None:
@@ -24,27 +23,6 @@ class LocationChip(PingResponder):
 
     def answer_ping(self, nonce: bytes, landmark_id: str) -> bytes:
         return self._sign(PingResponse(landmark_id, nonce, self._host.ueid))
-
-    # -- the rest of the ChipPart protocol: nothing to add, limit, take or keep -----------------
-    def evidence_claims(self, now_s: float) -> Mapping[str, Any]:
-        return {}
-
-    def usage(
-        self, seconds: float, share: float, peaks: tuple[int, int, int], chip_time_ms: int
-    ) -> tuple[float, float, float] | None:
-        return None
-
-    def accept_grant(self, grant: Grant, *, session_nonce: bytes, now_s: float) -> str | None:
-        return None
-
-    def apply_revocations(self, token: bytes) -> int | None:
-        return None
-
-    def loaded(self) -> None:
-        return None
-
-    def save(self) -> dict[str, Any] | None:
-        return None
 
 
 def chip_part(host: ChipHost, saved: Any, sign: DeviceSigner) -> LocationChip:
