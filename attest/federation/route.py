@@ -26,7 +26,7 @@ from typing import Any
 from attest.codec.cbor import decode
 from attest.codec.cose import TAG18, parse_sign1
 from attest.errors import AttestError
-from attest.federation.agreement import Agreement
+from attest.federation.agreement import Agreement, Recognition
 from attest.federation.committee import Committee
 from attest.federation.reasons import FederationReason
 from attest.federation.sign import TAG98, FederationError, parse_sign
@@ -79,10 +79,11 @@ class Federation:
             return held
         return member.committee
 
-    def _partner(
-        self, token: bytes, content_type: str, now_s: int
-    ) -> tuple[str, Committee, bytes] | FederationReason | None:
-        """Who signed a partner act and its payload; a reason if refused; None if home's."""
+    def _recognised(
+        self, token: bytes, now_s: int
+    ) -> tuple[str, Committee, Recognition] | FederationReason | None:
+        """The partner that issued ``token``, its committee and what home recognises of it,
+        under the agreement in force; a reason if none; None if the token is home's own."""
         issuer = peek_issuer(token)
         if issuer is None or issuer == self.home.authority_id:
             return None
@@ -91,13 +92,24 @@ class Federation:
             return FederationReason.AUTHORITY_NOT_RECOGNISED
         if now_s >= self.agreement.expires_at:
             return FederationReason.AGREEMENT_EXPIRED
-        if self.agreement.recognition(self.home.authority_id, issuer) is None:
+        recognition = self.agreement.recognition(self.home.authority_id, issuer)
+        if recognition is None:
             return FederationReason.AUTHORITY_NOT_RECOGNISED
+        return issuer, committee, recognition
+
+    def _partner(
+        self, token: bytes, content_type: str, now_s: int
+    ) -> tuple[str, Committee, Recognition, bytes] | FederationReason | None:
+        """:meth:`_recognised`, and the act's payload once its committee's signatures hold."""
+        found = self._recognised(token, now_s)
+        if found is None or isinstance(found, FederationReason):
+            return found
+        issuer, committee, recognition = found
         try:
             payload = committee.verify_act(token, content_type)
         except FederationError as exc:
             return exc.reason
-        return issuer, committee, payload
+        return issuer, committee, recognition, payload
 
     def route(self, chain: DeviceChain, *, now_s: int) -> ChainRoute | None:
         """The route of a chip's chain (None: it claims the home authority and the node's own
@@ -114,14 +126,13 @@ class Federation:
         log: dict[str, Any] = {"agreement": self.agreement.number}
         if isinstance(found, FederationReason):
             return ChainRoute(reasons=(found,), log=log)
-        issuer, committee, payload = found
+        issuer, committee, recognition, payload = found
         log["authority"] = issuer
         try:
             mfr = ManufacturerCert.from_payload(payload)
         except AttestError:
             return ChainRoute(reasons=(FederationReason.ACT_MALFORMED,), log=log)
-        recognition = self.agreement.recognition(self.home.authority_id, issuer)
-        if recognition is None or mfr.manufacturer_id not in recognition.manufacturers:
+        if mfr.manufacturer_id not in recognition.manufacturers:
             return ChainRoute(reasons=(FederationReason.AUTHORITY_NOT_RECOGNISED,), log=log)
         licensing = self.agreement.recognition(issuer, self.home.authority_id)
         return ChainRoute(
@@ -137,16 +148,11 @@ class Federation:
         """Anchors for a partner's VerifierCert if the agreement lets ``home`` recognise that
         partner's verifiers (their results); a reason if not; None for home's own (a chip of
         ``home`` then checks the certificate under its fused anchors, SPEC §7.10)."""
-        issuer = peek_issuer(verifier_cert)
-        if issuer is None or issuer == self.home.authority_id:
-            return None
-        committee = self.committee_of(issuer)
-        if committee is None:
-            return FederationReason.AUTHORITY_NOT_RECOGNISED
-        if now_s >= self.agreement.expires_at:
-            return FederationReason.AGREEMENT_EXPIRED
-        recognition = self.agreement.recognition(self.home.authority_id, issuer)
-        if recognition is None or not recognition.results:
+        found = self._recognised(verifier_cert, now_s)
+        if found is None or isinstance(found, FederationReason):
+            return found
+        _issuer, committee, recognition = found
+        if not recognition.results:
             return FederationReason.AUTHORITY_NOT_RECOGNISED
         return anchors_of(committee)
 
@@ -167,9 +173,8 @@ class Federation:
             if found is None:
                 payload = self.home.verify_act(verifier_cert, VerifierCert.CONTENT_TYPE)
             else:
-                issuer, _committee, payload = found
-                recognition = self.agreement.recognition(self.home.authority_id, issuer)
-                if recognition is None or not recognition.results:
+                issuer, _committee, recognition, payload = found
+                if not recognition.results:
                     raise FederationError(
                         FederationReason.AUTHORITY_NOT_RECOGNISED, f"{issuer}'s results"
                     )
