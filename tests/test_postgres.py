@@ -60,6 +60,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Sto
 
 def _appraise(store: Store, i: int, chip: int = 1) -> None:
     store.issue_challenge(nonce(i), ueid(chip), 1000 * i, 1000 * i + 60_000)
+    _conclude(store, i, chip)
+
+
+def _conclude(store: Store, i: int, chip: int = 1) -> None:
+    """The appraisal's commit for challenge ``i`` (issued before)."""
     cur = store.get_chip(ueid(chip))
     assert cur is not None
     new = dataclasses.replace(cur.state, attest_counter=cur.state.attest_counter + 1)
@@ -371,11 +376,16 @@ def test_server_restart_is_a_pause_not_an_error(pg_cluster: Any, pg_url: str) ->
     ) as store:
         store.enroll(record(1))
         _appraise(store, 1)
+        # The server dies while a chip computes its Evidence. Challenges are committed without
+        # waiting for the disk (a crash may lose one: that session fails, nothing is accepted;
+        # postgres.py); the enrolment after it is a synchronous commit and flushes it too.
+        store.issue_challenge(nonce(2), ueid(1), 2000, 62_000)
+        store.enroll(record(2))
         pg_cluster.kill()  # SIGKILL: the pooled connection is dead, the server must recover
         restarter = threading.Timer(0.3, pg_cluster.start)
         restarter.start()
         try:
-            _appraise(store, 2)  # waits (in this thread) for the server, then commits
+            _conclude(store, 2)  # waits (in this thread) for the server, then commits
         finally:
             restarter.join()
         assert store.audit_head()[0] == 2
