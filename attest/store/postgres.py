@@ -38,8 +38,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from attest.errors import StoreError
 from attest.keys import SigningKey
@@ -61,7 +60,6 @@ from attest.store.base import (
     Enroll,
     StateConflict,
     Step,
-    Store,
     Transaction,
 )
 from attest.store.columns import blob_to_u64, i64, u64_to_blob
@@ -82,11 +80,9 @@ from attest.store.rows import (
     CHIP_COLUMNS,
     audit_from_row,
     audit_row,
-    chip_from_row,
-    put_reference_values,
-    read_reference_values,
     state_columns,
 )
+from attest.store.shared import SharedStore
 from attest.verify.state import ChipStatus
 
 DEFAULT_CHECKPOINT_EVERY = 100
@@ -129,7 +125,7 @@ def _chip_values(record: ChipRecord) -> tuple[Any, ...]:
     )
 
 
-class PostgresStore(Store):
+class PostgresStore(SharedStore):
     """:class:`~attest.store.base.Store` of verifier ``verifier_id`` on a shared database.
 
     ``url`` is a libpq connection URL (``postgresql://user@host:port/dbname``; keep passwords
@@ -141,6 +137,8 @@ class PostgresStore(Store):
     restored from an older backup then shows in ``attest audit verify``. ``readonly=True`` is for
     auditors.
     """
+
+    _db: PostgresDatabase
 
     def __init__(
         self,
@@ -280,10 +278,6 @@ class PostgresStore(Store):
         return self._db.pool_size
 
     @property
-    def verifier_id(self) -> str:
-        return self._verifier_id
-
-    @property
     def url(self) -> str:
         return self._url
 
@@ -316,28 +310,6 @@ class PostgresStore(Store):
                 f"ueid {record.state.ueid.hex()} is already enrolled with another device key"
             )
         return False
-
-    def get_chip(self, ueid: bytes) -> ChipRecord | None:
-        row = self._db.read(
-            lambda c: c.execute(
-                f"SELECT {CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
-            ).fetchone()
-        )
-        return None if row is None else chip_from_row(row)
-
-    def count_chips(self) -> int:
-        n: int = self._db.read(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
-        return n
-
-    def set_status(self, ueid: bytes, status_: ChipStatus) -> None:
-        value = ChipStatus(status_).value
-
-        def run(txn: Transaction) -> None:
-            cur = txn.execute("UPDATE chips SET status = ? WHERE ueid = ?", (value, ueid))
-            if cur.rowcount != 1:
-                raise StoreError(f"unknown chip {ueid.hex()}")
-
-        self._db.write(run)
 
     # -- challenges --------------------------------------------------------------------------
 
@@ -488,16 +460,6 @@ class PostgresStore(Store):
                 self._append(txn, event)
             txn.finish([])
             return rec
-
-        return self._db.write(run)
-
-    def record_event(self, entry: AuditEntry, steps: Sequence[Step] = ()) -> AuditRecord:
-        """Run ``steps``, then append ``entry``: one atomic, durable transaction."""
-
-        def run(txn: Transaction) -> AuditRecord:
-            for step in steps:
-                step(txn)
-            return self._append(txn, entry)
 
         return self._db.write(run)
 
@@ -729,12 +691,6 @@ class PostgresStore(Store):
             raise StoreError("corrupt revocation list in meta")
         return blob_to_u64(bytes(number)), bytes(token)
 
-    def put_reference_values(self, vendor: str, number: int, token: bytes) -> None:
-        put_reference_values(self._db, vendor, number, token)
-
-    def reference_values(self) -> list[tuple[str, int, bytes]]:
-        return read_reference_values(self._db)
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -747,17 +703,6 @@ class PostgresStore(Store):
                 self.publish_checkpoint()
         finally:
             self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self._url)!r}, verifier_id={self._verifier_id!r})"

@@ -47,8 +47,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from attest.errors import StoreError
 from attest.keys import SigningKey
@@ -70,7 +69,6 @@ from attest.store.base import (
     Enroll,
     StateConflict,
     Step,
-    Store,
     Transaction,
 )
 from attest.store.columns import blob_to_u64, i64, split_sql, u64_to_blob
@@ -81,11 +79,9 @@ from attest.store.rows import (
     CHIP_COLUMNS,
     audit_from_row,
     audit_row,
-    chip_from_row,
-    put_reference_values,
-    read_reference_values,
     state_columns,
 )
+from attest.store.shared import SharedStore
 from attest.store.sqlite_db import BUSY_TIMEOUT_S, SqliteDatabase
 from attest.verify.state import ChipStatus
 
@@ -198,7 +194,7 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 _T = TypeVar("_T")
 
 
-class SqliteStore(Store):
+class SqliteStore(SharedStore):
     """:class:`~attest.store.base.Store` over one SQLite file.
 
     ``verifier_id`` is required when creating a file and must match when reopening one (a store
@@ -209,6 +205,8 @@ class SqliteStore(Store):
     ``<path>.checkpoint``, see the module docstring); ``busy_timeout_s`` bounds each wait for
     another process's write lock.
     """
+
+    _db: SqliteDatabase
 
     def __init__(
         self,
@@ -337,10 +335,6 @@ class SqliteStore(Store):
         return 1  # one connection behind one lock: more threads would only queue
 
     @property
-    def verifier_id(self) -> str:
-        return self._verifier_id
-
-    @property
     def path(self) -> Path:
         return self._db.path
 
@@ -381,28 +375,6 @@ class SqliteStore(Store):
             ),
         )
         return True
-
-    def get_chip(self, ueid: bytes) -> ChipRecord | None:
-        row = self._db.read(
-            lambda c: c.execute(
-                f"SELECT {CHIP_COLUMNS} FROM chips WHERE ueid = ?", (ueid,)
-            ).fetchone()
-        )
-        return None if row is None else chip_from_row(row)
-
-    def count_chips(self) -> int:
-        n: int = self._db.read(lambda c: c.execute("SELECT count(*) FROM chips").fetchone()[0])
-        return n
-
-    def set_status(self, ueid: bytes, status: ChipStatus) -> None:
-        value = ChipStatus(status).value
-
-        def run(conn: Transaction) -> None:
-            cur = conn.execute("UPDATE chips SET status = ? WHERE ueid = ?", (value, ueid))
-            if cur.rowcount != 1:
-                raise StoreError(f"unknown chip {ueid.hex()}")
-
-        self._db.write(run)
 
     # -- challenges --------------------------------------------------------------------------
 
@@ -529,16 +501,6 @@ class SqliteStore(Store):
             for event in events:
                 self._append(txn, event)
             return record
-
-        return self._db.write(run)
-
-    def record_event(self, entry: AuditEntry, steps: Sequence[Step] = ()) -> AuditRecord:
-        """Run ``steps``, then append ``entry``: one atomic, durable transaction."""
-
-        def run(txn: Transaction) -> AuditRecord:
-            for step in steps:
-                step(txn)
-            return self._append(txn, entry)
 
         return self._db.write(run)
 
@@ -706,12 +668,6 @@ class SqliteStore(Store):
             raise StoreError("corrupt revocation list in meta")
         return blob_to_u64(rows.get("revocations_number")), token  # type: ignore[arg-type]
 
-    def put_reference_values(self, vendor: str, number: int, token: bytes) -> None:
-        put_reference_values(self._db, vendor, number, token)
-
-    def reference_values(self) -> list[tuple[str, int, bytes]]:
-        return read_reference_values(self._db)
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -727,17 +683,6 @@ class SqliteStore(Store):
             self.publish_checkpoint()
         finally:
             self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r}, verifier_id={self._verifier_id!r})"
