@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from attest.codec.cbor import decode, encode
+from attest.codec.cbor import decode
 from attest.errors import AttestError, DecodeError
 from attest.federation import claims as F
 from attest.federation.committee import MAX_OFFICERS, Committee
@@ -31,7 +31,7 @@ from attest.federation.reasons import FederationReason
 from attest.federation.sign import FederationError, check_signatures, parse_sign, sign_multi
 from attest.keys import PublicKey, Signer
 from attest.messages import claims as C
-from attest.messages.schema import TSTR, UINT, Field, Kind, parse_claims
+from attest.messages.schema import TSTR, UINT, ClaimsDocument, Field, Kind
 
 AGREEMENT_CONTENT_TYPE = "application/vnd.attest.federation-agreement+cbor"
 MAX_MEMBERS = 32
@@ -155,7 +155,7 @@ def _list(v: Any, item: Any, lo: int, hi: int) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Agreement:
+class Agreement(ClaimsDocument):
     """One numbered federation agreement (its payload)."""
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
@@ -206,20 +206,6 @@ class Agreement:
         return None
 
     # -- wire ------------------------------------------------------------------------------
-
-    def to_claims(self) -> dict[int | str, Any]:
-        return {f.key: f.kind.emit(getattr(self, f.name)) for f in self.FIELDS}
-
-    @classmethod
-    def from_claims(cls, claims: Any) -> Agreement:
-        values = parse_claims(claims, cls.FIELDS)
-        try:
-            return cls(**values)
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from None
-
-    def payload(self) -> bytes:
-        return encode(self.to_claims())
 
     def sign(self, keys: Iterable[Signer]) -> bytes:
         """This agreement as a COSE_Sign signed by ``keys`` (officers of its members)."""

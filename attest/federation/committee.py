@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from attest.codec.cbor import decode, encode
+from attest.codec.cbor import decode
 from attest.codec.cose import TAG18, verify1
 from attest.errors import AttestError, ContentTypeError, DecodeError, SignatureError
 from attest.federation import claims as F
@@ -38,7 +38,7 @@ from attest.federation.sign import (
 )
 from attest.keys import PublicKey, Signer
 from attest.messages import claims as C
-from attest.messages.schema import TSTR, UINT, Field, Kind, parse_claims
+from attest.messages.schema import TSTR, UINT, ClaimsDocument, Field, Kind
 
 COMMITTEE_CONTENT_TYPE = "application/vnd.attest.committee+cbor"
 MAX_OFFICERS = 32
@@ -74,7 +74,7 @@ ACT_THRESHOLDS = Kind(_act_thresholds, dict)
 
 
 @dataclass(frozen=True, slots=True)
-class Committee:
+class Committee(ClaimsDocument):
     """One numbered committee of an authority (the payload of a committee descriptor)."""
 
     FIELDS: ClassVar[tuple[Field, ...]] = (
@@ -132,26 +132,6 @@ class Committee:
         return cls(authority_id, 0, 0, (key,), 1)
 
     # -- wire ------------------------------------------------------------------------------
-
-    def to_claims(self) -> dict[int | str, Any]:
-        out: dict[int | str, Any] = {}
-        for f in self.FIELDS:
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.key] = f.kind.emit(value)
-        return out
-
-    @classmethod
-    def from_claims(cls, claims: Any) -> Committee:
-        """Parse a committee claims map (DecodeError if malformed or inconsistent)."""
-        values = parse_claims(claims, cls.FIELDS)
-        try:
-            return cls(**values)
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from None
-
-    def payload(self) -> bytes:
-        return encode(self.to_claims())
 
     @property
     def digest(self) -> bytes:

@@ -323,6 +323,30 @@ def emit_claims(obj: Any, fields: tuple[Field, ...]) -> dict[int | str, Any]:
     return out
 
 
+class ClaimsDocument:
+    """Mixin for frozen dataclasses whose payload is a claims map of ``FIELDS`` but whose
+    envelope is not :class:`SignedMessage`'s COSE_Sign1 (federation's COSE_Sign acts)."""
+
+    __slots__ = ()
+    FIELDS: ClassVar[tuple[Field, ...]]
+
+    def to_claims(self) -> dict[int | str, Any]:
+        return emit_claims(self, self.FIELDS)
+
+    @classmethod
+    def from_claims(cls, claims: Any) -> Self:
+        """Parse a claims map (DecodeError if malformed or inconsistent)."""
+        values = parse_claims(claims, cls.FIELDS)
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from None
+
+    def payload(self) -> bytes:
+        """The deterministic CBOR payload (what the officers sign)."""
+        return encode(self.to_claims())
+
+
 class SignedMessage:
     """Mixin for frozen dataclasses that travel as COSE_Sign1 with a claims-map payload."""
 
